@@ -1,0 +1,183 @@
+"""Channel-wise (``uvu``) Clebsch–Gordan tensor product: the MACE / NequIP message.
+
+For every path ``p = (l1, l2 -> l3)`` and channel ``c``
+
+.. math::  z^{(p)}_{k c} = \\sqrt{2 l_3 + 1}\\; w_{p c} \\sum_{i j} C^{l_1 l_2 l_3}_{i j k}\\, x_{i c}\\, y_{j}
+
+with ``x`` the (gathered) node features ``[E, D1, C]``, ``y`` one channel of edge features ``[E, D2]`` (the
+spherical harmonics) and ``w`` per-edge weights ``[E, P, C]`` (the radial network's output). ``C`` is the
+unit-norm real CG tensor, so with component-normalised ``x, y`` every output component has unit variance
+(e3nn's ``irrep_normalization="component"`` for ``uvu``; see e3nn's ``TensorProduct`` docs).
+
+Each path writes its own output block: the output irreps list one irrep per path, in path order. Paths are
+enumerated as ``for i1 in irreps_in1: for i2 in irreps_in2: for ir in i1 * i2`` and kept when ``ir`` is in
+``irreps_out_filter`` (parity included), then stably sorted by the output irrep, so equal irreps are adjacent.
+
+Cost: ``O(E * C * sum_p (2l1+1)(2l2+1)(2l3+1))`` multiply-adds; memory of the output ``E * dim_out * C``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from torch import nn
+
+from mlip.kernels.backend import Backend
+from mlip.kernels.cg import clebsch_gordan
+from mlip.kernels.irreps import Irrep, Irreps
+
+
+@dataclass(frozen=True)
+class TPPath:
+    """One coupling ``irreps_in1[i1] x irreps_in2[i2] -> ir_out``."""
+
+    i1: int
+    i2: int
+    ir_out: Irrep
+
+
+@dataclass(frozen=True)
+class ChannelwiseTPDescriptor:
+    """What the channel-wise product computes (the *what*; modules below are the *how*).
+
+    Attributes:
+        irreps_in1: per-channel irreps of the node features ``x`` ``[E, irreps_in1.dim, C]``.
+        irreps_in2: irreps of the single-channel edge features ``y`` ``[E, irreps_in2.dim]``.
+        irreps_out_filter: irreps a path may produce; others are dropped.
+    """
+
+    irreps_in1: Irreps
+    irreps_in2: Irreps
+    irreps_out_filter: Irreps
+
+    @cached_property
+    def paths(self) -> tuple[TPPath, ...]:
+        allowed = set(self.irreps_out_filter)
+        found = [
+            TPPath(i1, i2, ir)
+            for i1, ir1 in enumerate(self.irreps_in1)
+            for i2, ir2 in enumerate(self.irreps_in2)
+            for ir in ir1 * ir2
+            if ir in allowed
+        ]
+        return tuple(sorted(found, key=lambda p: (p.ir_out.l, p.ir_out.p)))
+
+    @cached_property
+    def irreps_out(self) -> Irreps:
+        """One block per path, in path order."""
+        return Irreps([p.ir_out for p in self.paths])
+
+    @property
+    def num_paths(self) -> int:
+        return len(self.paths)
+
+    def path_coefficients(self, dtype: torch.dtype = torch.float64) -> list[torch.Tensor]:
+        """``sqrt(2l3+1) * C^{l1 l2 l3}``, one ``[2l1+1, 2l2+1, 2l3+1]`` tensor per path."""
+        out = []
+        for p in self.paths:
+            l1, l2 = self.irreps_in1[p.i1].l, self.irreps_in2[p.i2].l
+            out.append(math.sqrt(p.ir_out.dim) * clebsch_gordan(l1, l2, p.ir_out.l, dtype=dtype))
+        return out
+
+    def dense_coefficients(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """All paths in one tensor ``[irreps_in2.dim, irreps_in1.dim, irreps_out.dim]`` (zeros elsewhere)."""
+        dense = torch.zeros(self.irreps_in2.dim, self.irreps_in1.dim, self.irreps_out.dim, dtype=dtype)
+        s1, s2, so = self.irreps_in1.slices(), self.irreps_in2.slices(), self.irreps_out.slices()
+        for k, (p, c) in enumerate(zip(self.paths, self.path_coefficients(dtype))):
+            dense[s2[p.i2], s1[p.i1], so[k]] = c.permute(1, 0, 2)
+        return dense
+
+
+def _check_inputs(desc: ChannelwiseTPDescriptor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> None:
+    if x.dim() != 3 or x.shape[1] != desc.irreps_in1.dim:
+        raise ValueError(f"x must be [E, {desc.irreps_in1.dim}, C] for {desc.irreps_in1}, got {tuple(x.shape)}")
+    if y.shape != (x.shape[0], desc.irreps_in2.dim):
+        raise ValueError(f"y must be [E={x.shape[0]}, {desc.irreps_in2.dim}], got {tuple(y.shape)}")
+    if w.shape != (x.shape[0], desc.num_paths, x.shape[2]):
+        raise ValueError(f"w must be [E, P={desc.num_paths}, C={x.shape[2]}], got {tuple(w.shape)}")
+
+
+class ChannelwiseTPReference(nn.Module):
+    """The formula of the module docstring, path by path (slow, for tests).
+
+    Shapes: ``x [E, D1, C]``, ``y [E, D2]``, ``w [E, P, C]`` -> ``[E, D_out, C]``.
+    """
+
+    def __init__(self, descriptor: ChannelwiseTPDescriptor) -> None:
+        super().__init__()
+        self.descriptor = descriptor
+        for k, c in enumerate(descriptor.path_coefficients()):
+            self.register_buffer(f"cg{k}", c, persistent=False)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        d = self.descriptor
+        _check_inputs(d, x, y, w)
+        s1, s2 = d.irreps_in1.slices(), d.irreps_in2.slices()
+        blocks = []
+        for k, p in enumerate(d.paths):
+            cg = getattr(self, f"cg{k}").to(x.dtype)
+            z = torch.einsum("ijk,eic,ej->ekc", cg, x[:, s1[p.i1]], y[:, s2[p.i2]])
+            blocks.append(z * w[:, k, None, :])
+        return torch.cat(blocks, dim=1)
+
+
+class ChannelwiseTPTorch(nn.Module):
+    """Fused PyTorch channel-wise product, with optional gather of ``x`` and scatter of the output.
+
+    Steps (no Python loop over paths):
+
+    1. ``Z[e, i, k] = sum_j y[e, j] * Cdense[j, i, k]`` — one ``[E, D2] @ [D2, D1 * D_out]`` matrix product;
+    2. ``out[e, k, c] = sum_i Z[e, i, k] x[e, i, c]`` — one batched product ``[E, D_out, D1] @ [E, D1, C]``;
+    3. multiply by the weights expanded from paths to components.
+
+    Shapes: ``x [N_x, D1, C]`` (gathered with ``senders`` when given, else ``[E, D1, C]``), ``y [E, D2]``,
+    ``w [E, P, C]``; output ``[E, D_out, C]``, or ``[num_receivers, D_out, C]`` summed over ``receivers``.
+    """
+
+    def __init__(self, descriptor: ChannelwiseTPDescriptor) -> None:
+        super().__init__()
+        self.descriptor = descriptor
+        dense = descriptor.dense_coefficients()
+        self.register_buffer("coeff", dense.reshape(dense.shape[0], -1), persistent=False)
+        repeats = torch.tensor([p.ir_out.dim for p in descriptor.paths])
+        self.register_buffer(
+            "component_to_path", torch.repeat_interleave(torch.arange(len(repeats)), repeats), persistent=False
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        w: torch.Tensor,
+        senders: torch.Tensor | None = None,
+        receivers: torch.Tensor | None = None,
+        num_receivers: int | None = None,
+    ) -> torch.Tensor:
+        d = self.descriptor
+        if senders is not None:
+            x = x.index_select(0, senders)
+        _check_inputs(d, x, y, w)
+        z = (y @ self.coeff.to(y.dtype)).view(y.shape[0], d.irreps_in1.dim, d.irreps_out.dim)
+        out = torch.bmm(z.transpose(1, 2), x) * w.index_select(1, self.component_to_path)
+        if receivers is None:
+            return out
+        if num_receivers is None:
+            raise ValueError("num_receivers is required with receivers")
+        total = out.new_zeros(num_receivers, d.irreps_out.dim, out.shape[2])
+        return total.index_add_(0, receivers, out)
+
+
+def channelwise_tp(descriptor: ChannelwiseTPDescriptor, backend: Backend = Backend.TORCH) -> nn.Module:
+    """Module executing ``descriptor`` with ``backend`` (all share the ``ChannelwiseTPTorch`` call signature
+    except the reference, which takes ``x, y, w`` only)."""
+    backend = Backend(backend)
+    if backend is Backend.REFERENCE:
+        return ChannelwiseTPReference(descriptor)
+    if backend is Backend.TORCH:
+        return ChannelwiseTPTorch(descriptor)
+    from mlip.kernels.cueq import ChannelwiseTPCueq
+
+    return ChannelwiseTPCueq(descriptor)

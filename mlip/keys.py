@@ -1,0 +1,85 @@
+"""The names, shapes, dtypes and units of every field that flows through mlip.
+
+A graph (one structure) and a batch (many structures) are plain ``dict[str, torch.Tensor]``; the keys are the
+constants below, never bare strings elsewhere in the package.
+
+Units are ASE's: Å, eV, eV/Å, eV/Å³, elementary charge e.
+
+Conventions (written here once)
+-------------------------------
+Edges
+    ``EDGE_INDEX[0]`` is the *sender* j (the neighbour), ``EDGE_INDEX[1]`` the *receiver* i (the centre atom).
+    Messages flow from sender to receiver and are summed on the receiver.
+Edge vectors and periodic shifts
+    ``EDGE_SHIFTS`` holds integer image counts ``S`` (one row per edge). The edge vector points from receiver to
+    sender::
+
+        r_ij = positions[j] - positions[i] + S_ij @ cell        (cell rows are the lattice vectors)
+
+    The Cartesian shift ``S @ cell`` is computed inside the model from the integer shifts, so that a strain of the
+    cell reaches every edge vector and the stress comes out of autograd.
+Stress
+    ASE's sign: ``stress = (1/V) dE/dε`` for a symmetric strain ε, so a cell that wants to expand (it is
+    compressed) has negative stress, and a stretched one positive. VASP/MPtrj values ("positive = compressive",
+    kBar) become ``stress_ase = -0.1 * stress_kbar`` GPa, then eV/Å³; the readers do this conversion and
+    nothing downstream sees any other sign.
+Virials
+    ``virial = -V * stress`` (eV), the same sign convention as mace-torch's ``REF_virials``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ---- per-atom (node) fields -------------------------------------------------------------------------------------
+POSITIONS: Final[str] = "positions"
+"""[n_atoms, 3] float, Å. Cartesian positions."""
+ATOMIC_NUMBERS: Final[str] = "atomic_numbers"
+"""[n_atoms] int64. Atomic numbers Z."""
+FORCES: Final[str] = "forces"
+"""[n_atoms, 3] float, eV/Å. Reference or predicted forces, -dE/dx."""
+BATCH: Final[str] = "batch"
+"""[n_atoms] int64. Index of the structure each atom belongs to (0 for a single graph)."""
+NODE_ENERGY: Final[str] = "node_energy"
+"""[n_atoms] float, eV. Per-atom energy contributions (predicted), E0 included."""
+FORCES_MASK: Final[str] = "forces_mask"
+"""[n_atoms] bool. True where a reference force label exists."""
+
+# ---- per-edge fields --------------------------------------------------------------------------------------------
+EDGE_INDEX: Final[str] = "edge_index"
+"""[2, n_edges] int64. Row 0 sender j, row 1 receiver i (see the module docstring)."""
+EDGE_SHIFTS: Final[str] = "edge_shifts"
+"""[n_edges, 3] float (integer values). Image counts S: r_ij = x_j - x_i + S @ cell."""
+
+# ---- per-structure (graph) fields -------------------------------------------------------------------------------
+CELL: Final[str] = "cell"
+"""[n_graphs, 3, 3] float, Å. Lattice vectors as rows; zeros for a free molecule."""
+PBC: Final[str] = "pbc"
+"""[n_graphs, 3] bool. Periodic directions."""
+ENERGY: Final[str] = "energy"
+"""[n_graphs] float, eV. Total (potential) energy."""
+STRESS: Final[str] = "stress"
+"""[n_graphs, 3, 3] float, eV/Å³. ASE sign (module docstring)."""
+VIRIALS: Final[str] = "virials"
+"""[n_graphs, 3, 3] float, eV. virial = -V * stress."""
+ENERGY_WEIGHT: Final[str] = "energy_weight"
+"""[n_graphs] float. Per-structure loss weight of the energy term (0 masks a missing label)."""
+FORCES_WEIGHT: Final[str] = "forces_weight"
+"""[n_graphs] float. Per-structure loss weight of the force term (0 masks a missing label)."""
+STRESS_WEIGHT: Final[str] = "stress_weight"
+"""[n_graphs] float. Per-structure loss weight of the stress term (0 where no stress label exists)."""
+WEIGHT: Final[str] = "weight"
+"""[n_graphs] float. Overall per-configuration weight (``config_weight``), multiplies every term."""
+N_ATOMS: Final[str] = "n_atoms"
+"""[n_graphs] int64. Number of atoms of each structure."""
+CHARGES: Final[str] = "charges"
+"""[n_atoms] float, e. Atomic partial charges (reserved for the long-range models)."""
+
+NODE_KEYS: Final[frozenset[str]] = frozenset({POSITIONS, ATOMIC_NUMBERS, FORCES, FORCES_MASK, CHARGES})
+"""Keys concatenated along atoms when batching."""
+GRAPH_KEYS: Final[frozenset[str]] = frozenset(
+    {CELL, PBC, ENERGY, STRESS, VIRIALS, ENERGY_WEIGHT, FORCES_WEIGHT, STRESS_WEIGHT, WEIGHT, N_ATOMS}
+)
+"""Keys stacked along structures when batching."""
+EDGE_KEYS: Final[frozenset[str]] = frozenset({EDGE_SHIFTS})
+"""Keys concatenated along edges when batching (``EDGE_INDEX`` is offset by the atom count as well)."""
