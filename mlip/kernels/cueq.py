@@ -10,6 +10,8 @@ runs its ``naive`` PyTorch method (slow, but exact: it is how the CPU tests chec
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 from torch import nn
 
@@ -33,6 +35,7 @@ def _method(device: torch.device) -> str:
     return "uniform_1d" if device.type == "cuda" else "naive"
 
 
+@lru_cache(maxsize=32)
 def channelwise_polynomial(descriptor: ChannelwiseTPDescriptor, channels: int):
     """``out[k u] = sum_ij c_ijk w[u] x[i u] y[j]`` for every path, as a ``cue.SegmentedPolynomial``.
 
@@ -86,6 +89,7 @@ class ChannelwiseTPCueq(nn.Module):
         return out.reshape(out.shape[0], d.irreps_out.dim, channels)
 
 
+@lru_cache(maxsize=32)
 def symmetric_contraction_polynomial(descriptor: SymmetricContractionDescriptor, channels: int):
     """All degrees of the symmetric contraction as one ``cue.SegmentedPolynomial``.
 

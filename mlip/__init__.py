@@ -1,0 +1,17 @@
+"""mlip: equivariant machine-learned interatomic potentials.
+
+Layers (each imports only from those above it): :mod:`mlip.keys`; :mod:`mlip.kernels` and :mod:`mlip.data`;
+:mod:`mlip.nn`; :mod:`mlip.models`; :mod:`mlip.training` and :mod:`mlip.calculators`.
+"""
+
+__version__ = "0.1.0"
+
+
+def load_model(path, device="cpu", dtype=None):
+    """Load a deployable model file (see :func:`mlip.models.io.load_model`)."""
+    from mlip.models.io import load_model as _load
+
+    return _load(path, device=device, dtype=dtype)
+
+
+__all__ = ["__version__", "load_model"]

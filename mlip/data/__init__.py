@@ -1,0 +1,30 @@
+"""Data: readers, labelled frames, graphs, neighbour lists, batching. Knows nothing about models."""
+
+from mlip.data.batch import collate, to_device
+from mlip.data.dataset import GraphDataset, make_loader, split_frames
+from mlip.data.e0 import fit_e0_least_squares, resolve_e0
+from mlip.data.emt import generate_emt_dataset
+from mlip.data.graph import Frame, atoms_to_graph, frame_to_graph, validate_structure
+from mlip.data.neighbors import neighbor_list
+from mlip.data.readers import LabelKeys, atoms_to_frame, read_frames, read_mptrj_json, split_isolated_atoms
+
+__all__ = [
+    "Frame",
+    "GraphDataset",
+    "LabelKeys",
+    "atoms_to_frame",
+    "atoms_to_graph",
+    "collate",
+    "fit_e0_least_squares",
+    "frame_to_graph",
+    "generate_emt_dataset",
+    "make_loader",
+    "neighbor_list",
+    "read_frames",
+    "read_mptrj_json",
+    "resolve_e0",
+    "split_frames",
+    "split_isolated_atoms",
+    "to_device",
+    "validate_structure",
+]

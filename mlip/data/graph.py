@@ -1,0 +1,118 @@
+"""Labelled frames and atomic graphs (``dict[str, Tensor]`` with the keys of :mod:`mlip.keys`).
+
+Geometry is kept in float64 whatever dtype the network runs in (design note "Numbers and precision").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import ase
+import numpy as np
+import torch
+
+from mlip import keys as K
+from mlip.data.neighbors import neighbor_list
+
+MIN_DISTANCE = 0.1
+"""Å. Two atoms closer than this are reported as overlapping."""
+
+
+@dataclass
+class Frame:
+    """One structure with its reference labels (units: eV, eV/Å, eV/Å³ with ASE's stress sign).
+
+    Attributes:
+        atoms: the structure (positions, numbers, cell, pbc).
+        energy: total energy, or None when unlabelled.
+        forces: ``[N, 3]`` or None.
+        stress: ``[3, 3]`` or None.
+        weight: overall configuration weight (``config_weight``).
+        config_type: free-form label (``IsolatedAtom`` marks isolated-atom reference frames).
+        info: other metadata (kept for the user, never read by the models).
+    """
+
+    atoms: ase.Atoms
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    weight: float = 1.0
+    config_type: str | None = None
+    info: dict = field(default_factory=dict)
+
+
+def validate_structure(
+    positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, *, where: str = "structure"
+) -> None:
+    """Raise ``ValueError`` for geometry no model should see: empty, NaN/inf coordinates, singular cell."""
+    if len(positions) == 0:
+        raise ValueError(f"{where}: has no atoms")
+    bad = np.flatnonzero(~np.isfinite(positions).all(axis=1))
+    if len(bad):
+        raise ValueError(f"{where}: positions of atoms {bad[:10].tolist()} are NaN or infinite")
+    if not np.isfinite(cell).all():
+        raise ValueError(f"{where}: the cell contains NaN or infinite values")
+    if pbc.any():
+        periodic = cell[pbc]
+        if np.linalg.matrix_rank(periodic, tol=1e-6) < len(periodic):
+            raise ValueError(
+                f"{where}: the cell is singular along its periodic directions "
+                f"(pbc={pbc.tolist()}, cell={cell.round(6).tolist()}); give non-zero, independent lattice vectors"
+            )
+
+
+def _check_overlaps(edge_index: np.ndarray, vectors: np.ndarray, where: str, min_distance: float) -> None:
+    if len(vectors) == 0:
+        return
+    d = np.linalg.norm(vectors, axis=1)
+    k = int(np.argmin(d))
+    if d[k] < min_distance:
+        j, i = edge_index[:, k]
+        raise ValueError(
+            f"{where}: atoms {i} and {j} are {d[k]:.4f} Å apart (overlapping atoms; minimum is {min_distance} Å)"
+        )
+
+
+def atoms_to_graph(
+    atoms: ase.Atoms, r_max: float, *, where: str = "structure", min_distance: float = MIN_DISTANCE
+) -> dict[str, torch.Tensor]:
+    """Graph of ``atoms`` with edges within ``r_max`` Å (no labels). See :mod:`mlip.keys` for the fields."""
+    positions = np.asarray(atoms.get_positions(), dtype=np.float64)
+    cell = np.asarray(atoms.get_cell().array, dtype=np.float64)
+    pbc = np.asarray(atoms.get_pbc(), dtype=bool)
+    validate_structure(positions, cell, pbc, where=where)
+    edge_index, shifts = neighbor_list(positions, cell, pbc, r_max)
+    vectors = positions[edge_index[0]] - positions[edge_index[1]] + shifts @ cell
+    _check_overlaps(edge_index, vectors, where, min_distance)
+    n = len(atoms)
+    return {
+        K.POSITIONS: torch.from_numpy(positions),
+        K.ATOMIC_NUMBERS: torch.from_numpy(np.asarray(atoms.numbers, dtype=np.int64)),
+        K.CELL: torch.from_numpy(cell).unsqueeze(0),
+        K.PBC: torch.from_numpy(pbc).unsqueeze(0),
+        K.EDGE_INDEX: torch.from_numpy(edge_index),
+        K.EDGE_SHIFTS: torch.from_numpy(shifts.astype(np.float64)),
+        K.N_ATOMS: torch.tensor([n], dtype=torch.int64),
+    }
+
+
+def frame_to_graph(frame: Frame, r_max: float, *, where: str = "frame") -> dict[str, torch.Tensor]:
+    """Graph with labels. Missing labels are stored as zeros with a zero loss weight (masked, never used)."""
+    g = atoms_to_graph(frame.atoms, r_max, where=where)
+    n = len(frame.atoms)
+    f64 = torch.float64
+    g[K.ENERGY] = torch.tensor([frame.energy if frame.energy is not None else 0.0], dtype=f64)
+    g[K.ENERGY_WEIGHT] = torch.tensor([1.0 if frame.energy is not None else 0.0], dtype=f64)
+    forces = np.zeros((n, 3)) if frame.forces is None else np.asarray(frame.forces, dtype=np.float64)
+    if forces.shape != (n, 3):
+        raise ValueError(f"{where}: forces have shape {forces.shape}, expected ({n}, 3)")
+    g[K.FORCES] = torch.from_numpy(forces.copy())
+    g[K.FORCES_WEIGHT] = torch.tensor([1.0 if frame.forces is not None else 0.0], dtype=f64)
+    stress = np.zeros((3, 3)) if frame.stress is None else np.asarray(frame.stress, dtype=np.float64)
+    g[K.STRESS] = torch.from_numpy(stress.reshape(1, 3, 3).copy())
+    g[K.STRESS_WEIGHT] = torch.tensor([1.0 if frame.stress is not None else 0.0], dtype=f64)
+    g[K.WEIGHT] = torch.tensor([frame.weight], dtype=f64)
+    for name in (K.ENERGY, K.FORCES, K.STRESS):
+        if not torch.isfinite(g[name]).all():
+            raise ValueError(f"{where}: the {name} label contains NaN or infinite values")
+    return g

@@ -1,0 +1,179 @@
+"""Readers: any ASE-readable file, ASE databases and MPtrj JSON -> labelled :class:`~mlip.data.graph.Frame`.
+
+Label lookup (``LabelKeys``). When a key is given it must exist in every labelled frame's ``info`` / ``arrays``
+(or the attached calculator's results). When it is not given, the first found of:
+
+* energy: ``info["REF_energy"]``, then the calculator's ``energy``, then ``info["energy"]``;
+* forces: ``arrays["REF_forces"]``, then the calculator's ``forces``, then ``arrays["forces"]``;
+* stress: ``info["REF_stress"]``, then ``-info["REF_virials"] / V``, then the calculator's ``stress``, then
+  ``info["stress"]``.
+
+Stress may be 6 Voigt numbers (xx, yy, zz, yz, xz, xy, ASE order) or a 3x3 / 9-vector, always eV/Å³ with ASE's
+sign. MPtrj JSON holds kBar with VASP's sign; :func:`read_mptrj_json` converts it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import ase
+import ase.io
+import numpy as np
+from ase import units
+
+from mlip.data.graph import Frame
+
+ISOLATED_ATOM_TYPES = frozenset({"isolatedatom", "isolated_atom"})
+
+
+@dataclass(frozen=True)
+class LabelKeys:
+    """Where labels live in ``atoms.info`` / ``atoms.arrays``; ``None`` means the default search order."""
+
+    energy_key: str | None = None
+    forces_key: str | None = None
+    stress_key: str | None = None
+    virials_key: str | None = None
+    weight_key: str = "config_weight"
+    config_type_key: str = "config_type"
+
+
+def _as_stress(value, where: str) -> np.ndarray:
+    a = np.asarray(value, dtype=np.float64).reshape(-1)
+    if a.size == 6:
+        xx, yy, zz, yz, xz, xy = a
+        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    if a.size == 9:
+        return a.reshape(3, 3)
+    raise ValueError(f"{where}: stress must have 6 (Voigt) or 9 components, got {a.size}")
+
+
+def _calc_results(atoms: ase.Atoms) -> dict:
+    calc = atoms.calc
+    return dict(getattr(calc, "results", {}) or {}) if calc is not None else {}
+
+
+def _lookup(atoms, results, key, kind):
+    store = atoms.arrays if kind == "array" else atoms.info
+    if key in store:
+        return store[key]
+    if key in results:
+        return results[key]
+    return None
+
+
+def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: str = "frame") -> Frame:
+    """Labels of one ``Atoms`` (see the module docstring for the lookup order)."""
+    res = _calc_results(atoms)
+    if keys.energy_key is not None:
+        energy = _lookup(atoms, res, keys.energy_key, "info")
+    else:
+        energy = next((v for v in (atoms.info.get("REF_energy"), res.get("energy"), atoms.info.get("energy"))
+                       if v is not None), None)
+    if keys.forces_key is not None:
+        forces = _lookup(atoms, res, keys.forces_key, "array")
+    else:
+        forces = next((v for v in (atoms.arrays.get("REF_forces"), res.get("forces"), atoms.arrays.get("forces"))
+                       if v is not None), None)
+    stress = None
+    if keys.stress_key is not None:
+        raw = _lookup(atoms, res, keys.stress_key, "info")
+        stress = None if raw is None else _as_stress(raw, where)
+    elif keys.virials_key is not None:
+        raw = _lookup(atoms, res, keys.virials_key, "info")
+        stress = None if raw is None else -_as_stress(raw, where) / atoms.get_volume()
+    else:
+        if "REF_stress" in atoms.info:
+            stress = _as_stress(atoms.info["REF_stress"], where)
+        elif "REF_virials" in atoms.info:
+            stress = -_as_stress(atoms.info["REF_virials"], where) / atoms.get_volume()
+        elif res.get("stress") is not None:
+            stress = _as_stress(res["stress"], where)
+        elif "stress" in atoms.info:
+            stress = _as_stress(atoms.info["stress"], where)
+    config_type = atoms.info.get(keys.config_type_key)
+    weight = float(atoms.info.get(keys.weight_key, 1.0))
+    bare = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    return Frame(
+        atoms=bare,
+        energy=None if energy is None else float(np.asarray(energy).reshape(())),
+        forces=None if forces is None else np.asarray(forces, dtype=np.float64).reshape(len(atoms), 3),
+        stress=stress,
+        weight=weight,
+        config_type=None if config_type is None else str(config_type),
+        info={k: v for k, v in atoms.info.items() if not isinstance(v, np.ndarray)},
+    )
+
+
+def read_mptrj_json(path: str | Path) -> list[Frame]:
+    """MPtrj's JSON layout ``{mp_id: {frame_id: {"structure", "uncorrected_total_energy", "force", "stress"}}}``.
+
+    Energy: ``uncorrected_total_energy`` (raw DFT, eV). Stress: kBar, VASP sign -> eV/Å³, ASE sign
+    (``-0.1 GPa`` per kBar).
+    """
+    from pymatgen.core import Structure
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    with open(path) as fh:
+        data = json.load(fh)
+    frames = []
+    for mp_id, entries in data.items():
+        for frame_id, rec in entries.items():
+            atoms = AseAtomsAdaptor.get_atoms(Structure.from_dict(rec["structure"]))
+            stress = None
+            if rec.get("stress") is not None:
+                stress = -0.1 * units.GPa * np.asarray(rec["stress"], dtype=np.float64).reshape(3, 3)
+            bare = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
+            frames.append(
+                Frame(
+                    atoms=bare,
+                    energy=float(rec["uncorrected_total_energy"]),
+                    forces=np.asarray(rec["force"], dtype=np.float64),
+                    stress=stress,
+                    info={"mp_id": mp_id, "frame_id": frame_id},
+                )
+            )
+    return frames
+
+
+def _is_mptrj_json(path: Path) -> bool:
+    with open(path) as fh:
+        head = fh.read(4096)
+    return head.lstrip().startswith("{") and '"structure"' in head and '"uncorrected_total_energy"' in head
+
+
+def read_frames(path: str | Path, keys: LabelKeys = LabelKeys(), *, index: str = ":") -> list[Frame]:
+    """Every frame of ``path`` with its labels.
+
+    Formats: MPtrj JSON (detected by content), ASE databases (``.db``, ASE-JSON databases) and anything
+    ``ase.io.read`` reads (extxyz first).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such data file: {path}")
+    if path.suffix == ".json" and _is_mptrj_json(path):
+        return read_mptrj_json(path)
+    try:
+        images = ase.io.read(str(path), index=index)
+    except Exception as err:
+        raise ValueError(f"cannot read {path} with ASE: {err}") from err
+    if isinstance(images, ase.Atoms):
+        images = [images]
+    return [atoms_to_frame(a, keys, where=f"{path.name}[{i}]") for i, a in enumerate(images)]
+
+
+def split_isolated_atoms(frames: list[Frame]) -> tuple[list[Frame], dict[int, float]]:
+    """Separate isolated-atom reference frames (one atom, no periodic neighbour within the cutoff, or
+    ``config_type`` IsolatedAtom) from the rest; return ``(other frames, {Z: E0})``."""
+    rest, e0 = [], {}
+    for f in frames:
+        marked = f.config_type is not None and f.config_type.lower() in ISOLATED_ATOM_TYPES
+        if marked or (len(f.atoms) == 1 and not f.atoms.pbc.any()):
+            if len(f.atoms) != 1 or f.energy is None:
+                raise ValueError("an IsolatedAtom frame must hold exactly one atom and an energy label")
+            e0[int(f.atoms.numbers[0])] = f.energy
+        else:
+            rest.append(f)
+    return rest, e0

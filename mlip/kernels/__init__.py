@@ -1,0 +1,27 @@
+"""Equivariant products: descriptors (what), reference and fast backends (how).
+
+Features are channel-last, ``[..., irreps.dim, channels]`` (see :mod:`mlip.kernels.irreps`).
+"""
+
+from mlip.kernels.backend import Backend, cueq_available
+from mlip.kernels.cg import clebsch_gordan, spherical_harmonics, wigner_d
+from mlip.kernels.channelwise import ChannelwiseTPDescriptor, channelwise_tp
+from mlip.kernels.irreps import Irrep, Irreps, parse_hidden_irreps
+from mlip.kernels.linear import EquivariantLinear
+from mlip.kernels.symmetric_contraction import SymmetricContraction, SymmetricContractionDescriptor
+
+__all__ = [
+    "Backend",
+    "ChannelwiseTPDescriptor",
+    "EquivariantLinear",
+    "Irrep",
+    "Irreps",
+    "SymmetricContraction",
+    "SymmetricContractionDescriptor",
+    "channelwise_tp",
+    "clebsch_gordan",
+    "cueq_available",
+    "parse_hidden_irreps",
+    "spherical_harmonics",
+    "wigner_d",
+]

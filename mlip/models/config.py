@@ -1,0 +1,98 @@
+"""Typed model configurations. ``from_dict`` validates a plain dict (from YAML or a model file) into one."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from mlip.kernels.backend import Backend
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def parse_dtype(name: str | torch.dtype) -> torch.dtype:
+    """``"float32"`` / ``"float64"`` (or the torch dtype) -> ``torch.dtype``."""
+    if isinstance(name, torch.dtype):
+        if name not in _DTYPES.values():
+            raise ValueError(f"unsupported dtype {name}; use float32 or float64")
+        return name
+    if name not in _DTYPES:
+        raise ValueError(f"unsupported dtype {name!r}; use 'float32' or 'float64'")
+    return _DTYPES[name]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MACEConfig:
+    """MACE hyperparameters (Batatia et al. 2022; names follow mace-torch where they exist).
+
+    Attributes:
+        atomic_numbers: supported elements Z, sorted.
+        atomic_energies: E0 per element (eV), same order.
+        r_max: cutoff (Å).
+        num_bessel: radial Bessel functions.
+        num_polynomial_cutoff: envelope exponent p.
+        max_ell: highest degree of the edge spherical harmonics (and of the messages A).
+        channels: feature channels C (mace-torch ``num_channels``).
+        max_L: highest degree of the hidden features (``Cx0e+Cx1o+...``).
+        correlation: body order of the product basis minus one (ν_max).
+        num_interactions: message-passing layers.
+        radial_mlp: hidden sizes of the radial MLP.
+        readout_mlp: hidden size of the last layer's MLP readout.
+        avg_num_neighbors: message normalisation (from the training set).
+        scale, shift: per-atom energy scale and shift (eV) of the interaction energy.
+        dtype: ``"float32"`` or ``"float64"`` for the network (geometry and energies are float64 regardless).
+        backend: kernel backend (``"torch"``, ``"reference"``, ``"cuequivariance"``).
+    """
+
+    name: str = "mace"
+    atomic_numbers: tuple[int, ...]
+    atomic_energies: tuple[float, ...]
+    r_max: float = 5.0
+    num_bessel: int = 8
+    num_polynomial_cutoff: int = 5
+    max_ell: int = 3
+    channels: int = 128
+    max_L: int = 1
+    correlation: int = 3
+    num_interactions: int = 2
+    radial_mlp: tuple[int, ...] = field(default=(64, 64, 64))
+    readout_mlp: int = 16
+    avg_num_neighbors: float = 1.0
+    scale: float = 1.0
+    shift: float = 0.0
+    dtype: str = "float32"
+    backend: str = "torch"
+
+    def __post_init__(self) -> None:
+        zs = tuple(int(z) for z in self.atomic_numbers)
+        if not zs or list(zs) != sorted(set(zs)) or not all(1 <= z <= 118 for z in zs):
+            raise ValueError(f"atomic_numbers must be sorted, unique, in 1..118: got {self.atomic_numbers}")
+        if len(self.atomic_energies) != len(zs):
+            raise ValueError(f"atomic_energies needs one value per element ({len(zs)}), got {len(self.atomic_energies)}")
+        for name in ("r_max", "avg_num_neighbors", "scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("num_bessel", "channels", "correlation", "num_interactions"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_L > self.max_ell:
+            raise ValueError(f"max_L ({self.max_L}) cannot exceed max_ell ({self.max_ell})")
+        parse_dtype(self.dtype)
+        Backend(self.backend)
+        object.__setattr__(self, "atomic_numbers", zs)
+        object.__setattr__(self, "atomic_energies", tuple(float(e) for e in self.atomic_energies))
+        object.__setattr__(self, "radial_mlp", tuple(int(x) for x in self.radial_mlp))
+
+    @classmethod
+    def from_dict(cls, config: dict) -> MACEConfig:
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - allowed)
+        if unknown:
+            raise ValueError(f"unknown MACE option(s) {unknown}; allowed: {sorted(allowed)}")
+        return cls(**config)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

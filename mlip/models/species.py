@@ -1,0 +1,28 @@
+"""Atomic numbers -> 0-based element indices, with a clear error for unsupported elements."""
+
+from __future__ import annotations
+
+import torch
+from ase.data import chemical_symbols
+from torch import nn
+
+
+class SpeciesMap(nn.Module):
+    """Maps ``Z [N]`` to indices ``[N]`` into ``atomic_numbers`` (sorted); raises on unknown elements."""
+
+    def __init__(self, atomic_numbers: tuple[int, ...] | list[int]) -> None:
+        super().__init__()
+        self.atomic_numbers = list(atomic_numbers)
+        table = torch.full((119,), -1, dtype=torch.int64)
+        table[torch.tensor(self.atomic_numbers)] = torch.arange(len(self.atomic_numbers))
+        self.register_buffer("table", table, persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.numel() and (int(z.min()) < 1 or int(z.max()) > 118):
+            raise ValueError(f"atomic numbers must be in 1..118, got range [{int(z.min())}, {int(z.max())}]")
+        idx = self.table[z]
+        if (idx < 0).any():
+            unknown = sorted({chemical_symbols[int(x)] for x in z[idx < 0].unique()})
+            known = [chemical_symbols[x] for x in self.atomic_numbers]
+            raise ValueError(f"unknown element(s) {unknown}: this model supports only {known}")
+        return idx
