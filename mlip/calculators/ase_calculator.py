@@ -1,0 +1,58 @@
+"""ASE calculator for any mlip model (energy, free_energy, forces, stress)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+from torch import nn
+
+from mlip import keys as K
+from mlip.data import atoms_to_graph, collate
+from mlip.models import load_model, parse_dtype
+
+
+class MLIPCalculator(Calculator):
+    """``MLIPCalculator(model, device="cpu", dtype=None)``.
+
+    Args:
+        model: a model file path (see :func:`mlip.load_model`) or an ``nn.Module`` with ``r_max``.
+        device: torch device.
+        dtype: ``"float32"`` / ``"float64"`` to run the network in; ``None`` keeps the model's dtype.
+
+    Results are float64: ``energy`` and ``free_energy`` (eV), ``forces`` (eV/Å), ``stress`` (eV/Å³, Voigt,
+    ASE sign; only for cells with a volume). Never changes torch's default dtype.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, model: str | Path | nn.Module, device: str = "cpu", dtype: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(model, (str, Path)):
+            model = load_model(model, device=device, dtype=dtype)
+        elif dtype is not None:
+            model = model.to(parse_dtype(dtype))
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        graph = atoms_to_graph(self.atoms, self.model.r_max, where="calculator input")
+        batch = {k: v.to(self.device) for k, v in collate([graph]).items()}
+        want_stress = "stress" in properties and bool(self.atoms.pbc.any()) and self.atoms.cell.volume > 1e-12
+        out = self.model(batch, compute_forces=True, compute_stress=want_stress)
+        energy = float(out[K.ENERGY][0].item())
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": out[K.FORCES].detach().cpu().numpy().astype(np.float64),
+        }
+        if want_stress:
+            s = out[K.STRESS][0].detach().cpu().numpy().astype(np.float64)
+            self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+        elif "stress" in properties:
+            from ase.calculators.calculator import PropertyNotImplementedError
+
+            raise PropertyNotImplementedError("stress needs a periodic cell with non-zero volume")

@@ -1,0 +1,1 @@
+"""Training: Lightning module, losses, EMA, metrics, plots and the run driver."""

@@ -1,0 +1,112 @@
+"""Typed training configuration. YAML is read only by ``train.py``; everything here is dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    """Where the data comes from and how it is split and labelled.
+
+    ``train_file=None`` uses the built-in EMT Cu–Au dataset (:func:`mlip.data.generate_emt_dataset`).
+    ``e0s``: ``"isolated"`` (isolated-atom frames in ``train_file`` or ``e0_file``), ``"average"``
+    (least squares), ``"zero"`` or a dict ``{symbol or Z: eV}``; ``None`` picks ``isolated`` when isolated-atom
+    frames exist, else ``average``.
+    """
+
+    train_file: str | None = None
+    valid_file: str | None = None
+    test_files: list[str] = field(default_factory=list)
+    e0_file: str | None = None
+    e0s: Any = None
+    valid_fraction: float = 0.1
+    valid_last: int | None = None
+    energy_key: str | None = None
+    forces_key: str | None = None
+    stress_key: str | None = None
+    virials_key: str | None = None
+    batch_size: int = 10
+    valid_batch_size: int = 20
+    num_workers: int = 0
+    seed: int = 0
+    emt_frames: int = 160
+    emt_test_frames: int = 40
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """Optimisation, loss, precision, logging and the Lightning trainer's hardware flags."""
+
+    loss: str = "mse"
+    huber_delta: float = 0.01
+    energy_weight: float = 1.0
+    forces_weight: float = 100.0
+    stress_weight: float = 1.0
+    optimizer: str = "adam"
+    lr: float = 0.01
+    weight_decay: float = 5e-7
+    amsgrad: bool = True
+    scheduler: str = "plateau"
+    plateau_factor: float = 0.8
+    plateau_patience: int = 50
+    ema_decay: float | None = 0.99
+    grad_clip: float | None = 10.0
+    max_epochs: int = 100
+    max_time: str | None = None
+    dtype: str = "float32"
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    seed: int = 0
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+    check_val_every_n_epoch: int = 1
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    """A whole run: ``model`` (a dict validated by the backbone's own dataclass), ``data`` and ``train``."""
+
+    model: dict = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> RunConfig:
+        unknown = sorted(set(raw) - {"model", "data", "train"})
+        if unknown:
+            raise ValueError(f"unknown top-level config section(s) {unknown}; use model, data, train")
+        return cls(
+            model=dict(raw.get("model") or {}),
+            data=_build(DataConfig, raw.get("data") or {}, "data"),
+            train=_build(TrainConfig, raw.get("train") or {}, "train"),
+        )
+
+    def to_dict(self) -> dict:
+        return {"model": dict(self.model), "data": dataclasses.asdict(self.data), "train": dataclasses.asdict(self.train)}
+
+
+def _build(cls, values: dict, section: str):
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} in section '{section}'; allowed: {sorted(allowed)}")
+    return cls(**values)
+
+
+DEFAULT_MODEL = {
+    "name": "mace",
+    "r_max": 4.5,
+    "num_bessel": 8,
+    "max_ell": 2,
+    "channels": 16,
+    "max_L": 1,
+    "correlation": 2,
+    "num_interactions": 2,
+    "radial_mlp": [32, 32],
+}
+"""The small MACE of the built-in default job."""

@@ -1,0 +1,88 @@
+"""Error metrics in the units users quote: meV/atom, meV/Å, meV/Å³.
+
+Energy errors are per atom, ``(Ê - E)/N`` per frame; force and stress errors are per Cartesian component.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from mlip import keys as K
+
+
+@dataclass
+class ErrorAccumulator:
+    """Collects predictions and references batch by batch (for metrics and parity plots)."""
+
+    energy_ref: list = field(default_factory=list)
+    energy_pred: list = field(default_factory=list)
+    n_atoms: list = field(default_factory=list)
+    forces_ref: list = field(default_factory=list)
+    forces_pred: list = field(default_factory=list)
+    stress_ref: list = field(default_factory=list)
+    stress_pred: list = field(default_factory=list)
+    n_frames: int = 0
+
+    def add(self, pred: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> None:
+        self.n_frames += int(batch[K.N_ATOMS].shape[0])
+        e_mask = batch[K.ENERGY_WEIGHT] > 0
+        self.energy_ref.append(batch[K.ENERGY][e_mask].detach().cpu().numpy())
+        self.energy_pred.append(pred[K.ENERGY][e_mask].detach().cpu().numpy())
+        self.n_atoms.append(batch[K.N_ATOMS][e_mask].cpu().numpy())
+        if K.FORCES in pred:
+            f_mask = (batch[K.FORCES_WEIGHT] > 0)[batch[K.BATCH]]
+            self.forces_ref.append(batch[K.FORCES][f_mask].detach().cpu().numpy())
+            self.forces_pred.append(pred[K.FORCES][f_mask].detach().cpu().numpy())
+        if K.STRESS in pred:
+            s_mask = batch[K.STRESS_WEIGHT] > 0
+            self.stress_ref.append(batch[K.STRESS][s_mask].detach().cpu().numpy())
+            self.stress_pred.append(pred[K.STRESS][s_mask].detach().cpu().numpy())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        def cat(xs, shape):
+            return np.concatenate(xs) if xs else np.zeros(shape)
+
+        return {
+            "energy_ref": cat(self.energy_ref, (0,)),
+            "energy_pred": cat(self.energy_pred, (0,)),
+            "n_atoms": cat(self.n_atoms, (0,)),
+            "forces_ref": cat(self.forces_ref, (0, 3)),
+            "forces_pred": cat(self.forces_pred, (0, 3)),
+            "stress_ref": cat(self.stress_ref, (0, 3, 3)),
+            "stress_pred": cat(self.stress_pred, (0, 3, 3)),
+        }
+
+    def metrics(self) -> dict[str, float]:
+        """``energy_rmse_mev_per_atom``, ``energy_mae_mev_per_atom``, ``forces_rmse_mev_per_A``,
+        ``forces_mae_mev_per_A``, ``stress_rmse_mev_per_A3`` / ``stress_mae_mev_per_A3`` (when stress labels
+        exist) and ``n_frames``."""
+        a = self.arrays()
+        out: dict[str, float] = {"n_frames": self.n_frames}
+        if len(a["energy_ref"]):
+            de = 1000.0 * (a["energy_pred"] - a["energy_ref"]) / a["n_atoms"]
+            out["energy_rmse_mev_per_atom"] = float(np.sqrt(np.mean(de**2)))
+            out["energy_mae_mev_per_atom"] = float(np.mean(np.abs(de)))
+        if len(a["forces_ref"]):
+            df = 1000.0 * (a["forces_pred"] - a["forces_ref"])
+            out["forces_rmse_mev_per_A"] = float(np.sqrt(np.mean(df**2)))
+            out["forces_mae_mev_per_A"] = float(np.mean(np.abs(df)))
+        if len(a["stress_ref"]):
+            ds = 1000.0 * (a["stress_pred"] - a["stress_ref"])
+            out["stress_rmse_mev_per_A3"] = float(np.sqrt(np.mean(ds**2)))
+            out["stress_mae_mev_per_A3"] = float(np.mean(np.abs(ds)))
+        return out
+
+
+def evaluate(model, loader, *, compute_stress: bool | None = None) -> ErrorAccumulator:
+    """Run ``model`` over ``loader`` (forces always; stress where any frame has a stress label, unless told)."""
+    acc = ErrorAccumulator()
+    device = next(model.parameters()).device
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        stress = bool((batch[K.STRESS_WEIGHT] > 0).any()) if compute_stress is None else compute_stress
+        out = model(batch, compute_forces=True, compute_stress=stress)
+        acc.add({k: v.detach() for k, v in out.items()}, batch)
+    return acc

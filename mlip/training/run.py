@@ -1,0 +1,192 @@
+"""The training driver: data -> statistics -> Lightning fit -> model file, metrics.json, parity.png."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+
+from mlip import keys as K
+from mlip.data import (
+    Frame,
+    GraphDataset,
+    LabelKeys,
+    generate_emt_dataset,
+    make_loader,
+    read_frames,
+    resolve_e0,
+    split_frames,
+    split_isolated_atoms,
+)
+from mlip.models import save_model
+from mlip.training.config import DEFAULT_MODEL, RunConfig
+from mlip.training.metrics import evaluate
+from mlip.training.module import PotentialModule
+from mlip.training.plots import parity_plot
+
+log = logging.getLogger("mlip")
+
+
+@dataclass
+class PreparedData:
+    train: GraphDataset
+    valid: GraphDataset
+    tests: dict[str, GraphDataset]
+    model_config: dict
+
+
+def _label_keys(cfg) -> LabelKeys:
+    return LabelKeys(
+        energy_key=cfg.energy_key, forces_key=cfg.forces_key, stress_key=cfg.stress_key, virials_key=cfg.virials_key
+    )
+
+
+def load_frames(cfg) -> tuple[list[Frame], list[Frame], dict[str, list[Frame]], dict[int, float]]:
+    """Train, validation and test frames plus isolated-atom energies, as configured."""
+    keys = _label_keys(cfg)
+    if cfg.train_file is None:
+        frames = generate_emt_dataset(cfg.emt_frames, seed=cfg.seed)
+        tests = {"emt_test": generate_emt_dataset(cfg.emt_test_frames, seed=cfg.seed + 1000)}
+    else:
+        frames = read_frames(cfg.train_file, keys)
+        tests = {Path(p).name: read_frames(p, keys) for p in cfg.test_files}
+    frames, isolated = split_isolated_atoms(frames)
+    if cfg.e0_file:
+        _, extra = split_isolated_atoms(read_frames(cfg.e0_file, keys))
+        isolated.update(extra)
+    if cfg.valid_file:
+        train, valid = frames, split_isolated_atoms(read_frames(cfg.valid_file, keys))[0]
+    else:
+        train, valid = split_frames(frames, valid_fraction=cfg.valid_fraction, valid_last=cfg.valid_last, seed=cfg.seed)
+    for name, fr in [("train", train), ("valid", valid)]:
+        if not fr:
+            raise ValueError(f"the {name} set is empty")
+        if all(f.energy is None for f in fr) and all(f.forces is None for f in fr):
+            raise ValueError(f"the {name} set has no energy or force labels (check energy_key / forces_key)")
+    return train, valid, tests, isolated
+
+
+def dataset_statistics(train: GraphDataset, e0: dict[int, float]) -> dict[str, float]:
+    """``avg_num_neighbors`` (edges per atom), ``shift`` (mean per-atom energy after E0, eV) and ``scale``
+    (RMS of force components, eV/Å; 1 without forces), mace-torch's ``rms_forces_scaling``."""
+    n_edges = sum(g[K.EDGE_INDEX].shape[1] for g in train.graphs)
+    n_atoms = sum(len(g[K.POSITIONS]) for g in train.graphs)
+    per_atom, forces = [], []
+    for g in train.graphs:
+        if g[K.ENERGY_WEIGHT].item() > 0:
+            ref = sum(e0[int(z)] for z in g[K.ATOMIC_NUMBERS])
+            per_atom.append((g[K.ENERGY].item() - ref) / len(g[K.POSITIONS]))
+        if g[K.FORCES_WEIGHT].item() > 0:
+            forces.append(g[K.FORCES].numpy().ravel())
+    rms = float(np.sqrt(np.mean(np.concatenate(forces) ** 2))) if forces else 1.0
+    return {
+        "avg_num_neighbors": n_edges / max(n_atoms, 1),
+        "shift": float(np.mean(per_atom)) if per_atom else 0.0,
+        "scale": rms if rms > 1e-8 else 1.0,
+    }
+
+
+def prepare_data(cfg: RunConfig) -> PreparedData:
+    """Read and split the data, resolve E0s and fill in the model statistics not set by the user."""
+    d = cfg.data
+    train_frames, valid_frames, test_frames, isolated = load_frames(d)
+    zs = sorted({int(z) for f in train_frames for z in f.atoms.numbers})
+    spec = d.e0s if d.e0s is not None else ("isolated" if isolated else "average")
+    e0 = resolve_e0(spec, frames=train_frames, isolated=isolated, atomic_numbers=zs)
+    model_config = {**(cfg.model or DEFAULT_MODEL)}
+    model_config.setdefault("name", "mace")
+    model_config.setdefault("dtype", cfg.train.dtype)
+    r_max = float(model_config.get("r_max", 5.0))
+    train = GraphDataset(train_frames, r_max, name="train")
+    valid = GraphDataset(valid_frames, r_max, name="valid")
+    tests = {name: GraphDataset(fr, r_max, name=name) for name, fr in test_frames.items()}
+    for name, ds in [("valid", valid), *tests.items()]:
+        unknown = {int(z) for g in ds.graphs for z in g[K.ATOMIC_NUMBERS]} - set(zs)
+        if unknown:
+            raise ValueError(f"{name} contains elements {sorted(unknown)} absent from the training set")
+    stats = dataset_statistics(train, e0)
+    model_config.update({"atomic_numbers": zs, "atomic_energies": [e0[z] for z in zs]})
+    for key, value in stats.items():
+        model_config.setdefault(key, value)
+    return PreparedData(train=train, valid=valid, tests=tests, model_config=model_config)
+
+
+def _trainer(cfg: RunConfig, run_dir: Path) -> L.Trainer:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    t = cfg.train
+    loggers = [CSVLogger(str(run_dir), name="logs", version="")]
+    try:
+        loggers.append(TensorBoardLogger(str(run_dir), name="tensorboard", version=""))
+    except ModuleNotFoundError:  # pragma: no cover - tensorboard is a dependency
+        pass
+    return L.Trainer(
+        default_root_dir=str(run_dir),
+        max_epochs=t.max_epochs,
+        max_time=t.max_time,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        num_nodes=t.num_nodes,
+        gradient_clip_val=t.grad_clip,
+        inference_mode=False,
+        logger=loggers,
+        callbacks=[ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0)],
+        log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=t.progress_bar,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        num_sanity_val_steps=0,
+    )
+
+
+def run_training(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = None) -> dict | None:
+    """Train, then (on rank 0) write ``model.pt``, ``metrics.json`` and ``parity.png`` into ``run_dir``.
+
+    ``resume``: a Lightning checkpoint path, or ``"last"`` for ``run_dir/checkpoints/last.ckpt``.
+    Returns the metrics dict on rank 0 (None on other ranks).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    data = prepare_data(cfg)
+    module = PotentialModule(data.model_config, vars(cfg.train))
+    trainer = _trainer(cfg, run_dir)
+    ckpt = None
+    if resume is not None:
+        ckpt = str(run_dir / "checkpoints" / "last.ckpt") if resume == "last" else resume
+        if not Path(ckpt).is_file():
+            raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt}")
+    d = cfg.data
+    trainer.fit(
+        module,
+        make_loader(data.train, batch_size=d.batch_size, shuffle=True, seed=d.seed, num_workers=d.num_workers),
+        make_loader(data.valid, batch_size=d.valid_batch_size, shuffle=False),
+        ckpt_path=ckpt,
+    )
+    if not trainer.is_global_zero:
+        return None
+    return write_outputs(module, data, cfg, run_dir)
+
+
+def write_outputs(module: PotentialModule, data: PreparedData, cfg: RunConfig, run_dir: Path) -> dict:
+    """Export the EMA model and evaluate it on validation and test sets."""
+    model = module.model.cpu()
+    ctx = module.ema.applied(model) if module.ema is not None else contextlib.nullcontext()
+    with ctx:
+        provenance = {"train_file": cfg.data.train_file or "built-in EMT Cu-Au", "config": cfg.to_dict()}
+        save_model(model, run_dir / "model.pt", provenance=provenance)
+        bs = cfg.data.valid_batch_size
+        results = {"valid": evaluate(model, make_loader(data.valid, batch_size=bs, shuffle=False))}
+        tests = {n: evaluate(model, make_loader(ds, batch_size=bs, shuffle=False)) for n, ds in data.tests.items()}
+    metrics = {"valid": results["valid"].metrics(), "test": {n: acc.metrics() for n, acc in tests.items()}}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    parity_plot({"valid": results["valid"].arrays(), **{n: a.arrays() for n, a in tests.items()}},
+                run_dir / "parity.png")
+    return metrics
+
