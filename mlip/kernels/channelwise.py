@@ -127,11 +127,12 @@ class ChannelwiseTPReference(nn.Module):
 class ChannelwiseTPTorch(nn.Module):
     """Fused PyTorch channel-wise product, with optional gather of ``x`` and scatter of the output.
 
-    Steps (no Python loop over paths):
+    Paths are grouped by output irrep (equal irreps are adjacent, see the module docstring). Per group ``g``
+    with ``P_g`` paths of dimension ``2l+1`` (no Python loop over paths):
 
-    1. ``Z[e, i, k] = sum_j y[e, j] * Cdense[j, i, k]`` — one ``[E, D2] @ [D2, D1 * D_out]`` matrix product;
-    2. ``out[e, k, c] = sum_i Z[e, i, k] x[e, i, c]`` — one batched product ``[E, D_out, D1] @ [E, D1, C]``;
-    3. multiply by the weights expanded from paths to components.
+    1. ``Z_g[e, i, k] = sum_j y[e, j] * Cdense_g[j, i, k]`` — one ``[E, D2] @ [D2, D1 * K_g]`` product;
+    2. ``T_g[e, k, c] = sum_i Z_g[e, i, k] x[e, i, c]`` — one batched product ``[E, K_g, D1] @ [E, D1, C]``;
+    3. ``out_g = T_g.view(E, P_g, 2l+1, C) * w[:, paths_g, None, :]`` — a broadcast, no copy of the weights.
 
     Shapes: ``x [N_x, D1, C]`` (gathered with ``senders`` when given, else ``[E, D1, C]``), ``y [E, D2]``,
     ``w [E, P, C]``; output ``[E, D_out, C]``, or ``[num_receivers, D_out, C]`` summed over ``receivers``.
@@ -141,11 +142,15 @@ class ChannelwiseTPTorch(nn.Module):
         super().__init__()
         self.descriptor = descriptor
         dense = descriptor.dense_coefficients()
-        self.register_buffer("coeff", dense.reshape(dense.shape[0], -1), persistent=False)
-        repeats = torch.tensor([p.ir_out.dim for p in descriptor.paths])
-        self.register_buffer(
-            "component_to_path", torch.repeat_interleave(torch.arange(len(repeats)), repeats), persistent=False
-        )
+        self._groups: list[tuple[int, int, int]] = []  # (first path, end path, dim)
+        start, comp = 0, 0
+        for k, p in enumerate(descriptor.paths):
+            if k + 1 == len(descriptor.paths) or descriptor.paths[k + 1].ir_out != p.ir_out:
+                width = (k + 1 - start) * p.ir_out.dim
+                coeff = dense[:, :, comp : comp + width].reshape(dense.shape[0], -1)
+                self.register_buffer(f"coeff{len(self._groups)}", coeff.contiguous(), persistent=False)
+                self._groups.append((start, k + 1, p.ir_out.dim))
+                start, comp = k + 1, comp + width
 
     def forward(
         self,
@@ -160,13 +165,19 @@ class ChannelwiseTPTorch(nn.Module):
         if senders is not None:
             x = x.index_select(0, senders)
         _check_inputs(d, x, y, w)
-        z = (y @ self.coeff.to(y.dtype)).view(y.shape[0], d.irreps_in1.dim, d.irreps_out.dim)
-        out = torch.bmm(z.transpose(1, 2), x) * w.index_select(1, self.component_to_path)
+        n_edges, channels = x.shape[0], x.shape[2]
+        pieces = []
+        for g, (p0, p1, dim) in enumerate(self._groups):
+            coeff = getattr(self, f"coeff{g}").to(y.dtype)
+            z = (y @ coeff).view(n_edges, d.irreps_in1.dim, (p1 - p0) * dim)
+            t = torch.bmm(z.transpose(1, 2), x).view(n_edges, p1 - p0, dim, channels)
+            pieces.append((t * w[:, p0:p1, None, :]).view(n_edges, (p1 - p0) * dim, channels))
+        out = torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
         if receivers is None:
             return out
         if num_receivers is None:
             raise ValueError("num_receivers is required with receivers")
-        total = out.new_zeros(num_receivers, d.irreps_out.dim, out.shape[2])
+        total = out.new_zeros(num_receivers, d.irreps_out.dim, channels)
         return total.index_add_(0, receivers, out)
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from mlip.kernels.backend import Backend
 from mlip.kernels.irreps import Irreps
-from mlip.kernels.symmetric_basis import SymmetricBasis, symmetric_basis
+from mlip.kernels.symmetric_basis import SymmetricBasis, monomials, symmetric_basis
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,29 @@ class SymmetricContractionDescriptor:
         return self.irreps_out.slices()[k % len(self.irreps_out)]
 
 
+def _needed_monomials(descriptor: SymmetricContractionDescriptor) -> list[torch.Tensor]:
+    """Per degree ν, the indices (into ``monomials(D, ν)``) of the monomials the forward pass must build:
+    those with a non-zero coefficient in some basis of degree ν, plus the prefixes that higher degrees use.
+    Parity and angular-momentum selection rules make most monomials unused (e.g. 77 of 816 for
+    ``Sym^3(0e+1o+2e+3o) -> 0e``)."""
+    dim = descriptor.irreps_in.dim
+    used = {}
+    for b in descriptor.bases:
+        mask = b.U.abs().sum(dim=(0, 2)) > 0
+        used[b.degree] = used[b.degree] | mask if b.degree in used else mask
+    needed: dict[int, set[tuple[int, ...]]] = {}
+    for degree in range(descriptor.correlation, 0, -1):
+        mono = monomials(dim, degree).tolist()
+        chosen = {tuple(mono[i]) for i in used[degree].nonzero().squeeze(-1).tolist()}
+        chosen |= {m[:-1] for m in needed.get(degree + 1, set())}
+        needed[degree] = chosen
+    out = []
+    for degree in range(1, descriptor.correlation + 1):
+        index = {tuple(m): i for i, m in enumerate(monomials(dim, degree).tolist())}
+        out.append(torch.tensor(sorted(index[m] for m in needed[degree]), dtype=torch.int64))
+    return out
+
+
 class SymmetricContraction(nn.Module):
     """Symmetric contraction with learnable element-dependent weights; see the module docstring.
 
@@ -96,6 +119,19 @@ class SymmetricContraction(nn.Module):
         for k, b in enumerate(descriptor.bases):
             self.register_buffer(f"U{k}", b.U.to(dtype).clone(), persistent=True)
             self.register_buffer(f"mono{k}", b.monomials.clone(), persistent=False)
+        # P_ν[t] = P_{ν-1}[prefix[t]] * A[last[t]] over the needed monomials t of each degree
+        dim = descriptor.irreps_in.dim
+        needed = _needed_monomials(descriptor)
+        for degree, sel in enumerate(needed, start=1):
+            mono = monomials(dim, degree)[sel]
+            if degree == 1:
+                prefix = torch.zeros(len(sel), dtype=torch.int64)
+            else:
+                lower = {tuple(m): i for i, m in enumerate(monomials(dim, degree - 1)[needed[degree - 2]].tolist())}
+                prefix = torch.tensor([lower[tuple(m[:-1])] for m in mono.tolist()], dtype=torch.int64)
+            self.register_buffer(f"select{degree}", sel, persistent=False)
+            self.register_buffer(f"prefix{degree}", prefix, persistent=False)
+            self.register_buffer(f"last{degree}", mono[:, -1].clone(), persistent=False)
         self._cueq = None
         if self.backend is Backend.CUEQUIVARIANCE:
             from mlip.kernels.cueq import SymmetricContractionCueq
@@ -118,25 +154,39 @@ class SymmetricContraction(nn.Module):
         return self._forward_torch(a, species)
 
     def _forward_torch(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """Monomials first, then one contraction per degree and element with the element's folded weights.
+
+        ``V[M, t, c] = sum_η U[M, t, η] W[z, η, c]`` is small (no node axis), so the node-sized work is
+        ``out[n, M, c] += sum_t P[n, t, c] V[M, t, c]``: ``N * D_out * T * C`` multiply-adds per degree.
+        Degree-ν monomials are built from degree-(ν-1) ones (one gather and one product per degree).
+        """
         d = self.descriptor
-        w = self.weight.index_select(0, species)  # [N, num_weights, C]
         out = a.new_zeros(a.shape[0], d.irreps_out.dim, self.channels)
-        monomial_products: dict[int, torch.Tensor] = {}  # degree -> [N, T, C]
-        for k, (lo, hi) in enumerate(zip(d.weight_offsets[:-1], d.weight_offsets[1:])):
-            if hi == lo:
-                continue
-            degree = d.bases[k].degree
-            if degree not in monomial_products:
-                mono = getattr(self, f"mono{k}")
-                p = a.index_select(1, mono[:, 0])
-                for col in range(1, degree):
-                    p = p * a.index_select(1, mono[:, col])
-                monomial_products[degree] = p
-            p = monomial_products[degree]
-            u = getattr(self, f"U{k}").to(a.dtype)  # [M, T, eta]
-            g = torch.einsum("mte,ntc->nmec", u, p)
-            out[:, d.output_slice(k)] += torch.einsum("nmec,nec->nmc", g, w[:, lo:hi])
+        elements = torch.unique(species).tolist()
+        prev = None
+        for degree in range(1, d.correlation + 1):
+            prefix, last = getattr(self, f"prefix{degree}"), getattr(self, f"last{degree}")
+            p = a.index_select(1, last) if prev is None else prev.index_select(1, prefix) * a.index_select(1, last)
+            prev = p
+            for z in elements:
+                v = self._folded_weights(degree, z, a.dtype)  # [D_out, T, C]
+                if len(elements) == 1:
+                    out = out + torch.einsum("ntc,mtc->nmc", p, v)
+                else:
+                    nodes = (species == z).nonzero().squeeze(-1)
+                    out = out.index_add(0, nodes, torch.einsum("ntc,mtc->nmc", p.index_select(0, nodes), v))
         return out
+
+    def _folded_weights(self, degree: int, z: int, dtype: torch.dtype) -> torch.Tensor:
+        d = self.descriptor
+        n_out = len(d.irreps_out)
+        blocks = []
+        for j in range(n_out):
+            k = (degree - 1) * n_out + j
+            lo, hi = d.weight_offsets[k], d.weight_offsets[k + 1]
+            u = getattr(self, f"U{k}").to(dtype).index_select(1, getattr(self, f"select{degree}"))
+            blocks.append(torch.einsum("mte,ec->mtc", u, self.weight[z, lo:hi].to(dtype)))
+        return torch.cat(blocks, dim=0)
 
     def _forward_reference(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         """Dense ``U_full[M, a_1..a_ν, η]`` contracted with ν copies of ``A`` (memory ``D^ν``; tests only)."""
