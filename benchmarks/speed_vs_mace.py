@@ -34,9 +34,21 @@ PEER_SCRIPT = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / 
 
 def time_ours(size: str, n: int, calls: int) -> tuple[int, int, float]:
     model = build_model(
-        dict(name="mace", atomic_numbers=[14], atomic_energies=[-1.0], r_max=6.0, num_bessel=8, max_ell=3,
-             channels=128, max_L=HIDDEN_L[size], correlation=3, num_interactions=2, radial_mlp=[64, 64, 64],
-             avg_num_neighbors=30.0, dtype="float32")
+        dict(
+            name="mace",
+            atomic_numbers=[14],
+            atomic_energies=[-1.0],
+            r_max=6.0,
+            num_bessel=8,
+            max_ell=3,
+            channels=128,
+            max_L=HIDDEN_L[size],
+            correlation=3,
+            num_interactions=2,
+            radial_mlp=[64, 64, 64],
+            avg_num_neighbors=30.0,
+            dtype="float32",
+        )
     ).eval()
     atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat((n, n, n))
     atoms.rattle(0.05, seed=0)
@@ -55,9 +67,16 @@ def time_peer(size: str, reps: list[int]) -> dict[int, float]:
     if not venv:
         sys.exit("set PEER_VENV to the mace-torch virtual environment (see ../shared/peers/README.md)")
     env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
-    out = subprocess.run([f"{venv}/bin/python", str(PEER_SCRIPT), size, *map(str, reps)],
-                         capture_output=True, text=True, env=env, check=True).stdout
-    return {int(m.group(1)): float(m.group(2)) for m in re.finditer(r"atoms=(\d+) edges=\d+ ms=([\d.]+)", out)}
+    out = subprocess.run(
+        [f"{venv}/bin/python", str(PEER_SCRIPT), size, *map(str, reps)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    return {
+        int(m.group(1)): float(m.group(2)) for m in re.finditer(r"atoms=(\d+) edges=\d+ ms=([\d.]+)", out)
+    }
 
 
 def main() -> None:
@@ -71,8 +90,10 @@ def main() -> None:
     for n in args.reps:
         atoms, edges, ours = time_ours(args.size, n, args.calls)
         theirs = peer.get(atoms, float("nan"))
-        print(f"{args.size} atoms={atoms} edges={edges}: mlip {ours:.1f} ms, mace-torch {theirs:.1f} ms, "
-              f"ratio mlip/mace-torch = {ours / theirs:.3f}")
+        print(
+            f"{args.size} atoms={atoms} edges={edges}: mlip {ours:.1f} ms, mace-torch {theirs:.1f} ms, "
+            f"ratio mlip/mace-torch = {ours / theirs:.3f}"
+        )
 
 
 if __name__ == "__main__":

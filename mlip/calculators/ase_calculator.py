@@ -28,7 +28,9 @@ class MLIPCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, model: str | Path | nn.Module, device: str = "cpu", dtype: str | None = None, **kwargs):
+    def __init__(
+        self, model: str | Path | nn.Module, device: str = "cpu", dtype: str | None = None, **kwargs
+    ):
         super().__init__(**kwargs)
         if isinstance(model, (str, Path)):
             model = load_model(model, device=device, dtype=dtype)

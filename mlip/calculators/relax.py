@@ -10,8 +10,14 @@ OPTIMIZERS = {"fire": FIRE, "bfgs": BFGS}
 
 
 def relax(
-    atoms: ase.Atoms, calculator, *, fmax: float = 0.01, steps: int = 500, relax_cell: bool = False,
-    optimizer: str = "fire", logfile: str | None = None,
+    atoms: ase.Atoms,
+    calculator,
+    *,
+    fmax: float = 0.01,
+    steps: int = 500,
+    relax_cell: bool = False,
+    optimizer: str = "fire",
+    logfile: str | None = None,
 ) -> tuple[ase.Atoms, bool]:
     """Relax a copy of ``atoms`` until every force (and cell-filter force) is below ``fmax`` eV/Å.
 

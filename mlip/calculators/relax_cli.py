@@ -28,15 +28,23 @@ def main(argv: list[str] | None = None) -> int:
     images = ase.io.read(args.input, index=":")
     out, failed = [], 0
     for i, atoms in enumerate(images):
-        relaxed, ok = relax(atoms, calc, fmax=args.fmax, steps=args.steps, relax_cell=args.relax_cell,
-                            optimizer=args.optimizer)
+        relaxed, ok = relax(
+            atoms,
+            calc,
+            fmax=args.fmax,
+            steps=args.steps,
+            relax_cell=args.relax_cell,
+            optimizer=args.optimizer,
+        )
         results = {k: v for k, v in calc.results.items()}
         relaxed.calc = SinglePointCalculator(relaxed, **results)
         relaxed.info["relax_converged"] = ok
         failed += not ok
         fmax = abs(results["forces"]).max()
-        print(f"[{i}] {relaxed.get_chemical_formula()}: E = {results['energy']:.6f} eV, "
-              f"max|F| = {fmax:.4g} eV/Å, converged = {ok}")
+        print(
+            f"[{i}] {relaxed.get_chemical_formula()}: E = {results['energy']:.6f} eV, "
+            f"max|F| = {fmax:.4g} eV/Å, converged = {ok}"
+        )
         out.append(relaxed)
     ase.io.write(args.output, out)
     return 1 if failed else 0

@@ -27,7 +27,9 @@ class GraphDataset(Dataset):
 def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int = 0, **kwargs) -> DataLoader:
     """A ``DataLoader`` that batches with :func:`mlip.data.batch.collate`."""
     gen = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=gen, **kwargs)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=gen, **kwargs
+    )
 
 
 def split_frames(

@@ -31,8 +31,10 @@ def resolve_e0(
     from ase.data import chemical_symbols
 
     if isinstance(spec, dict):
-        e0 = {int(symbol_to_z[k]) if isinstance(k, str) and not k.isdigit() else int(k): float(v)
-              for k, v in spec.items()}
+        e0 = {
+            int(symbol_to_z[k]) if isinstance(k, str) and not k.isdigit() else int(k): float(v)
+            for k, v in spec.items()
+        }
     elif spec == "isolated":
         e0 = dict(isolated)
     elif spec == "average":

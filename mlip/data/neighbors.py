@@ -30,7 +30,9 @@ def neighbor_list(
     elif not pbc.all():
         box = _complete_box(box, pbc, np.asarray(positions), r_max)
     nl = NeighborList(cutoff=float(r_max), full_list=True)
-    i, j, s = nl.compute(points=np.asarray(positions, dtype=np.float64), box=box, periodic=pbc, quantities="ijS")
+    i, j, s = nl.compute(
+        points=np.asarray(positions, dtype=np.float64), box=box, periodic=pbc, quantities="ijS"
+    )
     edge_index = np.stack([j, i]).astype(np.int64)
     return edge_index, s.astype(np.int64)
 

@@ -70,13 +70,25 @@ def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: st
     if keys.energy_key is not None:
         energy = _lookup(atoms, res, keys.energy_key, "info")
     else:
-        energy = next((v for v in (atoms.info.get("REF_energy"), res.get("energy"), atoms.info.get("energy"))
-                       if v is not None), None)
+        energy = next(
+            (
+                v
+                for v in (atoms.info.get("REF_energy"), res.get("energy"), atoms.info.get("energy"))
+                if v is not None
+            ),
+            None,
+        )
     if keys.forces_key is not None:
         forces = _lookup(atoms, res, keys.forces_key, "array")
     else:
-        forces = next((v for v in (atoms.arrays.get("REF_forces"), res.get("forces"), atoms.arrays.get("forces"))
-                       if v is not None), None)
+        forces = next(
+            (
+                v
+                for v in (atoms.arrays.get("REF_forces"), res.get("forces"), atoms.arrays.get("forces"))
+                if v is not None
+            ),
+            None,
+        )
     stress = None
     if keys.stress_key is not None:
         raw = _lookup(atoms, res, keys.stress_key, "info")

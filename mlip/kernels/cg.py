@@ -10,16 +10,15 @@ for every rotation R. Spherical harmonics use e3nn's ``component`` normalisation
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 from e3nn import o3
 
-
 _FIXED_ROTATIONS_SEED = 20221206
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fixed_rotations() -> torch.Tensor:
     """Two deterministic generic rotations ``[2, 3, 3]`` (float64) used to pin down invariant tensors."""
     g = torch.Generator().manual_seed(_FIXED_ROTATIONS_SEED)
@@ -42,7 +41,7 @@ def wigner_d_l(l: int, rotation: torch.Tensor) -> torch.Tensor:
     return torch.linalg.lstsq(y, y_rot).solution.T
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cg64(l1: int, l2: int, l3: int) -> torch.Tensor:
     """Null space of ``D1 ⊗ D2 ⊗ D3 - 1`` for two generic rotations: the invariant tensor of ``l1⊗l2⊗l3``.
 

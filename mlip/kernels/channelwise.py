@@ -93,7 +93,9 @@ class ChannelwiseTPDescriptor:
 
 def _check_inputs(desc: ChannelwiseTPDescriptor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> None:
     if x.dim() != 3 or x.shape[1] != desc.irreps_in1.dim:
-        raise ValueError(f"x must be [E, {desc.irreps_in1.dim}, C] for {desc.irreps_in1}, got {tuple(x.shape)}")
+        raise ValueError(
+            f"x must be [E, {desc.irreps_in1.dim}, C] for {desc.irreps_in1}, got {tuple(x.shape)}"
+        )
     if y.shape != (x.shape[0], desc.irreps_in2.dim):
         raise ValueError(f"y must be [E={x.shape[0]}, {desc.irreps_in2.dim}], got {tuple(y.shape)}")
     if w.shape != (x.shape[0], desc.num_paths, x.shape[2]):

@@ -105,7 +105,9 @@ def symmetric_contraction_polynomial(descriptor: SymmetricContractionDescriptor,
         d = cue.SegmentedTensorProduct.from_subscripts(f"w_{'_'.join(letters)}_i+{letters}iw")
         for i in range(1, nu + 1):
             d.add_segment(i, (dim,))
-        for basis, ir in zip(descriptor.bases[(nu - 1) * len(descriptor.irreps_out) :], descriptor.irreps_out):
+        for basis, ir in zip(
+            descriptor.bases[(nu - 1) * len(descriptor.irreps_out) :], descriptor.irreps_out
+        ):
             if basis.num_basis == 0:
                 d.add_segment(nu + 1, {"i": ir.dim})
                 continue

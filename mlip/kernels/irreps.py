@@ -110,7 +110,9 @@ def parse_hidden_irreps(text: str) -> tuple[int, Irreps]:
     for part in text.split("+"):
         m = _IRREP_RE.match(part)
         if m is None:
-            raise ValueError(f"cannot parse {part!r} in hidden irreps {text!r}; expected e.g. '128x0e+128x1o'")
+            raise ValueError(
+                f"cannot parse {part!r} in hidden irreps {text!r}; expected e.g. '128x0e+128x1o'"
+            )
         muls.append(int(m.group(1) or 1))
         irs.append(Irrep(int(m.group(2)), 1 if m.group(3) == "e" else -1))
     if len(set(muls)) != 1:

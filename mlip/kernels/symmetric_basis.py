@@ -14,7 +14,7 @@ Construction (deterministic, no SVD, so the same basis comes out on every machin
 2. scale each candidate tensor ``T[a_1..a_ν, M]`` to Frobenius norm ``sqrt(2L + 1)`` and accumulate it onto the
    monomial of its sorted component indices (this *is* the symmetrisation);
 3. keep a candidate only when it is linearly independent of those kept before (Gram–Schmidt residual above
-   ``1e-8`` relative); antisymmetric couplings (e.g. ``1o ⊗ 1o -> 1e``) vanish here.
+   ``1e-8`` relative to its norm before symmetrisation); antisymmetric couplings (e.g. ``1o ⊗ 1o -> 1e``) vanish here.
 
 The number of kept elements per ``(ν, L)`` is the number of free weights per channel and element. Compared with
 MACE's ``U_matrix_real`` this basis has no linearly dependent (redundant) weights.
@@ -88,9 +88,7 @@ def symmetric_basis(irreps_in: Irreps, degree: int, ir_out: Irrep) -> SymmetricB
     offsets = irreps_in.offsets
     for combo in itertools.combinations_with_replacement(range(len(irreps_in)), degree):
         blocks = tuple(irreps_in[s] for s in combo)
-        grids = torch.meshgrid(
-            *[torch.arange(offsets[s], offsets[s + 1]) for s in combo], indexing="ij"
-        )
+        grids = torch.meshgrid(*[torch.arange(offsets[s], offsets[s + 1]) for s in combo], indexing="ij")
         flat_idx = torch.stack([g.reshape(-1) for g in grids], -1).sort(-1).values
         mono_idx = lookup[(flat_idx * strides).sum(-1)]
         for ir, t in _coupling_trees(blocks):
@@ -103,7 +101,7 @@ def symmetric_basis(irreps_in: Irreps, degree: int, ir_out: Irrep) -> SymmetricB
             r = v.clone()
             for q in ortho:
                 r -= (q @ r) * q
-            if r.norm() > 1e-8 * max(v.norm().item(), 1e-300):
+            if r.norm() > 1e-8 * math.sqrt(ir.dim):  # relative to the candidate's norm before symmetrisation
                 ortho.append(r / r.norm())
                 kept.append(u)
     U = torch.stack(kept, -1) if kept else torch.zeros(ir_out.dim, len(mono), 0, dtype=torch.float64)

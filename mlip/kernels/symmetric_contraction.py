@@ -127,7 +127,9 @@ class SymmetricContraction(nn.Module):
             if degree == 1:
                 prefix = torch.zeros(len(sel), dtype=torch.int64)
             else:
-                lower = {tuple(m): i for i, m in enumerate(monomials(dim, degree - 1)[needed[degree - 2]].tolist())}
+                lower = {
+                    tuple(m): i for i, m in enumerate(monomials(dim, degree - 1)[needed[degree - 2]].tolist())
+                }
                 prefix = torch.tensor([lower[tuple(m[:-1])] for m in mono.tolist()], dtype=torch.int64)
             self.register_buffer(f"select{degree}", sel, persistent=False)
             self.register_buffer(f"prefix{degree}", prefix, persistent=False)
@@ -166,7 +168,11 @@ class SymmetricContraction(nn.Module):
         prev = None
         for degree in range(1, d.correlation + 1):
             prefix, last = getattr(self, f"prefix{degree}"), getattr(self, f"last{degree}")
-            p = a.index_select(1, last) if prev is None else prev.index_select(1, prefix) * a.index_select(1, last)
+            p = (
+                a.index_select(1, last)
+                if prev is None
+                else prev.index_select(1, prefix) * a.index_select(1, last)
+            )
             prev = p
             for z in elements:
                 v = self._folded_weights(degree, z, a.dtype)  # [D_out, T, C]

@@ -70,7 +70,9 @@ class MACEConfig:
         if not zs or list(zs) != sorted(set(zs)) or not all(1 <= z <= 118 for z in zs):
             raise ValueError(f"atomic_numbers must be sorted, unique, in 1..118: got {self.atomic_numbers}")
         if len(self.atomic_energies) != len(zs):
-            raise ValueError(f"atomic_energies needs one value per element ({len(zs)}), got {len(self.atomic_energies)}")
+            raise ValueError(
+                f"atomic_energies needs one value per element ({len(zs)}), got {len(self.atomic_energies)}"
+            )
         for name in ("r_max", "avg_num_neighbors", "scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

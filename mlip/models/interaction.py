@@ -44,9 +44,13 @@ class InteractionBlock(nn.Module):
         super().__init__()
         self.avg_num_neighbors = float(avg_num_neighbors)
         c = channels
-        self.linear_up = EquivariantLinear(irreps_node, irreps_node, channels_in=c, channels_out=c, dtype=dtype)
+        self.linear_up = EquivariantLinear(
+            irreps_node, irreps_node, channels_in=c, channels_out=c, dtype=dtype
+        )
         self.tp_descriptor = ChannelwiseTPDescriptor(irreps_node, irreps_sh, irreps_sh)
-        self.tp = channelwise_tp(self.tp_descriptor, backend if backend is not Backend.REFERENCE else Backend.TORCH)
+        self.tp = channelwise_tp(
+            self.tp_descriptor, backend if backend is not Backend.REFERENCE else Backend.TORCH
+        )
         self.radial = RadialMLP([num_basis, *radial_mlp, self.tp_descriptor.num_paths * c], dtype=dtype)
         self.linear = EquivariantLinear(
             self.tp_descriptor.irreps_out, irreps_sh, channels_in=c, channels_out=c, dtype=dtype
@@ -85,7 +89,9 @@ class ProductBlock(nn.Module):
         self.contraction = SymmetricContraction(
             desc, channels=channels, num_elements=num_elements, backend=backend, dtype=dtype
         )
-        self.linear = EquivariantLinear(irreps_out, irreps_out, channels_in=channels, channels_out=channels, dtype=dtype)
+        self.linear = EquivariantLinear(
+            irreps_out, irreps_out, channels_in=channels, channels_out=channels, dtype=dtype
+        )
 
     def forward(self, a, species, sc):
         return self.linear(self.contraction(a, species)) + sc

@@ -62,7 +62,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str 
     try:
         payload = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path} is not a readable mlip model file (corrupted or not a torch file): {err}") from err
+        raise ValueError(
+            f"{path} is not a readable mlip model file (corrupted or not a torch file): {err}"
+        ) from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not an mlip model file (no 'format': '{FORMAT}' entry)")
     version = payload.get("format_version")
@@ -77,7 +79,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str 
     model = build_model(config)
     state = payload["state_dict"]
     target = parse_dtype(config["dtype"])
-    state = {k: v.to(target) if v.is_floating_point() and k != "atomic_energies" else v for k, v in state.items()}
+    state = {
+        k: v.to(target) if v.is_floating_point() and k != "atomic_energies" else v for k, v in state.items()
+    }
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

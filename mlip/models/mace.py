@@ -59,18 +59,32 @@ class MACE(nn.Module):
             irreps_out = scalars if last else hidden
             self.interactions.append(
                 InteractionBlock(
-                    irreps_node=irreps_in, irreps_sh=self.irreps_sh, irreps_skip=irreps_out, channels=c,
-                    num_basis=config.num_bessel, radial_mlp=config.radial_mlp, num_elements=n_el,
-                    avg_num_neighbors=config.avg_num_neighbors, backend=backend, dtype=dtype,
+                    irreps_node=irreps_in,
+                    irreps_sh=self.irreps_sh,
+                    irreps_skip=irreps_out,
+                    channels=c,
+                    num_basis=config.num_bessel,
+                    radial_mlp=config.radial_mlp,
+                    num_elements=n_el,
+                    avg_num_neighbors=config.avg_num_neighbors,
+                    backend=backend,
+                    dtype=dtype,
                 )
             )
             self.products.append(
                 ProductBlock(
-                    irreps_in=self.irreps_sh, irreps_out=irreps_out, channels=c, correlation=config.correlation,
-                    num_elements=n_el, backend=backend, dtype=dtype,
+                    irreps_in=self.irreps_sh,
+                    irreps_out=irreps_out,
+                    channels=c,
+                    correlation=config.correlation,
+                    num_elements=n_el,
+                    backend=backend,
+                    dtype=dtype,
                 )
             )
-            self.readouts.append(MLPReadout(c, config.readout_mlp, dtype=dtype) if last else LinearReadout(c, dtype=dtype))
+            self.readouts.append(
+                MLPReadout(c, config.readout_mlp, dtype=dtype) if last else LinearReadout(c, dtype=dtype)
+            )
 
     def node_energies(
         self, vectors: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor

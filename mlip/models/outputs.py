@@ -18,9 +18,7 @@ import torch
 from mlip import keys as K
 
 
-def edge_vectors(
-    positions: torch.Tensor, cell: torch.Tensor, batch: dict[str, torch.Tensor]
-) -> torch.Tensor:
+def edge_vectors(positions: torch.Tensor, cell: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """``r_ij = x_j - x_i + S_ij @ cell`` ``[E, 3]`` in the dtype of ``positions`` (float64 by design)."""
     sender, receiver = batch[K.EDGE_INDEX]
     graph_of_edge = batch[K.BATCH][receiver]

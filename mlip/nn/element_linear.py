@@ -34,7 +34,9 @@ class ElementLinear(nn.Module):
         self._pairs = [
             (self.irreps_in.index(ir), k) for k, ir in enumerate(self.irreps_out) if ir in self.irreps_in
         ]
-        self.weight = nn.Parameter(torch.randn(len(self._pairs), num_elements, channels_in, channels_out, dtype=dtype))
+        self.weight = nn.Parameter(
+            torch.randn(len(self._pairs), num_elements, channels_in, channels_out, dtype=dtype)
+        )
 
     def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         out = x.new_zeros(x.shape[0], self.irreps_out.dim, self.channels_out)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ase
 import numpy as np
-import torch
 
 from mlip import keys as K
 from mlip.data import atoms_to_graph, collate
@@ -29,7 +28,10 @@ def predict(model, atoms_list: list[ase.Atoms], *, stress: bool = False) -> list
     result, start = [], 0
     for g, a in enumerate(atoms_list):
         n = len(a)
-        item = {"energy": out[K.ENERGY][g].item(), "forces": out[K.FORCES][start : start + n].detach().cpu().numpy()}
+        item = {
+            "energy": out[K.ENERGY][g].item(),
+            "forces": out[K.FORCES][start : start + n].detach().cpu().numpy(),
+        }
         if stress:
             item["stress"] = out[K.STRESS][g].detach().cpu().numpy()
         result.append(item)
@@ -149,5 +151,3 @@ def cutoff_smoothness(model, z: int, *, delta: float = 1e-3) -> tuple[float, flo
     e_ratio = abs(edge["energy"] - far["energy"]) / max(abs(near["energy"] - far["energy"]), 1e-300)
     f_ratio = np.abs(edge["forces"]).max() / max(np.abs(near["forces"]).max(), 1e-300)
     return float(e_ratio), float(f_ratio)
-
-

@@ -33,9 +33,13 @@ def apply_override(raw: dict, item: str) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", help="YAML file with sections model, data, train (default: built-in EMT job)")
+    parser.add_argument(
+        "--config", help="YAML file with sections model, data, train (default: built-in EMT job)"
+    )
     parser.add_argument("--run-dir", help="output directory (default runs/<timestamp>)")
-    parser.add_argument("--resume", nargs="?", const="last", help="resume from CKPT (default: RUN_DIR/checkpoints/last.ckpt)")
+    parser.add_argument(
+        "--resume", nargs="?", const="last", help="resume from CKPT (default: RUN_DIR/checkpoints/last.ckpt)"
+    )
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
     return parser.parse_args(argv)
 
@@ -55,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     metrics = run_training(cfg, run_dir, resume=args.resume)
     if metrics is not None:
         print(json.dumps(metrics, indent=2))
-        print(f"\nmodel:   {run_dir / 'model.pt'}\nmetrics: {run_dir / 'metrics.json'}\nplot:    {run_dir / 'parity.png'}")
+        print(
+            f"\nmodel:   {run_dir / 'model.pt'}\nmetrics: {run_dir / 'metrics.json'}\nplot:    {run_dir / 'parity.png'}"
+        )
     return 0
 
 

@@ -87,7 +87,11 @@ class RunConfig:
         )
 
     def to_dict(self) -> dict:
-        return {"model": dict(self.model), "data": dataclasses.asdict(self.data), "train": dataclasses.asdict(self.train)}
+        return {
+            "model": dict(self.model),
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+        }
 
 
 def _build(cls, values: dict, section: str):

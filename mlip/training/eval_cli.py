@@ -25,13 +25,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     model = load_model(args.model, device=args.device)
-    keys = LabelKeys(energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key,
-                     virials_key=args.virials_key)
+    keys = LabelKeys(
+        energy_key=args.energy_key,
+        forces_key=args.forces_key,
+        stress_key=args.stress_key,
+        virials_key=args.virials_key,
+    )
     results = {}
     for f in args.files:
         frames, _ = split_isolated_atoms(read_frames(f, keys))
         ds = GraphDataset(frames, model.r_max, name=Path(f).name)
-        results[Path(f).name] = evaluate(model, make_loader(ds, batch_size=args.batch_size, shuffle=False)).metrics()
+        results[Path(f).name] = evaluate(
+            model, make_loader(ds, batch_size=args.batch_size, shuffle=False)
+        ).metrics()
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

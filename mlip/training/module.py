@@ -26,7 +26,9 @@ class PotentialModule(L.LightningModule):
         self.model = build_model(model_config)
         self.ema = EMA(self.model, self.cfg.ema_decay) if self.cfg.ema_decay else None
         self.loss_weights = {
-            "energy": self.cfg.energy_weight, "forces": self.cfg.forces_weight, "stress": self.cfg.stress_weight
+            "energy": self.cfg.energy_weight,
+            "forces": self.cfg.forces_weight,
+            "stress": self.cfg.stress_weight,
         }
         self._val = ErrorAccumulator()
         self._ema_ctx = None
@@ -71,7 +73,9 @@ class PotentialModule(L.LightningModule):
         a = self._val.arrays()
         sums = torch.tensor(
             [
-                float(((1000 * (a["energy_pred"] - a["energy_ref"]) / a["n_atoms"]) ** 2).sum()) if len(a["n_atoms"]) else 0.0,
+                float(((1000 * (a["energy_pred"] - a["energy_ref"]) / a["n_atoms"]) ** 2).sum())
+                if len(a["n_atoms"])
+                else 0.0,
                 float(len(a["energy_ref"])),
                 float(((1000 * (a["forces_pred"] - a["forces_ref"])) ** 2).sum()),
                 float(a["forces_ref"].size),

@@ -42,7 +42,10 @@ class PreparedData:
 
 def _label_keys(cfg) -> LabelKeys:
     return LabelKeys(
-        energy_key=cfg.energy_key, forces_key=cfg.forces_key, stress_key=cfg.stress_key, virials_key=cfg.virials_key
+        energy_key=cfg.energy_key,
+        forces_key=cfg.forces_key,
+        stress_key=cfg.stress_key,
+        virials_key=cfg.virials_key,
     )
 
 
@@ -62,7 +65,9 @@ def load_frames(cfg) -> tuple[list[Frame], list[Frame], dict[str, list[Frame]], 
     if cfg.valid_file:
         train, valid = frames, split_isolated_atoms(read_frames(cfg.valid_file, keys))[0]
     else:
-        train, valid = split_frames(frames, valid_fraction=cfg.valid_fraction, valid_last=cfg.valid_last, seed=cfg.seed)
+        train, valid = split_frames(
+            frames, valid_fraction=cfg.valid_fraction, valid_last=cfg.valid_last, seed=cfg.seed
+        )
     for name, fr in [("train", train), ("valid", valid)]:
         if not fr:
             raise ValueError(f"the {name} set is empty")
@@ -121,11 +126,10 @@ def _trainer(cfg: RunConfig, run_dir: Path) -> L.Trainer:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     t = cfg.train
-    loggers = [CSVLogger(str(run_dir), name="logs", version="")]
-    try:
-        loggers.append(TensorBoardLogger(str(run_dir), name="tensorboard", version=""))
-    except ModuleNotFoundError:  # pragma: no cover - tensorboard is a dependency
-        pass
+    loggers = [
+        CSVLogger(str(run_dir), name="logs", version=""),
+        TensorBoardLogger(str(run_dir), name="tensorboard", version=""),
+    ]
     return L.Trainer(
         default_root_dir=str(run_dir),
         max_epochs=t.max_epochs,
@@ -165,7 +169,9 @@ def run_training(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = No
     d = cfg.data
     trainer.fit(
         module,
-        make_loader(data.train, batch_size=d.batch_size, shuffle=True, seed=d.seed, num_workers=d.num_workers),
+        make_loader(
+            data.train, batch_size=d.batch_size, shuffle=True, seed=d.seed, num_workers=d.num_workers
+        ),
         make_loader(data.valid, batch_size=d.valid_batch_size, shuffle=False),
         ckpt_path=ckpt,
     )
@@ -183,10 +189,13 @@ def write_outputs(module: PotentialModule, data: PreparedData, cfg: RunConfig, r
         save_model(model, run_dir / "model.pt", provenance=provenance)
         bs = cfg.data.valid_batch_size
         results = {"valid": evaluate(model, make_loader(data.valid, batch_size=bs, shuffle=False))}
-        tests = {n: evaluate(model, make_loader(ds, batch_size=bs, shuffle=False)) for n, ds in data.tests.items()}
+        tests = {
+            n: evaluate(model, make_loader(ds, batch_size=bs, shuffle=False)) for n, ds in data.tests.items()
+        }
     metrics = {"valid": results["valid"].metrics(), "test": {n: acc.metrics() for n, acc in tests.items()}}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    parity_plot({"valid": results["valid"].arrays(), **{n: a.arrays() for n, a in tests.items()}},
-                run_dir / "parity.png")
+    parity_plot(
+        {"valid": results["valid"].arrays(), **{n: a.arrays() for n, a in tests.items()}},
+        run_dir / "parity.png",
+    )
     return metrics
-

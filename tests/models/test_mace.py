@@ -9,9 +9,20 @@ from mlip.testing.suite import ModelPhysicsSuite
 
 def small_mace(dtype: torch.dtype, **overrides):
     config = dict(
-        name="mace", atomic_numbers=[1, 6, 8, 29, 79], atomic_energies=[-1.0, -2.0, -3.0, -4.0, -5.0],
-        r_max=4.0, num_bessel=6, max_ell=3, channels=8, max_L=1, correlation=3, num_interactions=2,
-        radial_mlp=[16, 16], avg_num_neighbors=20.0, scale=1.3, shift=0.1,
+        name="mace",
+        atomic_numbers=[1, 6, 8, 29, 79],
+        atomic_energies=[-1.0, -2.0, -3.0, -4.0, -5.0],
+        r_max=4.0,
+        num_bessel=6,
+        max_ell=3,
+        channels=8,
+        max_L=1,
+        correlation=3,
+        num_interactions=2,
+        radial_mlp=[16, 16],
+        avg_num_neighbors=20.0,
+        scale=1.3,
+        shift=0.1,
         dtype=str(dtype).replace("torch.", ""),
     )
     config.update(overrides)
@@ -24,8 +35,9 @@ class TestMACEPhysics(ModelPhysicsSuite):
 
 
 def test_unknown_element_is_rejected():
-    from mlip.testing.physics import predict
     from ase import Atoms
+
+    from mlip.testing.physics import predict
 
     model = small_mace(torch.float64)
     with pytest.raises(ValueError, match=r"unknown element\(s\) \['Fe'\]"):

@@ -1,0 +1,88 @@
+"""The ASE calculator: finite differences, periodic and free systems, relaxation, bad model files."""
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk, molecule
+
+from mlip.calculators import MLIPCalculator, relax
+from mlip.models import build_model, save_model
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model(
+        dict(
+            name="mace",
+            atomic_numbers=[1, 6, 8, 14],
+            atomic_energies=[0, 0, 0, 0],
+            r_max=4.0,
+            channels=8,
+            max_ell=2,
+            max_L=1,
+            correlation=2,
+            radial_mlp=[8],
+            avg_num_neighbors=10.0,
+            dtype="float64",
+        )
+    )
+    path = tmp_path_factory.mktemp("m") / "model.pt"
+    save_model(model, path)
+    return path
+
+
+def test_forces_and_stress_match_ase_finite_differences(model_file):
+    atoms = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
+    atoms.rattle(0.05, seed=1)
+    atoms.calc = MLIPCalculator(model_file, dtype="float64")
+    forces = atoms.get_forces()
+    fd = atoms.calc.calculate_numerical_forces(atoms, d=1e-4)
+    assert np.abs(forces - fd).max() < 1e-6 * np.abs(forces).max()
+    stress = atoms.get_stress()
+    fd_stress = atoms.calc.calculate_numerical_stress(atoms, d=1e-5)
+    assert np.abs(stress - fd_stress).max() < 1e-6 * np.abs(stress).max()
+
+
+def test_free_molecule(model_file):
+    atoms = molecule("CH3OH")
+    atoms.calc = MLIPCalculator(model_file)
+    assert np.isfinite(atoms.get_potential_energy())
+    assert atoms.get_forces().shape == (6, 3)
+    assert atoms.get_potential_energy() == atoms.get_potential_energy(force_consistent=True)
+
+
+def test_relax_with_cell(model_file):
+    atoms = bulk("Si", "diamond", a=5.43)
+    atoms.rattle(0.05, seed=2)
+    relaxed, ok = relax(atoms, MLIPCalculator(model_file), fmax=0.01, steps=2000, relax_cell=True)
+    assert ok
+    assert np.abs(relaxed.get_forces()).max() < 0.01
+
+
+def test_corrupted_and_incompatible_model_files(tmp_path, model_file):
+    import mlip
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a readable mlip model file"):
+        mlip.load_model(bad)
+    payload = torch.load(model_file, weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match="format version 99; this mlip reads version 1"):
+        mlip.load_model(tmp_path / "future.pt")
+    payload["format_version"] = 1
+    payload["config"]["channels"] = 16
+    torch.save(payload, tmp_path / "mismatch.pt")
+    with pytest.raises(ValueError, match="weights do not match"):
+        mlip.load_model(tmp_path / "mismatch.pt")
+    with pytest.raises(FileNotFoundError):
+        mlip.load_model(tmp_path / "missing.pt")
+
+
+def test_unknown_element_in_calculator(model_file):
+    atoms = bulk("Cu", "fcc", a=3.6)
+    atoms.calc = MLIPCalculator(model_file)
+    with pytest.raises(ValueError, match="unknown element"):
+        atoms.get_potential_energy()

@@ -1,0 +1,131 @@
+"""End-to-end training on the built-in EMT data: outputs, metrics keys, resume, wall-clock budget, ddp."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mlip import keys as K
+from mlip.training.config import RunConfig
+from mlip.training.losses import loss_terms
+from mlip.training.run import run_training
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {
+    "model": {
+        "name": "mace",
+        "r_max": 4.0,
+        "channels": 8,
+        "max_ell": 1,
+        "max_L": 1,
+        "correlation": 2,
+        "radial_mlp": [8],
+    },
+    "data": {"emt_frames": 16, "emt_test_frames": 4, "batch_size": 4},
+    "train": {"max_epochs": 2, "progress_bar": False, "ema_decay": 0.9},
+}
+METRIC_KEYS = {
+    "energy_rmse_mev_per_atom",
+    "energy_mae_mev_per_atom",
+    "forces_rmse_mev_per_A",
+    "forces_mae_mev_per_A",
+    "stress_rmse_mev_per_A3",
+    "n_frames",
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    metrics = run_training(RunConfig.from_dict(TINY), run_dir)
+    return run_dir, metrics
+
+
+def test_outputs_written(trained):
+    run_dir, metrics = trained
+    for name in ("model.pt", "metrics.json", "parity.png", "checkpoints/last.ckpt", "logs/metrics.csv"):
+        assert (run_dir / name).is_file(), name
+    on_disk = json.loads((run_dir / "metrics.json").read_text())
+    assert on_disk == metrics
+    assert set(on_disk["valid"]) >= METRIC_KEYS
+    assert set(on_disk["test"]["emt_test"]) >= METRIC_KEYS
+
+
+def test_model_file_loads_without_training_code(trained):
+    import mlip
+
+    model = mlip.load_model(trained[0] / "model.pt")
+    assert model.atomic_numbers == [29, 79]
+    assert model.r_max == 4.0
+
+
+def test_resume_continues_from_checkpoint(trained, tmp_path):
+    run_dir, _ = trained
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    cfg = RunConfig.from_dict({**TINY, "train": {**TINY["train"], "max_epochs": 3}})
+    run_training(cfg, run_dir, resume="last")
+    ckpt2 = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt2["epoch"] == ckpt["epoch"] + 1
+    assert ckpt2["global_step"] > ckpt["global_step"]
+    assert "ema" in ckpt2
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        run_training(RunConfig.from_dict(TINY), tmp_path, resume="last")
+
+
+def test_wall_clock_budget_still_writes_outputs(tmp_path):
+    cfg = RunConfig.from_dict(
+        {**TINY, "train": {**TINY["train"], "max_epochs": 1000, "max_time": "00:00:00:05"}}
+    )
+    metrics = run_training(cfg, tmp_path)
+    assert (tmp_path / "model.pt").is_file()
+    assert "valid" in metrics
+
+
+def test_unknown_option_is_rejected():
+    with pytest.raises(ValueError, match="unknown option"):
+        RunConfig.from_dict({"train": {"learning_rate": 1.0}})
+
+
+def test_loss_masks_missing_labels():
+    batch = {
+        K.ENERGY: torch.tensor([1.0, 5.0], dtype=torch.float64),
+        K.ENERGY_WEIGHT: torch.tensor([1.0, 0.0], dtype=torch.float64),
+        K.WEIGHT: torch.ones(2, dtype=torch.float64),
+        K.N_ATOMS: torch.tensor([1, 1]),
+        K.FORCES: torch.zeros(2, 3, dtype=torch.float64),
+        K.FORCES_WEIGHT: torch.tensor([0.0, 1.0], dtype=torch.float64),
+        K.BATCH: torch.tensor([0, 1]),
+    }
+    pred = {
+        K.ENERGY: torch.tensor([2.0, 0.0], dtype=torch.float64),
+        K.FORCES: torch.tensor([[9.0, 9, 9], [1, 1, 1]], dtype=torch.float64),
+    }
+    terms = loss_terms(pred, batch)
+    assert terms["energy"].item() == pytest.approx(1.0)
+    assert terms["forces"].item() == pytest.approx(1.0)
+
+
+def test_ddp_two_processes_on_cpu(tmp_path):
+    """A 2-process data-parallel run (gloo) through train.py, as a user would launch it."""
+    cfg = tmp_path / "cfg.yaml"
+    import yaml
+
+    cfg.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "devices": 2, "strategy": "ddp"}}))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--config", str(cfg), "--run-dir", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "run" / "model.pt").is_file()
+    assert (tmp_path / "run" / "metrics.json").is_file()
