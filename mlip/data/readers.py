@@ -64,31 +64,22 @@ def _lookup(atoms, results, key, kind):
     return None
 
 
+def _label(atoms: ase.Atoms, results: dict, key: str | None, kind: str, name: str):
+    """The given ``key``, else ``REF_<name>``, then the calculator's ``name``, then ``info``/``arrays[name]``."""
+    if key is not None:
+        return _lookup(atoms, results, key, kind)
+    store = atoms.arrays if kind == "array" else atoms.info
+    for value in (store.get(f"REF_{name}"), results.get(name), store.get(name)):
+        if value is not None:
+            return value
+    return None
+
+
 def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: str = "frame") -> Frame:
     """Labels of one ``Atoms`` (see the module docstring for the lookup order)."""
     res = _calc_results(atoms)
-    if keys.energy_key is not None:
-        energy = _lookup(atoms, res, keys.energy_key, "info")
-    else:
-        energy = next(
-            (
-                v
-                for v in (atoms.info.get("REF_energy"), res.get("energy"), atoms.info.get("energy"))
-                if v is not None
-            ),
-            None,
-        )
-    if keys.forces_key is not None:
-        forces = _lookup(atoms, res, keys.forces_key, "array")
-    else:
-        forces = next(
-            (
-                v
-                for v in (atoms.arrays.get("REF_forces"), res.get("forces"), atoms.arrays.get("forces"))
-                if v is not None
-            ),
-            None,
-        )
+    energy = _label(atoms, res, keys.energy_key, "info", "energy")
+    forces = _label(atoms, res, keys.forces_key, "array", "forces")
     stress = None
     if keys.stress_key is not None:
         raw = _lookup(atoms, res, keys.stress_key, "info")
