@@ -105,4 +105,7 @@ def symmetric_basis(irreps_in: Irreps, degree: int, ir_out: Irrep) -> SymmetricB
                 ortho.append(r / r.norm())
                 kept.append(u)
     U = torch.stack(kept, -1) if kept else torch.zeros(ir_out.dim, len(mono), 0, dtype=torch.float64)
+    # entries that are rounding noise of cancelling CG products are exact zeros: the sparsity pattern (which
+    # monomials a basis uses) must not depend on the last bits of float64 arithmetic
+    U = torch.where(U.abs() < 1e-13, torch.zeros_like(U), U)
     return SymmetricBasis(degree=degree, ir_out=ir_out, monomials=mono, U=U)
