@@ -154,7 +154,12 @@ class ChannelwiseTPTorch(nn.Module):
                 self._groups.append((start, k + 1, p.ir_out.dim))
                 start, comp = k + 1, comp + width
 
-    def forward(
+    @property
+    def groups(self) -> list[tuple[int, int, int]]:
+        """``(first path, end path, 2l+1)`` of each run of paths with one output irrep, in output order."""
+        return list(self._groups)
+
+    def forward_groups(
         self,
         x: torch.Tensor,
         y: torch.Tensor,
@@ -162,25 +167,34 @@ class ChannelwiseTPTorch(nn.Module):
         senders: torch.Tensor | None = None,
         receivers: torch.Tensor | None = None,
         num_receivers: int | None = None,
-    ) -> torch.Tensor:
+    ) -> list[torch.Tensor]:
+        """The output as one ``[E or num_receivers, P_g, 2l+1, C]`` tensor per output-irrep group.
+
+        Keeping groups apart (no concatenation) matters for training: the double backward of a concatenation
+        or a slice allocates and zero-fills full-size ``[E, D_out, C]`` buffers.
+        """
         d = self.descriptor
         if senders is not None:
             x = x.index_select(0, senders)
         _check_inputs(d, x, y, w)
         n_edges, channels = x.shape[0], x.shape[2]
-        pieces = []
+        out = []
         for g, (p0, p1, dim) in enumerate(self._groups):
             coeff = getattr(self, f"coeff{g}").to(y.dtype)
             z = (y @ coeff).view(n_edges, d.irreps_in1.dim, (p1 - p0) * dim)
-            t = torch.bmm(z.transpose(1, 2), x).view(n_edges, p1 - p0, dim, channels)
-            pieces.append((t * w[:, p0:p1, None, :]).view(n_edges, (p1 - p0) * dim, channels))
-        out = torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
-        if receivers is None:
-            return out
-        if num_receivers is None:
-            raise ValueError("num_receivers is required with receivers")
-        total = out.new_zeros(num_receivers, d.irreps_out.dim, channels)
-        return total.index_add_(0, receivers, out)
+            t = torch.bmm(z.transpose(1, 2), x).view(n_edges, p1 - p0, dim, channels) * w[:, p0:p1, None, :]
+            if receivers is not None:
+                if num_receivers is None:
+                    raise ValueError("num_receivers is required with receivers")
+                t = t.new_zeros(num_receivers, *t.shape[1:]).index_add_(0, receivers, t)
+            out.append(t)
+        return out
+
+    def forward(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> torch.Tensor:
+        """``[E or num_receivers, D_out, C]``; see :meth:`forward_groups` for the layout-preserving variant."""
+        groups = self.forward_groups(x, y, w, senders, receivers, num_receivers)
+        flat = [t.reshape(t.shape[0], -1, t.shape[-1]) for t in groups]
+        return torch.cat(flat, dim=1) if len(flat) > 1 else flat[0]
 
 
 def channelwise_tp(descriptor: ChannelwiseTPDescriptor, backend: Backend = Backend.TORCH) -> nn.Module:

@@ -54,14 +54,41 @@ class EquivariantLinear(nn.Module):
             raise ValueError(
                 f"expected [..., {self.irreps_in.dim}, {self.channels_in}] for {self.irreps_in}, got {tuple(x.shape)}"
             )
-        lead = x.shape[:-2]
-        out = x.new_zeros(*lead, self.irreps_out.dim, self.channels_out)
-        in_slices, out_slices = self.irreps_in.slices(), self.irreps_out.slices()
-        for (k, sources), w in zip(self._plan, self.weights):
+        in_slices = self.irreps_in.slices()
+        plan = dict(zip((k for k, _ in self._plan), zip((s for _, s in self._plan), self.weights)))
+        pieces = []
+        for k, ir in enumerate(self.irreps_out):
+            if k not in plan:
+                pieces.append(x.new_zeros(*x.shape[:-2], ir.dim, self.channels_out))
+                continue
+            sources, w = plan[k]
             blocks = [x[..., in_slices[b], :] for b in sources]
             stacked = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
-            out[..., out_slices[k], :] = (stacked @ w.to(x.dtype)) / math.sqrt(w.shape[0])
-        return out
+            pieces.append((stacked @ w.to(x.dtype)) / math.sqrt(w.shape[0]))
+        return torch.cat(pieces, dim=-2) if len(pieces) > 1 else pieces[0]
+
+    def forward_groups(self, groups: list[torch.Tensor]) -> torch.Tensor:
+        """The same map from grouped input ``[..., P_g, 2l+1, C_in]`` per run of equal irreps (in the order of
+        ``irreps_in``, as :meth:`ChannelwiseTPTorch.forward_groups` returns them) -> ``[..., irreps_out.dim, C_out]``.
+
+        Each group is contracted over its paths and channels at once with ``einsum``, without concatenation.
+        """
+        runs, k = [], 0
+        for g in groups:
+            runs.append(self.irreps_in[k])
+            k += g.shape[-3]
+        by_ir = dict(zip(runs, groups))
+        plan = {k: w for (k, _), w in zip(self._plan, self.weights)}
+        pieces = []
+        for k, ir in enumerate(self.irreps_out):
+            g = by_ir.get(ir)
+            if k not in plan or g is None:
+                lead = groups[0].shape[:-3]
+                pieces.append(groups[0].new_zeros(*lead, ir.dim, self.channels_out))
+                continue
+            w = plan[k].to(g.dtype).view(g.shape[-3], self.channels_in, self.channels_out)
+            pieces.append(torch.einsum("...pmc,pcf->...mf", g, w) / math.sqrt(w.shape[0] * w.shape[1]))
+        return torch.cat(pieces, dim=-2) if len(pieces) > 1 else pieces[0]
 
     def extra_repr(self) -> str:
         return f"{self.channels_in}x({self.irreps_in}) -> {self.channels_out}x({self.irreps_out})"

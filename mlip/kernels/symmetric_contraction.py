@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mlip.kernels.backend import Backend
+from mlip.kernels.element_groups import apply_by_element
 from mlip.kernels.irreps import Irreps
 from mlip.kernels.symmetric_basis import SymmetricBasis, monomials, symmetric_basis
 
@@ -162,25 +163,30 @@ class SymmetricContraction(nn.Module):
         ``out[n, M, c] += sum_t P[n, t, c] V[M, t, c]``: ``N * D_out * T * C`` multiply-adds per degree.
         Degree-ν monomials are built from degree-(ν-1) ones (one gather and one product per degree).
         """
-        d = self.descriptor
-        out = a.new_zeros(a.shape[0], d.irreps_out.dim, self.channels)
-        elements = torch.unique(species).tolist()
+        return apply_by_element(a, species, self._contract_one_element)
+
+    def _contract_one_element(self, a: torch.Tensor, z: int) -> torch.Tensor:
+        """All degrees for nodes ``a [n, D_in, C]`` of one element ``z`` -> ``[n, D_out, C]``.
+
+        Monomials are gathered along the *first* axis of a ``[D_in, n, C]`` copy of ``a``: on the CPU the
+        backward of a gather (``index_add_``) is vectorised along dim 0 but loops over indices along others.
+        """
+        at = a.transpose(0, 1).contiguous()  # [D_in, n, C]
+        out = None
         prev = None
-        for degree in range(1, d.correlation + 1):
+        for degree in range(1, self.descriptor.correlation + 1):
             prefix, last = getattr(self, f"prefix{degree}"), getattr(self, f"last{degree}")
             p = (
-                a.index_select(1, last)
+                at.index_select(0, last)
                 if prev is None
-                else prev.index_select(1, prefix) * a.index_select(1, last)
+                else prev.index_select(0, prefix) * at.index_select(0, last)
             )
-            prev = p
-            for z in elements:
-                v = self._folded_weights(degree, z, a.dtype)  # [D_out, T, C]
-                if len(elements) == 1:
-                    out = out + torch.einsum("ntc,mtc->nmc", p, v)
-                else:
-                    nodes = (species == z).nonzero().squeeze(-1)
-                    out = out.index_add(0, nodes, torch.einsum("ntc,mtc->nmc", p.index_select(0, nodes), v))
+            prev = p  # [T, n, C]
+            v = self._folded_weights(degree, z, a.dtype)  # [D_out, T, C]
+            # a channel-wise dot product over t for each output component: broadcast-multiply and reduce
+            # (an einsum here becomes a bmm batched over channels, which the CPU runs as a loop of tiny gemms)
+            term = torch.stack([(p * v[m].unsqueeze(1)).sum(0) for m in range(v.shape[0])], dim=1)
+            out = term if out is None else out + term
         return out
 
     def _folded_weights(self, degree: int, z: int, dtype: torch.dtype) -> torch.Tensor:

@@ -55,6 +55,7 @@ class InteractionBlock(nn.Module):
         self.linear = EquivariantLinear(
             self.tp_descriptor.irreps_out, irreps_sh, channels_in=c, channels_out=c, dtype=dtype
         )
+        self._grouped = hasattr(self.tp, "forward_groups")
         self.skip = ElementLinear(
             irreps_node, irreps_skip, channels_in=c, channels_out=c, num_elements=num_elements, dtype=dtype
         )
@@ -62,8 +63,12 @@ class InteractionBlock(nn.Module):
     def forward(self, h, sh, radial, species, edge_index):
         sender, receiver = edge_index
         weights = self.radial(radial).view(radial.shape[0], self.tp_descriptor.num_paths, h.shape[2])
-        messages = self.tp(self.linear_up(h), sh, weights, sender, receiver, h.shape[0])
-        a = self.linear(messages) / self.avg_num_neighbors
+        h_up = self.linear_up(h)
+        if self._grouped:
+            groups = self.tp.forward_groups(h_up, sh, weights, sender, receiver, h.shape[0])
+            a = self.linear.forward_groups(groups) / self.avg_num_neighbors
+        else:
+            a = self.linear(self.tp(h_up, sh, weights, sender, receiver, h.shape[0])) / self.avg_num_neighbors
         return a, self.skip(h, species)
 
 

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from mlip.kernels.element_groups import apply_by_element
 from mlip.kernels.irreps import Irreps
 
 
@@ -15,7 +16,8 @@ class ElementLinear(nn.Module):
 
     A tensor product with a one-hot element vector is exactly this: one weight matrix per element and irrep.
     Shapes: ``x [N, irreps_in.dim, C_in]``, ``species [N]`` (0-based) -> ``[N, irreps_out.dim, C_out]``.
-    Nodes are processed element by element (no ``[N, C, C]`` gathered weights).
+    Nodes are grouped by element (:func:`~mlip.kernels.element_groups.apply_by_element`), so no ``[N, C, C]``
+    per-node weights are ever gathered.
     """
 
     def __init__(
@@ -34,17 +36,25 @@ class ElementLinear(nn.Module):
         self._pairs = [
             (self.irreps_in.index(ir), k) for k, ir in enumerate(self.irreps_out) if ir in self.irreps_in
         ]
+        self._source = {
+            k: (b, p) for p, (b, k) in enumerate(self._pairs)
+        }  # output block -> (input block, weight)
         self.weight = nn.Parameter(
             torch.randn(len(self._pairs), num_elements, channels_in, channels_out, dtype=dtype)
         )
 
     def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        out = x.new_zeros(x.shape[0], self.irreps_out.dim, self.channels_out)
-        s_in, s_out = self.irreps_in.slices(), self.irreps_out.slices()
+        return apply_by_element(x, species, self._one_element)
+
+    def _one_element(self, x: torch.Tensor, z: int) -> torch.Tensor:
+        s_in = self.irreps_in.slices()
         norm = 1.0 / math.sqrt(self.weight.shape[2])
-        for z in torch.unique(species).tolist():
-            nodes = (species == z).nonzero().squeeze(-1)
-            xz = x.index_select(0, nodes)
-            for p, (b, k) in enumerate(self._pairs):
-                out[nodes, s_out[k]] = (xz[:, s_in[b]] @ self.weight[p, z].to(x.dtype)) * norm
-        return out
+        pieces = []
+        for k, ir in enumerate(self.irreps_out):
+            pair = self._source.get(k)
+            if pair is None:
+                pieces.append(x.new_zeros(x.shape[0], ir.dim, self.channels_out))
+            else:
+                b, p = pair
+                pieces.append((x[:, s_in[b]] @ self.weight[p, z].to(x.dtype)) * norm)
+        return torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
