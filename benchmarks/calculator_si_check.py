@@ -17,6 +17,7 @@ import argparse
 
 import numpy as np
 from ase.build import bulk
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 
 from mlip.calculators import MLIPCalculator, relax
 
@@ -42,8 +43,8 @@ def main() -> None:
     probe = atoms.copy()
     probe.calc = MLIPCalculator(args.model, dtype="float64")
     forces, stress = probe.get_forces(), probe.get_stress()
-    fd_f = probe.calc.calculate_numerical_forces(probe, d=1e-4)
-    fd_s = probe.calc.calculate_numerical_stress(probe, d=1e-5)
+    fd_f = calculate_numerical_forces(probe, eps=1e-4)
+    fd_s = calculate_numerical_stress(probe, eps=1e-5)
     print(
         f"float64 forces vs central differences: rel. error {np.abs(forces - fd_f).max() / np.abs(forces).max():.2e}"
     )

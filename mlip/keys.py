@@ -42,8 +42,6 @@ BATCH: Final[str] = "batch"
 """[n_atoms] int64. Index of the structure each atom belongs to (0 for a single graph)."""
 NODE_ENERGY: Final[str] = "node_energy"
 """[n_atoms] float, eV. Per-atom energy contributions (predicted), E0 included."""
-FORCES_MASK: Final[str] = "forces_mask"
-"""[n_atoms] bool. True where a reference force label exists."""
 
 # ---- per-edge fields --------------------------------------------------------------------------------------------
 EDGE_INDEX: Final[str] = "edge_index"
@@ -75,7 +73,7 @@ N_ATOMS: Final[str] = "n_atoms"
 CHARGES: Final[str] = "charges"
 """[n_atoms] float, e. Atomic partial charges (reserved for the long-range models)."""
 
-NODE_KEYS: Final[frozenset[str]] = frozenset({POSITIONS, ATOMIC_NUMBERS, FORCES, FORCES_MASK, CHARGES})
+NODE_KEYS: Final[frozenset[str]] = frozenset({POSITIONS, ATOMIC_NUMBERS, FORCES, CHARGES})
 """Keys concatenated along atoms when batching."""
 GRAPH_KEYS: Final[frozenset[str]] = frozenset(
     {CELL, PBC, ENERGY, STRESS, VIRIALS, ENERGY_WEIGHT, FORCES_WEIGHT, STRESS_WEIGHT, WEIGHT, N_ATOMS}

@@ -1,7 +1,8 @@
 """Readers: any ASE-readable file, ASE databases and MPtrj JSON -> labelled :class:`~mlip.data.graph.Frame`.
 
-Label lookup (``LabelKeys``). When a key is given it must exist in every labelled frame's ``info`` / ``arrays``
-(or the attached calculator's results). When it is not given, the first found of:
+Label lookup (``LabelKeys``). A key that is given is looked up in ``info`` / ``arrays`` and the attached
+calculator's results; a frame without it is unlabelled for that quantity (masked in the loss; a training set
+with no labels at all is an error). When a key is not given, the first found of:
 
 * energy: ``info["REF_energy"]``, then the calculator's ``energy``, then ``info["energy"]``;
 * forces: ``arrays["REF_forces"]``, then the calculator's ``forces``, then ``arrays["forces"]``;

@@ -141,6 +141,20 @@ class SymmetricContraction(nn.Module):
 
             self._cueq = SymmetricContractionCueq(descriptor, channels=channels)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Refuse a stored basis that differs from the one this code computes: the pruned monomials and the
+        meaning of every weight depend on it, so a mismatch would silently change the model."""
+        for k, b in enumerate(self.descriptor.bases):
+            stored = state_dict.get(f"{prefix}U{k}")
+            if stored is None:
+                continue
+            if stored.shape != b.U.shape or (stored.double() - b.U).abs().max() > 1e-6:
+                raise RuntimeError(
+                    f"{prefix}U{k}: the stored symmetric-contraction basis for degree {b.degree}, {b.ir_out} "
+                    "differs from the one this version of mlip computes (incompatible model file)"
+                )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _check(self, a: torch.Tensor, species: torch.Tensor) -> None:
         d = self.descriptor
         if a.dim() != 3 or a.shape[1] != d.irreps_in.dim or a.shape[2] != self.channels:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk, molecule
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 
 from mlip.calculators import MLIPCalculator, relax
 from mlip.models import build_model, save_model
@@ -37,10 +38,10 @@ def test_forces_and_stress_match_ase_finite_differences(model_file):
     atoms.rattle(0.05, seed=1)
     atoms.calc = MLIPCalculator(model_file, dtype="float64")
     forces = atoms.get_forces()
-    fd = atoms.calc.calculate_numerical_forces(atoms, d=1e-4)
+    fd = calculate_numerical_forces(atoms, eps=1e-4)
     assert np.abs(forces - fd).max() < 1e-6 * np.abs(forces).max()
     stress = atoms.get_stress()
-    fd_stress = atoms.calc.calculate_numerical_stress(atoms, d=1e-5)
+    fd_stress = calculate_numerical_stress(atoms, eps=1e-5)
     assert np.abs(stress - fd_stress).max() < 1e-6 * np.abs(stress).max()
 
 

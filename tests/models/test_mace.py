@@ -3,30 +3,10 @@
 import pytest
 import torch
 
-from mlip.models import build_model
+from mlip.testing.models import tiny_mace
 from mlip.testing.suite import ModelPhysicsSuite
 
-
-def small_mace(dtype: torch.dtype, **overrides):
-    config = dict(
-        name="mace",
-        atomic_numbers=[1, 6, 8, 29, 79],
-        atomic_energies=[-1.0, -2.0, -3.0, -4.0, -5.0],
-        r_max=4.0,
-        num_bessel=6,
-        max_ell=3,
-        channels=8,
-        max_L=1,
-        correlation=3,
-        num_interactions=2,
-        radial_mlp=[16, 16],
-        avg_num_neighbors=20.0,
-        scale=1.3,
-        shift=0.1,
-        dtype=str(dtype).replace("torch.", ""),
-    )
-    config.update(overrides)
-    return build_model(config)
+small_mace = tiny_mace
 
 
 class TestMACEPhysics(ModelPhysicsSuite):

@@ -129,3 +129,31 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "run" / "model.pt").is_file()
     assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_training_set_without_labels_is_a_clear_error(tmp_path):
+    from ase.build import bulk
+    from ase.io import write
+
+    write(tmp_path / "nolabels.xyz", [bulk("Cu", "fcc", a=3.6) * 2 for _ in range(5)])
+    cfg = RunConfig.from_dict(
+        {**TINY, "data": {"train_file": str(tmp_path / "nolabels.xyz"), "valid_last": 1}}
+    )
+    with pytest.raises(ValueError, match="has no energy or force labels"):
+        run_training(cfg, tmp_path / "run")
+
+
+def test_wrong_energy_key_is_a_clear_error(tmp_path, shared_data):
+    cfg = RunConfig.from_dict(
+        {
+            **TINY,
+            "data": {
+                "train_file": str(shared_data / "ethanol_botnet" / "train.xyz"),
+                "energy_key": "DFT_energy",
+                "forces_key": "DFT_forces",
+                "valid_last": 10,
+            },
+        }
+    )
+    with pytest.raises(ValueError, match="check energy_key / forces_key"):
+        run_training(cfg, tmp_path / "run")
