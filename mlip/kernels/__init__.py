@@ -6,6 +6,9 @@ Features are channel-last, ``[..., irreps.dim, channels]`` (see :mod:`mlip.kerne
 from mlip.kernels.backend import Backend, cueq_available
 from mlip.kernels.cg import clebsch_gordan, spherical_harmonics, wigner_d
 from mlip.kernels.channelwise import ChannelwiseTPDescriptor, channelwise_tp
+from mlip.kernels.gaunt import SphereGrid, gaunt_alpha, gaunt_coefficients
+from mlip.kernels.gaunt_fft import GauntFFTTP
+from mlip.kernels.gaunt_grid import DegreeWeights, GauntGridTP, gaunt_product_reference
 from mlip.kernels.irreps import Irrep, Irreps, parse_hidden_irreps
 from mlip.kernels.linear import EquivariantLinear
 from mlip.kernels.symmetric_contraction import SymmetricContraction, SymmetricContractionDescriptor
@@ -13,6 +16,10 @@ from mlip.kernels.symmetric_contraction import SymmetricContraction, SymmetricCo
 __all__ = [
     "Backend",
     "ChannelwiseTPDescriptor",
+    "DegreeWeights",
+    "GauntFFTTP",
+    "GauntGridTP",
+    "SphereGrid",
     "EquivariantLinear",
     "Irrep",
     "Irreps",
@@ -20,6 +27,9 @@ __all__ = [
     "SymmetricContractionDescriptor",
     "channelwise_tp",
     "clebsch_gordan",
+    "gaunt_alpha",
+    "gaunt_coefficients",
+    "gaunt_product_reference",
     "cueq_available",
     "parse_hidden_irreps",
     "spherical_harmonics",

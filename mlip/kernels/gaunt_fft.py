@@ -1,0 +1,109 @@
+"""Gaunt tensor product by 2D Fourier transforms (Luo, Chen, Krishnapriyan, ICLR 2024).
+
+Every real spherical harmonic of degree ``l`` is a trigonometric polynomial on the torus ``(θ, φ)``,
+``Ŷ_lm(θ, φ) = Σ_{|u|,|v| <= l} y^{lm}_{uv} e^{i(uθ + vφ)}``. The product of two such functions is the
+convolution of their coefficient arrays, computed here by zero-padded FFTs, and projected back with
+
+.. math::  z^{lm}_{uv} = \\int_0^{2π}\\!\\!\\int_0^{π} e^{i(uθ + vφ)}\\, Ŷ_{lm}(θ, φ) \\sin θ\\, dθ\\, dφ,
+
+so ``z_{lm} = Re Σ_{uv} F_{uv} z^{lm}_{uv}``. Results equal :class:`~mlip.kernels.gaunt_grid.GauntGridTP` and
+the Gaunt-weighted CG product (same shapes and conventions).
+
+Cost: coefficients ``O(B C L^3)`` (dense here: ``O(B C L^4)``), FFTs ``O(B C L^2 log L)``, projection
+``O(B C L^3)`` dense.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlip.kernels.gaunt import orthonormal_sh
+from mlip.kernels.gaunt_grid import _check
+
+
+def _torus_samples(lmax: int, n: int) -> torch.Tensor:
+    """``Ŷ`` (degrees ``<= lmax``) sampled on an ``n x n`` uniform torus grid: ``[n, n, (lmax+1)^2]``.
+
+    The Cartesian polynomials of the spherical harmonics extend to ``θ ∈ [π, 2π)`` (where ``sin θ < 0``) as
+    trigonometric polynomials of degree ``<= l`` in each angle.
+    """
+    t = 2 * np.pi * np.arange(n) / n
+    theta, phi = np.meshgrid(t, t, indexing="ij")
+    vec = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], -1)
+    return orthonormal_sh(lmax, torch.tensor(vec, dtype=torch.float64))
+
+
+@lru_cache(maxsize=32)
+def sh_to_fourier(lmax: int) -> torch.Tensor:
+    """``y^{lm}_{uv}``: complex ``[(lmax+1)^2, 2lmax+1, 2lmax+1]``, frequencies ``-lmax..lmax`` (centred)."""
+    n = 2 * lmax + 1
+    samples = _torus_samples(lmax, n).permute(2, 0, 1)  # [d, n, n]
+    return torch.fft.fftshift(torch.fft.fft2(samples.to(torch.complex128)) / (n * n), dim=(-2, -1))
+
+
+def _theta_integral(k: np.ndarray) -> np.ndarray:
+    """``∫_0^π e^{ikθ} dθ`` for integer ``k``."""
+    out = np.empty(k.shape, dtype=np.complex128)
+    zero = k == 0
+    out[zero] = np.pi
+    kk = k[~zero]
+    out[~zero] = ((-1.0) ** kk - 1) / (1j * kk)
+    return out
+
+
+@lru_cache(maxsize=32)
+def fourier_to_sh(lmax_out: int, freq: int) -> torch.Tensor:
+    """``z^{lm}_{uv}``: complex ``[(lmax_out+1)^2, 2freq+1, 2freq+1]`` for ``|u|, |v| <= freq``."""
+    # g = Ŷ_lm sinθ is a trig polynomial of degree <= lmax_out + 1 in θ: get its coefficients exactly
+    lg = lmax_out + 1
+    n = 2 * lg + 1
+    t = 2 * np.pi * np.arange(n) / n
+    samples = _torus_samples(lmax_out, n) * torch.tensor(np.sin(t), dtype=torch.float64)[:, None, None]
+    g = torch.fft.fftshift(
+        torch.fft.fft2(samples.permute(2, 0, 1).to(torch.complex128)) / (n * n), dim=(-2, -1)
+    )
+    g = g.numpy()  # [d, n, n], frequencies -lg..lg
+    u = np.arange(-freq, freq + 1)
+    up = np.arange(-lg, lg + 1)
+    theta = _theta_integral(u[:, None] + up[None, :])  # [2freq+1, n]: ∫ e^{i(u+u')θ}
+    z = np.zeros((g.shape[0], 2 * freq + 1, 2 * freq + 1), dtype=np.complex128)
+    for iv, v in enumerate(u):
+        if abs(v) > lg:
+            continue
+        # φ-integral: 2π δ(v + v'), so v' = -v
+        z[:, :, iv] = 2 * np.pi * (g[:, :, lg - v] @ theta.T)
+    return torch.tensor(z)
+
+
+class GauntFFTTP(nn.Module):
+    """The Fourier route of the module docstring. Shapes as :class:`~mlip.kernels.gaunt_grid.GauntGridTP`."""
+
+    def __init__(self, lmax1: int, lmax2: int, lmax_out: int) -> None:
+        super().__init__()
+        self.lmax1, self.lmax2, self.lmax_out = lmax1, lmax2, lmax_out
+        self.freq = lmax1 + lmax2
+        self.size = 2 * self.freq + 1  # no wrap-around: the product has frequencies |u|, |v| <= lmax1 + lmax2
+        self.register_buffer("sh2f1", sh_to_fourier(lmax1), persistent=False)
+        self.register_buffer("sh2f2", sh_to_fourier(lmax2), persistent=False)
+        self.register_buffer("f2sh", fourier_to_sh(lmax_out, self.freq), persistent=False)
+
+    def _to_samples(self, x: torch.Tensor, sh2f: torch.Tensor, lmax: int) -> torch.Tensor:
+        coeff = torch.einsum(
+            "duv,bdc->bcuv", sh2f, x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
+        )
+        pad = self.freq - lmax
+        coeff = torch.nn.functional.pad(coeff, (pad, pad, pad, pad))  # zero-pad to frequencies ±freq
+        return torch.fft.ifft2(torch.fft.ifftshift(coeff, dim=(-2, -1)), norm="forward")
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        _check(x, y, self.lmax1, self.lmax2)
+        cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
+        fx = self._to_samples(x, self.sh2f1.to(cdtype), self.lmax1)
+        fy = self._to_samples(y, self.sh2f2.to(cdtype), self.lmax2)
+        prod = torch.fft.fftshift(torch.fft.fft2(fx * fy, norm="forward"), dim=(-2, -1))  # [B, C, n, n]
+        out = torch.einsum("duv,bcuv->bdc", self.f2sh.to(cdtype), prod)
+        return out.real.to(x.dtype)
