@@ -12,6 +12,7 @@ from mlip.kernels.gaunt_grid import DegreeWeights, GauntGridTP, gaunt_product_re
 from mlip.kernels.irreps import Irrep, Irreps, parse_hidden_irreps
 from mlip.kernels.linear import EquivariantLinear
 from mlip.kernels.symmetric_contraction import SymmetricContraction, SymmetricContractionDescriptor
+from mlip.kernels.vector_grid import VectorGridTP
 
 __all__ = [
     "Backend",
@@ -25,6 +26,7 @@ __all__ = [
     "Irreps",
     "SymmetricContraction",
     "SymmetricContractionDescriptor",
+    "VectorGridTP",
     "channelwise_tp",
     "clebsch_gordan",
     "gaunt_alpha",
