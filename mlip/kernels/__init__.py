@@ -6,6 +6,7 @@ Features are channel-last, ``[..., irreps.dim, channels]`` (see :mod:`mlip.kerne
 from mlip.kernels.backend import Backend, cueq_available
 from mlip.kernels.cg import clebsch_gordan, spherical_harmonics, wigner_d
 from mlip.kernels.channelwise import ChannelwiseTPDescriptor, channelwise_tp
+from mlip.kernels.cp import CPFactors, CPTensorProduct, cp_factors
 from mlip.kernels.gaunt import SphereGrid, gaunt_alpha, gaunt_coefficients
 from mlip.kernels.gaunt_fft import GauntFFTTP
 from mlip.kernels.gaunt_grid import DegreeWeights, GauntGridTP, gaunt_product_reference
@@ -16,6 +17,8 @@ from mlip.kernels.vector_grid import VectorGridTP
 
 __all__ = [
     "Backend",
+    "CPFactors",
+    "CPTensorProduct",
     "ChannelwiseTPDescriptor",
     "DegreeWeights",
     "GauntFFTTP",
@@ -29,6 +32,7 @@ __all__ = [
     "VectorGridTP",
     "channelwise_tp",
     "clebsch_gordan",
+    "cp_factors",
     "gaunt_alpha",
     "gaunt_coefficients",
     "gaunt_product_reference",
