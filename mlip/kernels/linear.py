@@ -48,6 +48,8 @@ class EquivariantLinear(nn.Module):
             self._plan.append((k, sources))
             weights.append(nn.Parameter(torch.randn(len(sources) * channels_in, channels_out, dtype=dtype)))
         self.weights = nn.ParameterList(weights)
+        # output block -> (input blocks, index into self.weights), built once (forward is on the hot path)
+        self._by_output = {k: (sources, i) for i, (k, sources) in enumerate(self._plan)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (self.irreps_in.dim, self.channels_in):
@@ -55,13 +57,13 @@ class EquivariantLinear(nn.Module):
                 f"expected [..., {self.irreps_in.dim}, {self.channels_in}] for {self.irreps_in}, got {tuple(x.shape)}"
             )
         in_slices = self.irreps_in.slices()
-        plan = dict(zip((k for k, _ in self._plan), zip((s for _, s in self._plan), self.weights)))
         pieces = []
         for k, ir in enumerate(self.irreps_out):
-            if k not in plan:
+            if k not in self._by_output:
                 pieces.append(x.new_zeros(*x.shape[:-2], ir.dim, self.channels_out))
                 continue
-            sources, w = plan[k]
+            sources, i = self._by_output[k]
+            w = self.weights[i]
             blocks = [x[..., in_slices[b], :] for b in sources]
             stacked = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
             pieces.append((stacked @ w.to(x.dtype)) / math.sqrt(w.shape[0]))
@@ -78,15 +80,18 @@ class EquivariantLinear(nn.Module):
             runs.append(self.irreps_in[k])
             k += g.shape[-3]
         by_ir = dict(zip(runs, groups))
-        plan = {k: w for (k, _), w in zip(self._plan, self.weights)}
         pieces = []
         for k, ir in enumerate(self.irreps_out):
             g = by_ir.get(ir)
-            if k not in plan or g is None:
+            if k not in self._by_output or g is None:
                 lead = groups[0].shape[:-3]
                 pieces.append(groups[0].new_zeros(*lead, ir.dim, self.channels_out))
                 continue
-            w = plan[k].to(g.dtype).view(g.shape[-3], self.channels_in, self.channels_out)
+            w = (
+                self.weights[self._by_output[k][1]]
+                .to(g.dtype)
+                .view(g.shape[-3], self.channels_in, self.channels_out)
+            )
             pieces.append(torch.einsum("...pmc,pcf->...mf", g, w) / math.sqrt(w.shape[0] * w.shape[1]))
         return torch.cat(pieces, dim=-2) if len(pieces) > 1 else pieces[0]
 
