@@ -41,6 +41,21 @@ def wigner_d_l(l: int, rotation: torch.Tensor) -> torch.Tensor:
     return torch.linalg.lstsq(y, y_rot).solution.T
 
 
+def _right_singular(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Singular values (descending) and right singular vectors (rows) of ``a``.
+
+    LAPACK's divide-and-conquer SVD (``gesdd``, torch's CPU driver) occasionally reports non-convergence on
+    these large, highly degenerate matrices; the QR-iteration driver ``gesvd`` is slower and robust."""
+    try:
+        _, s, vh = torch.linalg.svd(a)
+        return s, vh
+    except torch.linalg.LinAlgError:
+        import scipy.linalg
+
+        _, s, vh = scipy.linalg.svd(a.cpu().numpy(), lapack_driver="gesvd")
+        return torch.from_numpy(s), torch.from_numpy(vh)
+
+
 @cache
 def _cg64(l1: int, l2: int, l3: int) -> torch.Tensor:
     """Null space of ``D1 ⊗ D2 ⊗ D3 - 1`` for two generic rotations: the invariant tensor of ``l1⊗l2⊗l3``.
@@ -52,7 +67,7 @@ def _cg64(l1: int, l2: int, l3: int) -> torch.Tensor:
         d = [wigner_d_l(l, rot) for l in (l1, l2, l3)]
         big = torch.kron(torch.kron(d[0], d[1]), d[2])
         rows.append(big - torch.eye(big.shape[0], dtype=torch.float64))
-    _, s, vh = torch.linalg.svd(torch.cat(rows))
+    s, vh = _right_singular(torch.cat(rows))
     if not (s[-1] < 1e-10 and (len(s) < 2 or s[-2] > 1e-6)):
         raise RuntimeError(f"CG {l1}x{l2}->{l3}: invariant subspace is not one-dimensional (s={s[-2:]})")
     c = vh[-1].reshape(2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1)

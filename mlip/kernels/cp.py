@@ -16,6 +16,7 @@ Shapes: ``x [B, d, C]``, ``y [B, d, C]`` -> ``[B, d, C]``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -62,11 +63,11 @@ def _khatri_rao(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 def _als(m: torch.Tensor, rank: int, iterations: int, seed: int) -> CPFactors:
     gen = torch.Generator().manual_seed(seed)
-    d = m.shape[0]
-    a, b, c = (torch.randn(d, rank, dtype=torch.float64, generator=gen) for _ in range(3))
-    m1 = m.reshape(d, d * d)  # [i, (j k)]
-    m2 = m.permute(1, 0, 2).reshape(d, d * d)  # [j, (i k)]
-    m3 = m.permute(2, 0, 1).reshape(d, d * d)  # [k, (i j)]
+    d1, d2, d3 = m.shape
+    a, b, c = (torch.randn(d, rank, dtype=torch.float64, generator=gen) for d in (d1, d2, d3))
+    m1 = m.reshape(d1, d2 * d3)  # [i, (j k)]
+    m2 = m.permute(1, 0, 2).reshape(d2, d1 * d3)  # [j, (i k)]
+    m3 = m.permute(2, 0, 1).reshape(d3, d1 * d2)  # [k, (i j)]
     ridge = 1e-10 * torch.eye(rank, dtype=torch.float64)
     for _ in range(iterations):
         a = m1 @ _khatri_rao(b, c) @ torch.linalg.pinv((b.T @ b) * (c.T @ c) + ridge)
@@ -80,17 +81,23 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("MLIP_CACHE", Path.home() / ".cache" / "mlip"))
 
 
-def cp_factors(lmax: int, rank: int | None = None, *, iterations: int = 300, seed: int = 0) -> CPFactors:
-    """Rank-``rank`` CP factors of :func:`coupling_tensor` by ALS, cached in ``$MLIP_CACHE`` (default
-    ``~/.cache/mlip``) keyed by every argument, so the same call always returns the same factors."""
-    rank = default_rank(lmax) if rank is None else rank
-    path = _cache_dir() / f"cp_lmax{lmax}_rank{rank}_it{iterations}_seed{seed}.pt"
+def fit_cp(m: torch.Tensor, rank: int, *, iterations: int = 300, seed: int = 0) -> CPFactors:
+    """Rank-``rank`` CP factors of any float64 tensor ``m [d1, d2, d3]`` by seeded ALS, cached in
+    ``$MLIP_CACHE`` (default ``~/.cache/mlip``) under a hash of ``m`` and every argument, so the same call
+    always returns the same factors. When ``rank`` reaches the number of non-zero ``(i, j)`` fibres the exact
+    decomposition (:func:`exact_factors`) is returned instead (zero error)."""
+    m = m.to(torch.float64).contiguous()
+    pairs = int((m.abs().sum(-1) > 0).sum())
+    if rank >= pairs:
+        return exact_factors(m)
+    digest = hashlib.sha256(m.numpy().tobytes() + repr(tuple(m.shape)).encode()).hexdigest()[:16]
+    path = _cache_dir() / f"cp_{digest}_rank{rank}_it{iterations}_seed{seed}.pt"
     if path.is_file():
         data = torch.load(path, weights_only=True)
         return CPFactors(data["A"], data["B"], data["C"], float(data["relative_error"]))
-    factors = _als(coupling_tensor(lmax), rank, iterations, seed)
+    factors = _als(m, rank, iterations, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save(
         {"A": factors.A, "B": factors.B, "C": factors.C, "relative_error": factors.relative_error}, tmp
     )
@@ -98,16 +105,27 @@ def cp_factors(lmax: int, rank: int | None = None, *, iterations: int = 300, see
     return factors
 
 
-def exact_cp_factors(lmax: int) -> CPFactors:
-    """The analytic full-rank decomposition: one term per non-zero ``(i, j)`` pair, ``A = e_i``, ``B = e_j``,
-    ``C = M[i, j, :]`` (exact; used to test the CP product against the dense product)."""
-    m = coupling_tensor(lmax)
+def cp_factors(lmax: int, rank: int | None = None, *, iterations: int = 300, seed: int = 0) -> CPFactors:
+    """Rank-``rank`` (default ``7 L^2``) CP factors of :func:`coupling_tensor` by :func:`fit_cp`."""
+    rank = default_rank(lmax) if rank is None else rank
+    return fit_cp(coupling_tensor(lmax), rank, iterations=iterations, seed=seed)
+
+
+def exact_factors(m: torch.Tensor) -> CPFactors:
+    """The analytic decomposition of ``m [d1, d2, d3]``: one term per non-zero ``(i, j)`` fibre,
+    ``A = e_i``, ``B = e_j``, ``C = m[i, j, :]`` (exact)."""
+    m = m.to(torch.float64)
     pairs = (m.abs().sum(-1) > 0).nonzero()
-    d = m.shape[0]
-    eye = torch.eye(d, dtype=torch.float64)
+    eye1 = torch.eye(m.shape[0], dtype=torch.float64)
+    eye2 = torch.eye(m.shape[1], dtype=torch.float64)
     return CPFactors(
-        eye[:, pairs[:, 0]], eye[:, pairs[:, 1]], m[pairs[:, 0], pairs[:, 1]].T.contiguous(), 0.0
+        eye1[:, pairs[:, 0]], eye2[:, pairs[:, 1]], m[pairs[:, 0], pairs[:, 1]].T.contiguous(), 0.0
     )
+
+
+def exact_cp_factors(lmax: int) -> CPFactors:
+    """:func:`exact_factors` of :func:`coupling_tensor` (used to test the CP product against the dense one)."""
+    return exact_factors(coupling_tensor(lmax))
 
 
 class CPTensorProduct(nn.Module):

@@ -62,6 +62,11 @@ def _points_and_weights(n_beta: int, n_alpha: int) -> tuple[torch.Tensor, torch.
     return points, weights
 
 
+def degree_index(lmax: int) -> torch.Tensor:
+    """Degree ``l`` of each of the ``(lmax+1)^2`` spherical-harmonic components: ``[0, 1, 1, 1, 2, ...]``."""
+    return torch.repeat_interleave(torch.arange(lmax + 1), torch.arange(lmax + 1) * 2 + 1)
+
+
 def orthonormal_sh(lmax: int, points: torch.Tensor) -> torch.Tensor:
     """Orthonormal real spherical harmonics ``[n_points, (lmax+1)^2]`` at unit vectors ``points [n_points, 3]``."""
     return spherical_harmonics(lmax, points) / math.sqrt(4 * math.pi)

@@ -107,3 +107,32 @@ class GauntFFTTP(nn.Module):
         prod = torch.fft.fftshift(torch.fft.fft2(fx * fy, norm="forward"), dim=(-2, -1))  # [B, C, n, n]
         out = torch.einsum("duv,bcuv->bdc", self.f2sh.to(cdtype), prod)
         return out.real.to(x.dtype)
+
+
+def half_spectrum_layout(coeff: torch.Tensor, n: int) -> torch.Tensor:
+    """Centred ``[d, 2l+1, 2l+1]`` coefficients (frequencies ``-l..l``) -> ``[d, n, n // 2 + 1]`` in FFT index
+    order (``u mod n``) keeping ``v >= 0`` only: the layout of ``torch.fft.irfft2`` for real functions, with the
+    zero padding to ``n`` built in."""
+    l = (coeff.shape[-1] - 1) // 2
+    out = torch.zeros(coeff.shape[0], n, n // 2 + 1, dtype=coeff.dtype)
+    for iu, u in enumerate(range(-l, l + 1)):
+        out[:, u % n, : l + 1] = coeff[:, iu, l:]
+    return out
+
+
+def interleave(coeff: torch.Tensor) -> torch.Tensor:
+    """Complex ``[d, K]`` -> real ``[d, 2K]`` with ``(Re, Im)`` pairs adjacent (``torch.view_as_real`` order)."""
+    return torch.view_as_real(coeff.contiguous()).reshape(coeff.shape[0], -1)
+
+
+def half_spectrum_projection(lmax_out: int, freq: int) -> torch.Tensor:
+    """Real ``[2 n (freq+1), d_out]`` map from a half spectrum ``P [n, freq+1]`` (``rfft2`` of a real product,
+    flattened with ``(Re, Im)`` interleaved, as ``torch.view_as_real``) to ``z_lm = Re Σ_{all u,v} P_uv z^{lm}_uv``.
+
+    With ``P_{-u,-v} = conj(P_uv)`` and ``z_{-u,-v} = conj(z_uv)`` (both transforms of real functions), the
+    columns ``v > 0`` count twice and ``v = 0`` once."""
+    n = 2 * freq + 1
+    z = half_spectrum_layout(fourier_to_sh(lmax_out, freq), n)  # [d_out, n, freq+1]
+    z[:, :, 1:] *= 2
+    z = z.reshape(z.shape[0], -1)
+    return torch.stack([z.real, -z.imag], dim=2).reshape(z.shape[0], -1).T.contiguous()

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from mlip.kernels.cg import clebsch_gordan
-from mlip.kernels.gaunt import SphereGrid, gaunt_alpha, orthonormal_sh
+from mlip.kernels.gaunt import SphereGrid, degree_index, gaunt_alpha, orthonormal_sh
 
 
 def _check(x: torch.Tensor, y: torch.Tensor, lmax1: int, lmax2: int) -> None:
@@ -90,8 +90,7 @@ class DegreeWeights(nn.Module):
     def __init__(self, lmax: int, channels: int, *, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(lmax + 1, channels, dtype=dtype))
-        degree = torch.repeat_interleave(torch.arange(lmax + 1), torch.arange(lmax + 1) * 2 + 1)
-        self.register_buffer("degree_of_component", degree, persistent=False)
+        self.register_buffer("degree_of_component", degree_index(lmax), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.weight.to(x.dtype).index_select(0, self.degree_of_component)

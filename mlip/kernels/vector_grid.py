@@ -27,8 +27,26 @@ def _surface_gradients(lmax: int, points: torch.Tensor) -> torch.Tensor:
     gradient with respect to the (unnormalised) point is already tangent to the sphere at ``|r| = 1``."""
     p = points.clone().requires_grad_(True)
     y = orthonormal_sh(lmax, p)
-    rows = [torch.autograd.grad(y[:, k].sum(), p, retain_graph=True)[0] for k in range(y.shape[1])]
+    rows = [torch.zeros_like(points)]  # Ŷ_00 is constant
+    for k in range(1, y.shape[1]):
+        rows.append(torch.autograd.grad(y[:, k].sum(), p, retain_graph=True)[0])
     return torch.stack(rows, dim=1).detach()
+
+
+def tangent_gradients(lmax: int, points: torch.Tensor) -> torch.Tensor:
+    """``∇_S Ŷ`` in the local frame ``(e_θ, e_φ)`` at each point: ``[G, (lmax+1)^2, 2]``.
+
+    ``e_θ × e_φ = r̂``, so ``(∇f × ∇g) · r̂ = ∂_θ f ∂_φ g - ∂_φ f ∂_θ g`` in these components: two products per
+    point instead of a 3D cross product. Needs points off the poles (true for Gauss–Legendre nodes).
+    """
+    x, y, z = points.unbind(-1)
+    rho = torch.sqrt(x * x + y * y)
+    if bool((rho < 1e-12).any()):
+        raise ValueError("tangent frames are undefined at the poles")
+    e_theta = torch.stack([z * x / rho, z * y / rho, -rho], -1)
+    e_phi = torch.stack([-y / rho, x / rho, torch.zeros_like(x)], -1)
+    frame = torch.stack([e_theta, e_phi], -1)  # [G, 3, 2]
+    return torch.einsum("gdk,gkt->gdt", _surface_gradients(lmax, points), frame)
 
 
 class VectorGridTP(nn.Module):
@@ -39,16 +57,14 @@ class VectorGridTP(nn.Module):
         self.lmax1, self.lmax2, self.lmax_out = lmax1, lmax2, lmax_out
         self.grid = grid or SphereGrid.exact_for(lmax1 + lmax2 + lmax_out + 2)
         points, weights = self.grid.points_and_weights()
-        self.register_buffer("normals", points, persistent=False)  # [G, 3]
-        self.register_buffer("grad1", _surface_gradients(lmax1, points), persistent=False)  # [G, d1, 3]
-        self.register_buffer("grad2", _surface_gradients(lmax2, points), persistent=False)
+        self.register_buffer("grad1", tangent_gradients(lmax1, points), persistent=False)  # [G, d1, 2]
+        self.register_buffer("grad2", tangent_gradients(lmax2, points), persistent=False)
         project = weights[:, None] * orthonormal_sh(lmax_out, points)
         self.register_buffer("from_grid", project, persistent=False)  # [G, d_out]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _check(x, y, self.lmax1, self.lmax2)
-        vx = torch.einsum("gdk,bdc->bgkc", self.grad1.to(x.dtype), x)  # [B, G, 3, C]
-        vy = torch.einsum("gdk,bdc->bgkc", self.grad2.to(y.dtype), y)
-        normal = self.normals.to(x.dtype)[None, :, :, None]
-        pseudo = (torch.linalg.cross(vx, vy, dim=2) * normal).sum(2)  # [B, G, C]
+        vx = torch.einsum("gdk,bdc->bkgc", self.grad1.to(x.dtype), x)  # [B, 2, G, C]
+        vy = torch.einsum("gdk,bdc->bkgc", self.grad2.to(y.dtype), y)
+        pseudo = vx[:, 0] * vy[:, 1] - vx[:, 1] * vy[:, 0]  # (∇f_x × ∇f_y)·r̂, [B, G, C]
         return torch.einsum("gd,bgc->bdc", self.from_grid.to(x.dtype), pseudo)

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 import torch
 
 from mlip.kernels.backend import Backend
+from mlip.kernels.product import ProductKind
 
+PRODUCT_BASES = ("symmetric_contraction", "gaunt")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -44,6 +46,12 @@ class MACEConfig:
         scale, shift: per-atom energy scale and shift (eV) of the interaction energy.
         dtype: ``"float32"`` or ``"float64"`` for the network (geometry and energies are float64 regardless).
         backend: kernel backend (``"torch"``, ``"reference"``, ``"cuequivariance"``).
+        tensor_product: the message product's kind (:class:`~mlip.kernels.product.ProductKind`: ``"cg"``,
+            ``"gaunt_fft"``, ``"gaunt_grid"``, ``"vector_grid"``, ``"cp"``). With ``"vector_grid"`` the messages
+            also carry the pseudotensors ``1e, 2o, ...`` of the odd couplings.
+        product_basis: ``"symmetric_contraction"`` (MACE) or ``"gaunt"``
+            (:class:`~mlip.kernels.gaunt_product_basis.GauntProductBasis`).
+        cp_rank: CP rank for ``tensor_product="cp"`` (default ``7 L^2``).
     """
 
     name: str = "mace"
@@ -64,6 +72,9 @@ class MACEConfig:
     shift: float = 0.0
     dtype: str = "float32"
     backend: str = "torch"
+    tensor_product: str = "cg"
+    product_basis: str = "symmetric_contraction"
+    cp_rank: int | None = None
 
     def __post_init__(self) -> None:
         zs = tuple(int(z) for z in self.atomic_numbers)
@@ -83,6 +94,19 @@ class MACEConfig:
             raise ValueError(f"max_L ({self.max_L}) cannot exceed max_ell ({self.max_ell})")
         parse_dtype(self.dtype)
         Backend(self.backend)
+        kinds = [k.value for k in ProductKind]
+        if self.tensor_product not in kinds:
+            raise ValueError(f"tensor_product must be one of {kinds}, got {self.tensor_product!r}")
+        kind = ProductKind(self.tensor_product)
+        if self.product_basis not in PRODUCT_BASES:
+            raise ValueError(f"product_basis must be one of {PRODUCT_BASES}, got {self.product_basis!r}")
+        if self.product_basis == "gaunt" and kind is ProductKind.VECTOR_GRID:
+            raise ValueError(
+                "product_basis 'gaunt' needs natural-parity messages; tensor_product 'vector_grid' adds "
+                "pseudotensors: use product_basis 'symmetric_contraction' with it"
+            )
+        if self.cp_rank is not None and (kind is not ProductKind.CP or self.cp_rank < 1):
+            raise ValueError(f"cp_rank={self.cp_rank} needs tensor_product 'cp' and a rank >= 1")
         object.__setattr__(self, "atomic_numbers", zs)
         object.__setattr__(self, "atomic_energies", tuple(float(e) for e in self.atomic_energies))
         object.__setattr__(self, "radial_mlp", tuple(int(x) for x in self.radial_mlp))

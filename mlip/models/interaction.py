@@ -7,24 +7,35 @@ from torch import nn
 
 from mlip.kernels import (
     Backend,
-    ChannelwiseTPDescriptor,
     EquivariantLinear,
     Irreps,
     SymmetricContraction,
     SymmetricContractionDescriptor,
-    channelwise_tp,
 )
+from mlip.kernels.gaunt_product_basis import GauntProductBasis
+from mlip.kernels.product import EdgeProductDescriptor, ProductKind, edge_product, pseudo_partners
 from mlip.nn import RadialMLP
 from mlip.nn.element_linear import ElementLinear
 
 
-class InteractionBlock(nn.Module):
-    """Messages ``A_i = Linear( sum_j TP_uvu(Linear(h_j), Y(r_ij); R(|r_ij|)) ) / avg_num_neighbors``.
+def message_irreps(irreps_sh: Irreps, kind: ProductKind) -> Irreps:
+    """Irreps of the messages ``A``: those of the spherical harmonics, plus their pseudotensor partners for
+    ``vector_grid`` (whose odd couplings produce them)."""
+    if ProductKind(kind) is ProductKind.VECTOR_GRID:
+        return irreps_sh + pseudo_partners(irreps_sh)
+    return irreps_sh
 
-    Also returns the element-dependent skip connection ``sc_i = W_{z_i} h_i`` into ``irreps_skip``.
+
+class InteractionBlock(nn.Module):
+    """Messages ``A_i = Linear( sum_j TP(Linear(h_j), Y(r_ij); R(|r_ij|)) ) / avg_num_neighbors``.
+
+    ``TP`` is the edge product of kind ``kind`` (:mod:`mlip.kernels.product`; MACE's is ``cg``, the channel-wise
+    ``uvu`` product). Also returns the element-dependent skip connection ``sc_i = W_{z_i} h_i`` into
+    ``irreps_skip``.
 
     Shapes: ``h [N, irreps_node.dim, C]``, ``sh [E, irreps_sh.dim]``, ``radial [E, num_basis]`` (cutoff
-    applied), ``species [N]``, ``edge_index [2, E]`` -> ``A [N, irreps_sh.dim, C]``, ``sc [N, irreps_skip.dim, C]``.
+    applied), ``species [N]``, ``edge_index [2, E]`` -> ``A [N, irreps_msg.dim, C]`` (``irreps_msg`` from
+    :func:`message_irreps`), ``sc [N, irreps_skip.dim, C]``.
     """
 
     def __init__(
@@ -40,6 +51,8 @@ class InteractionBlock(nn.Module):
         avg_num_neighbors: float,
         backend: Backend,
         dtype: torch.dtype,
+        kind: ProductKind = ProductKind.CG,
+        cp_rank: int | None = None,
     ) -> None:
         super().__init__()
         self.avg_num_neighbors = float(avg_num_neighbors)
@@ -47,13 +60,18 @@ class InteractionBlock(nn.Module):
         self.linear_up = EquivariantLinear(
             irreps_node, irreps_node, channels_in=c, channels_out=c, dtype=dtype
         )
-        self.tp_descriptor = ChannelwiseTPDescriptor(irreps_node, irreps_sh, irreps_sh)
-        self.tp = channelwise_tp(
-            self.tp_descriptor, backend if backend is not Backend.REFERENCE else Backend.TORCH
+        self.irreps_msg = message_irreps(irreps_sh, kind)
+        self.tp_descriptor = EdgeProductDescriptor(
+            irreps_in1=irreps_node,
+            irreps_in2=irreps_sh,
+            irreps_out_filter=self.irreps_msg,
+            kind=kind,
+            cp_rank=cp_rank,
         )
-        self.radial = RadialMLP([num_basis, *radial_mlp, self.tp_descriptor.num_paths * c], dtype=dtype)
+        self.tp = edge_product(self.tp_descriptor, backend)
+        self.radial = RadialMLP([num_basis, *radial_mlp, self.tp_descriptor.num_weights * c], dtype=dtype)
         self.linear = EquivariantLinear(
-            self.tp_descriptor.irreps_out, irreps_sh, channels_in=c, channels_out=c, dtype=dtype
+            self.tp_descriptor.irreps_out, self.irreps_msg, channels_in=c, channels_out=c, dtype=dtype
         )
         self._grouped = hasattr(self.tp, "forward_groups")
         self.skip = ElementLinear(
@@ -62,7 +80,7 @@ class InteractionBlock(nn.Module):
 
     def forward(self, h, sh, radial, species, edge_index):
         sender, receiver = edge_index
-        weights = self.radial(radial).view(radial.shape[0], self.tp_descriptor.num_paths, h.shape[2])
+        weights = self.radial(radial).view(radial.shape[0], self.tp_descriptor.num_weights, h.shape[2])
         h_up = self.linear_up(h)
         if self._grouped:
             groups = self.tp.forward_groups(h_up, sh, weights, sender, receiver, h.shape[0])
@@ -73,7 +91,11 @@ class InteractionBlock(nn.Module):
 
 
 class ProductBlock(nn.Module):
-    """``h_new = Linear(SymmetricContraction(A, z)) + sc``: the MACE product basis and its update.
+    """``h_new = Linear(B(A, z)) + sc``: the product basis ``B`` and the update.
+
+    ``B`` is MACE's :class:`~mlip.kernels.symmetric_contraction.SymmetricContraction` (``product_basis=
+    "symmetric_contraction"``) or the chained Gaunt products of
+    :class:`~mlip.kernels.gaunt_product_basis.GauntProductBasis` (``"gaunt"``; natural-parity irreps only).
 
     Shapes: ``A [N, irreps_in.dim, C]``, ``species [N]``, ``sc [N, irreps_out.dim, C]`` -> ``[N, irreps_out.dim, C]``.
     """
@@ -88,12 +110,32 @@ class ProductBlock(nn.Module):
         num_elements: int,
         backend: Backend,
         dtype: torch.dtype,
+        product_basis: str = "symmetric_contraction",
     ) -> None:
         super().__init__()
-        desc = SymmetricContractionDescriptor(irreps_in, irreps_out, correlation)
-        self.contraction = SymmetricContraction(
-            desc, channels=channels, num_elements=num_elements, backend=backend, dtype=dtype
-        )
+        if product_basis == "gaunt":
+            for name, irreps in (("irreps_in", irreps_in), ("irreps_out", irreps_out)):
+                if irreps != Irreps.spherical_harmonics(irreps.lmax):
+                    raise ValueError(
+                        f"the Gaunt product basis needs natural-parity {name} 0e+1o+..., got {irreps}"
+                    )
+            self.contraction = GauntProductBasis(
+                lmax_in=irreps_in.lmax,
+                lmax_out=irreps_out.lmax,
+                correlation=correlation,
+                channels=channels,
+                num_elements=num_elements,
+                dtype=dtype,
+            )
+        elif product_basis == "symmetric_contraction":
+            desc = SymmetricContractionDescriptor(irreps_in, irreps_out, correlation)
+            self.contraction = SymmetricContraction(
+                desc, channels=channels, num_elements=num_elements, backend=backend, dtype=dtype
+            )
+        else:
+            raise ValueError(
+                f"unknown product_basis {product_basis!r}; use 'symmetric_contraction' or 'gaunt'"
+            )
         self.linear = EquivariantLinear(
             irreps_out, irreps_out, channels_in=channels, channels_out=channels, dtype=dtype
         )

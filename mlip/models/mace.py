@@ -18,8 +18,9 @@ from torch import nn
 
 from mlip import keys as K
 from mlip.kernels import Backend, Irrep, Irreps, spherical_harmonics
+from mlip.kernels.product import ProductKind
 from mlip.models.config import MACEConfig, parse_dtype
-from mlip.models.interaction import InteractionBlock, ProductBlock
+from mlip.models.interaction import InteractionBlock, ProductBlock, message_irreps
 from mlip.models.outputs import energy_and_gradients
 from mlip.models.species import SpeciesMap
 from mlip.nn import BesselBasis, LinearReadout, MLPReadout, PolynomialCutoff
@@ -69,17 +70,20 @@ class MACE(nn.Module):
                     avg_num_neighbors=config.avg_num_neighbors,
                     backend=backend,
                     dtype=dtype,
+                    kind=ProductKind(config.tensor_product),
+                    cp_rank=config.cp_rank,
                 )
             )
             self.products.append(
                 ProductBlock(
-                    irreps_in=self.irreps_sh,
+                    irreps_in=message_irreps(self.irreps_sh, ProductKind(config.tensor_product)),
                     irreps_out=irreps_out,
                     channels=c,
                     correlation=config.correlation,
                     num_elements=n_el,
                     backend=backend,
                     dtype=dtype,
+                    product_basis=config.product_basis,
                 )
             )
             self.readouts.append(

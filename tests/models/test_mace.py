@@ -34,3 +34,30 @@ def test_isolated_atom_energy_is_e0():
     # no neighbours: interaction energy is the learned readout of the embedding alone, plus E0 and shift
     assert out["forces"].shape == (1, 3)
     assert abs(out["forces"]).max() == 0.0
+
+
+class TestMACEGauntGridPhysics(ModelPhysicsSuite):
+    def make_model(self, dtype):
+        return small_mace(dtype, tensor_product="gaunt_grid")
+
+
+class TestMACEGauntFFTPhysics(ModelPhysicsSuite):
+    def make_model(self, dtype):
+        return small_mace(dtype, tensor_product="gaunt_fft")
+
+
+class TestMACEVectorGridPhysics(ModelPhysicsSuite):
+    def make_model(self, dtype):
+        return small_mace(dtype, tensor_product="vector_grid")
+
+
+class TestMACEExactCPPhysics(ModelPhysicsSuite):
+    """CP at a rank that reaches every non-zero fibre: the exact decomposition, so exactly equivariant."""
+
+    def make_model(self, dtype):
+        return small_mace(dtype, tensor_product="cp", cp_rank=10_000)
+
+
+class TestMACEGauntProductBasisPhysics(ModelPhysicsSuite):
+    def make_model(self, dtype):
+        return small_mace(dtype, product_basis="gaunt")
