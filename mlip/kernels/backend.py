@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+from functools import cache
+
+import torch
 
 
 class Backend(str, enum.Enum):
@@ -15,18 +18,44 @@ class Backend(str, enum.Enum):
         on CPU, and the one any device runs without extra packages.
     ``CUEQUIVARIANCE``
         cuEquivariance's segmented polynomials, built from *our* coefficients. On GPU with
-        ``cuequivariance-ops-torch-cu12`` installed it runs NVIDIA's CUDA kernels; elsewhere its naive method.
+        ``cuequivariance-ops-torch-cu12`` (or ``-cu13``) installed it runs NVIDIA's CUDA kernels; elsewhere its
+        naive method.
+    ``AUTO``
+        Decided per call from the input's device: ``CUEQUIVARIANCE`` for CUDA tensors when cuEquivariance's CUDA
+        kernels import (:func:`cueq_cuda_available`), ``TORCH`` otherwise. The default of the models.
     """
 
     REFERENCE = "reference"
     TORCH = "torch"
     CUEQUIVARIANCE = "cuequivariance"
+    AUTO = "auto"
+
+
+def resolve(backend: Backend, device: torch.device) -> Backend:
+    """The concrete backend ``AUTO`` stands for on ``device`` (other backends unchanged)."""
+    if Backend(backend) is not Backend.AUTO:
+        return Backend(backend)
+    if device.type == "cuda" and cueq_cuda_available():
+        return Backend.CUEQUIVARIANCE
+    return Backend.TORCH
 
 
 def cueq_available() -> bool:
     """True when ``cuequivariance_torch`` imports."""
     try:
         import cuequivariance_torch  # noqa: F401
+    except Exception:  # pragma: no cover - depends on the environment
+        return False
+    return True
+
+
+@cache
+def cueq_cuda_available() -> bool:
+    """True when cuEquivariance and its CUDA kernels (``cuequivariance_ops_torch``) import and CUDA is up."""
+    if not (cueq_available() and torch.cuda.is_available()):
+        return False
+    try:
+        import cuequivariance_ops_torch  # noqa: F401
     except Exception:  # pragma: no cover - depends on the environment
         return False
     return True

@@ -15,7 +15,10 @@ from functools import cache
 import torch
 from e3nn import o3
 
+from mlip.kernels.legendre import high_degree_harmonics
+
 _FIXED_ROTATIONS_SEED = 20221206
+E3NN_LMAX = 12  # e3nn tabulates spherical harmonics up to this degree
 
 
 @cache
@@ -24,6 +27,12 @@ def _fixed_rotations() -> torch.Tensor:
     g = torch.Generator().manual_seed(_FIXED_ROTATIONS_SEED)
     q, _ = torch.linalg.qr(torch.randn(2, 3, 3, generator=g, dtype=torch.float64))
     return q * torch.det(q)[:, None, None]
+
+
+def _harmonics_of_degree(l: int, x: torch.Tensor) -> torch.Tensor:
+    if l <= E3NN_LMAX:
+        return o3.spherical_harmonics(l, x, normalize=True, normalization="component")
+    return high_degree_harmonics(l, x)
 
 
 def wigner_d_l(l: int, rotation: torch.Tensor) -> torch.Tensor:
@@ -36,8 +45,8 @@ def wigner_d_l(l: int, rotation: torch.Tensor) -> torch.Tensor:
     rotation = rotation.to(torch.float64)
     g = torch.Generator().manual_seed(l + 1)
     x = torch.randn(4 * (2 * l + 1), 3, generator=g, dtype=torch.float64)
-    y = o3.spherical_harmonics(l, x, normalize=True, normalization="component")
-    y_rot = o3.spherical_harmonics(l, x @ rotation.T, normalize=True, normalization="component")
+    y = _harmonics_of_degree(l, x)
+    y_rot = _harmonics_of_degree(l, x @ rotation.T)
     return torch.linalg.lstsq(y, y_rot).solution.T
 
 
@@ -71,7 +80,11 @@ def _cg64(l1: int, l2: int, l3: int) -> torch.Tensor:
     if not (s[-1] < 1e-10 and (len(s) < 2 or s[-2] > 1e-6)):
         raise RuntimeError(f"CG {l1}x{l2}->{l3}: invariant subspace is not one-dimensional (s={s[-2:]})")
     c = vh[-1].reshape(2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1)
-    sign = torch.sign((c * o3.wigner_3j(l1, l2, l3, dtype=torch.float64)).sum())
+    if max(l1, l2, l3) <= E3NN_LMAX:
+        sign = torch.sign((c * o3.wigner_3j(l1, l2, l3, dtype=torch.float64)).sum())
+    else:  # no e3nn reference: make the largest entry positive
+        flat = c.flatten()
+        sign = torch.sign(flat[flat.abs().argmax()])
     return c * sign / c.norm()
 
 
@@ -90,9 +103,16 @@ def spherical_harmonics(lmax: int, vectors: torch.Tensor) -> torch.Tensor:
         vectors: ``[..., 3]`` Cartesian vectors (any length > 0; they are normalised).
 
     Returns:
-        ``[..., (lmax + 1)**2]``, blocks ``l = 0..lmax`` in order, component normalisation.
+        ``[..., (lmax + 1)**2]``, blocks ``l = 0..lmax`` in order, component normalisation. Degrees up to
+        :data:`E3NN_LMAX` are e3nn's; higher ones come from :mod:`mlip.kernels.legendre`.
     """
-    return o3.spherical_harmonics(list(range(lmax + 1)), vectors, normalize=True, normalization="component")
+    low = min(lmax, E3NN_LMAX)
+    y = o3.spherical_harmonics(list(range(low + 1)), vectors, normalize=True, normalization="component")
+    if lmax <= E3NN_LMAX:
+        return y
+    return torch.cat(
+        [y] + [high_degree_harmonics(l, vectors) for l in range(E3NN_LMAX + 1, lmax + 1)], dim=-1
+    )
 
 
 def wigner_d(irreps, rotation: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from functools import cached_property
 import torch
 from torch import nn
 
-from mlip.kernels.backend import Backend
+from mlip.kernels.backend import Backend, resolve
 from mlip.kernels.cg import clebsch_gordan
 from mlip.kernels.irreps import Irrep, Irreps
 
@@ -197,6 +197,40 @@ class ChannelwiseTPTorch(nn.Module):
         return torch.cat(flat, dim=1) if len(flat) > 1 else flat[0]
 
 
+class ChannelwiseTPAuto(nn.Module):
+    """``Backend.AUTO``: cuEquivariance's CUDA kernels for CUDA inputs when they import, else
+    :class:`ChannelwiseTPTorch`. Same call signature, including :meth:`forward_groups`."""
+
+    def __init__(self, descriptor: ChannelwiseTPDescriptor) -> None:
+        super().__init__()
+        self.descriptor = descriptor
+        self.torch_tp = ChannelwiseTPTorch(descriptor)
+        self._cueq: nn.Module | None = None
+
+    def _cueq_module(self) -> nn.Module:
+        if self._cueq is None:
+            from mlip.kernels.cueq import ChannelwiseTPCueq
+
+            self._cueq = ChannelwiseTPCueq(self.descriptor)
+        return self._cueq
+
+    def forward_groups(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> list[torch.Tensor]:
+        if resolve(Backend.AUTO, x.device) is Backend.TORCH:
+            return self.torch_tp.forward_groups(x, y, w, senders, receivers, num_receivers)
+        out = self._cueq_module()(x, y, w, senders, receivers, num_receivers)
+        groups, start = [], 0
+        for p0, p1, dim in self.torch_tp.groups:
+            width = (p1 - p0) * dim
+            groups.append(out[:, start : start + width].view(out.shape[0], p1 - p0, dim, out.shape[2]))
+            start += width
+        return groups
+
+    def forward(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> torch.Tensor:
+        if resolve(Backend.AUTO, x.device) is Backend.TORCH:
+            return self.torch_tp(x, y, w, senders, receivers, num_receivers)
+        return self._cueq_module()(x, y, w, senders, receivers, num_receivers)
+
+
 def channelwise_tp(descriptor: ChannelwiseTPDescriptor, backend: Backend = Backend.TORCH) -> nn.Module:
     """Module executing ``descriptor`` with ``backend`` (all share the ``ChannelwiseTPTorch`` call signature
     except the reference, which takes ``x, y, w`` only)."""
@@ -205,6 +239,8 @@ def channelwise_tp(descriptor: ChannelwiseTPDescriptor, backend: Backend = Backe
         return ChannelwiseTPReference(descriptor)
     if backend is Backend.TORCH:
         return ChannelwiseTPTorch(descriptor)
+    if backend is Backend.AUTO:
+        return ChannelwiseTPAuto(descriptor)
     from mlip.kernels.cueq import ChannelwiseTPCueq
 
     return ChannelwiseTPCueq(descriptor)

@@ -22,7 +22,14 @@ from torch import nn
 
 from mlip.kernels.cp import CPFactors, default_rank, fit_cp
 from mlip.kernels.gaunt import SphereGrid, degree_index, orthonormal_sh
-from mlip.kernels.gaunt_fft import half_spectrum_layout, half_spectrum_projection, interleave, sh_to_fourier
+from mlip.kernels.gaunt_fft import (
+    half_spectrum_layout,
+    half_spectrum_projection,
+    interleave,
+    samples,
+    sh_to_fourier,
+    spectrum_to_sh,
+)
 from mlip.kernels.product import EdgeProductDescriptor, ProductKind
 from mlip.kernels.vector_grid import tangent_gradients
 
@@ -145,21 +152,12 @@ class GauntEdgeProduct(_DegreeWeighted):
         return torch.cat([out, torch.matmul(self.project_pseudo.to(dtype).T, pseudo)], dim=1)
 
     def _forward_fft(self, xw, y, v, receivers, num_receivers):
-        n, h = 2 * self.freq + 1, self.freq + 1
-        e, _, c = xw.shape
-
-        def samples(
-            coeff: torch.Tensor,
-        ) -> torch.Tensor:  # [E, C, 2K] interleaved -> real samples [E, C, n, n]
-            spec = torch.view_as_complex(coeff.view(e, c, n * h, 2)).view(e, c, n, h)
-            return torch.fft.irfft2(spec, s=(n, n), norm="forward")
-
-        fx = samples(torch.matmul(xw.transpose(1, 2), self.sh2f1.to(xw.dtype)))
-        t = (y @ self.sh2f2.to(y.dtype)).view(e, self.lmax2 + 1, -1)
-        fy = samples(torch.bmm(v.transpose(1, 2), t))
+        n = 2 * self.freq + 1
+        fx = samples(torch.matmul(xw.transpose(1, 2), self.sh2f1.to(xw.dtype)), n)  # [E, C, n, n]
+        t = (y @ self.sh2f2.to(y.dtype)).view(y.shape[0], self.lmax2 + 1, -1)
+        fy = samples(torch.bmm(v.transpose(1, 2), t), n)
         prod = _scatter(fx * fy, receivers, num_receivers)  # [N, C, n, n]
-        spec = torch.view_as_real(torch.fft.rfft2(prod, norm="forward")).flatten(2)  # [N, C, 2K]
-        return torch.matmul(spec, self.f2sh.to(xw.dtype)).transpose(1, 2)  # [N, d_out, C]
+        return spectrum_to_sh(prod, self.f2sh.to(xw.dtype))
 
 
 class CPEdgeProduct(_DegreeWeighted):
@@ -183,9 +181,10 @@ class CPEdgeProduct(_DegreeWeighted):
             factors = fit_cp(self.coupling, rank)
         self.relative_error = factors.relative_error
         self.rank = factors.A.shape[1]
-        self.register_buffer("A", factors.A.clone(), persistent=False)  # [d1, R]
-        self.register_buffer("B", degree_blocks(factors.B, self.lmax2), persistent=False)  # [d2, (l2+1) R]
-        self.register_buffer("C", factors.C.contiguous(), persistent=False)  # [d_out, R]
+        # persistent: a saved model keeps its own factors (an ALS refit elsewhere could land on other ones)
+        self.register_buffer("A", factors.A.clone())  # [d1, R]
+        self.register_buffer("B", degree_blocks(factors.B, self.lmax2))  # [d2, (l2+1) R]
+        self.register_buffer("C", factors.C.contiguous())  # [d_out, R]
 
     def forward(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> torch.Tensor:
         xw, v = self._inputs(x, y, w, senders)

@@ -11,6 +11,8 @@ the Gaunt-weighted CG product (same shapes and conventions).
 
 Cost: coefficients ``O(B C L^3)`` (dense here: ``O(B C L^4)``), FFTs ``O(B C L^2 log L)``, projection
 ``O(B C L^3)`` dense.
+
+Shapes: ``x [B, (lmax1+1)^2, C]``, ``y [B, (lmax2+1)^2, C]`` -> ``[B, (lmax_out+1)^2, C]``.
 """
 
 from __future__ import annotations
@@ -80,33 +82,48 @@ def fourier_to_sh(lmax_out: int, freq: int) -> torch.Tensor:
 
 
 class GauntFFTTP(nn.Module):
-    """The Fourier route of the module docstring. Shapes as :class:`~mlip.kernels.gaunt_grid.GauntGridTP`."""
+    """The Fourier route of the module docstring. Shapes as :class:`~mlip.kernels.gaunt_grid.GauntGridTP`.
+
+    Real functions have Hermitian spectra, so only the half ``v >= 0`` is kept (``torch.fft.irfft2`` /
+    ``rfft2``), already zero-padded to ``n = 2 (l1 + l2) + 1`` (no wrap-around: the product's frequencies reach
+    ``±(l1 + l2)``) and in FFT index order, so no shift or pad runs per call.
+    """
 
     def __init__(self, lmax1: int, lmax2: int, lmax_out: int) -> None:
         super().__init__()
         self.lmax1, self.lmax2, self.lmax_out = lmax1, lmax2, lmax_out
         self.freq = lmax1 + lmax2
-        self.size = 2 * self.freq + 1  # no wrap-around: the product has frequencies |u|, |v| <= lmax1 + lmax2
-        self.register_buffer("sh2f1", sh_to_fourier(lmax1), persistent=False)
-        self.register_buffer("sh2f2", sh_to_fourier(lmax2), persistent=False)
-        self.register_buffer("f2sh", fourier_to_sh(lmax_out, self.freq), persistent=False)
-
-    def _to_samples(self, x: torch.Tensor, sh2f: torch.Tensor, lmax: int) -> torch.Tensor:
-        coeff = torch.einsum(
-            "duv,bdc->bcuv", sh2f, x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
+        self.size = 2 * self.freq + 1
+        n = self.size
+        self.register_buffer(
+            "sh2f1", interleave(half_spectrum_layout(sh_to_fourier(lmax1), n).flatten(1)), persistent=False
         )
-        pad = self.freq - lmax
-        coeff = torch.nn.functional.pad(coeff, (pad, pad, pad, pad))  # zero-pad to frequencies ±freq
-        return torch.fft.ifft2(torch.fft.ifftshift(coeff, dim=(-2, -1)), norm="forward")
+        self.register_buffer(
+            "sh2f2", interleave(half_spectrum_layout(sh_to_fourier(lmax2), n).flatten(1)), persistent=False
+        )
+        self.register_buffer(
+            "f2sh", half_spectrum_projection(lmax_out, self.freq), persistent=False
+        )  # [2K, d_out]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _check(x, y, self.lmax1, self.lmax2)
-        cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
-        fx = self._to_samples(x, self.sh2f1.to(cdtype), self.lmax1)
-        fy = self._to_samples(y, self.sh2f2.to(cdtype), self.lmax2)
-        prod = torch.fft.fftshift(torch.fft.fft2(fx * fy, norm="forward"), dim=(-2, -1))  # [B, C, n, n]
-        out = torch.einsum("duv,bcuv->bdc", self.f2sh.to(cdtype), prod)
-        return out.real.to(x.dtype)
+        fx = samples(torch.matmul(x.transpose(1, 2), self.sh2f1.to(x.dtype)), self.size)
+        fy = samples(torch.matmul(y.transpose(1, 2), self.sh2f2.to(y.dtype)), self.size)
+        return spectrum_to_sh(fx * fy, self.f2sh.to(x.dtype))
+
+
+def samples(coeff: torch.Tensor, n: int) -> torch.Tensor:
+    """Half spectra ``[..., C, 2K]`` (``(Re, Im)`` interleaved, ``K = n (n // 2 + 1)``) -> real samples on the
+    ``n x n`` torus, ``[..., C, n, n]``."""
+    spec = torch.view_as_complex(coeff.unflatten(-1, (-1, 2)).contiguous())
+    return torch.fft.irfft2(spec.unflatten(-1, (n, n // 2 + 1)), s=(n, n), norm="forward")
+
+
+def spectrum_to_sh(prod: torch.Tensor, f2sh: torch.Tensor) -> torch.Tensor:
+    """Real torus samples ``[B, C, n, n]`` -> spherical-harmonic coefficients ``[B, d_out, C]`` through
+    :func:`half_spectrum_projection` ``f2sh [2K, d_out]``."""
+    spec = torch.view_as_real(torch.fft.rfft2(prod, norm="forward")).flatten(-3)  # [B, C, 2K]
+    return torch.matmul(spec, f2sh).transpose(-1, -2)
 
 
 def half_spectrum_layout(coeff: torch.Tensor, n: int) -> torch.Tensor:

@@ -143,8 +143,8 @@ class EdgeProductDescriptor:
 
 def edge_product(descriptor: EdgeProductDescriptor, backend: Backend = Backend.TORCH) -> nn.Module:
     """The module computing ``descriptor``. ``backend`` picks the CG implementation (reference, torch,
-    cuequivariance); the other kinds run on plain PyTorch, their float64 references live in their own
-    modules."""
+    cuequivariance, auto); the other kinds run on plain PyTorch on any device (``auto`` and ``torch`` alike),
+    their float64 references live in their own modules."""
     backend = Backend(backend)
     kind = descriptor.kind
     if kind is ProductKind.CG:
@@ -154,7 +154,9 @@ def edge_product(descriptor: EdgeProductDescriptor, backend: Backend = Backend.T
             descriptor.channelwise, Backend.TORCH if backend is Backend.REFERENCE else backend
         )
     if backend is Backend.CUEQUIVARIANCE:
-        raise ValueError(f"backend 'cuequivariance' implements kind 'cg' only, not {kind.value!r}")
+        raise ValueError(
+            f"backend 'cuequivariance' implements kind 'cg' only, not {kind.value!r}; use 'auto'"
+        )
     from mlip.kernels.edge_products import CPEdgeProduct, GauntEdgeProduct
 
     if kind is ProductKind.CP:

@@ -20,7 +20,7 @@ from functools import cached_property
 import torch
 from torch import nn
 
-from mlip.kernels.backend import Backend
+from mlip.kernels.backend import Backend, resolve
 from mlip.kernels.element_groups import apply_by_element
 from mlip.kernels.irreps import Irreps
 from mlip.kernels.symmetric_basis import SymmetricBasis, monomials, symmetric_basis
@@ -136,7 +136,7 @@ class SymmetricContraction(nn.Module):
             self.register_buffer(f"prefix{degree}", prefix, persistent=False)
             self.register_buffer(f"last{degree}", mono[:, -1].clone(), persistent=False)
         self._cueq = None
-        if self.backend is Backend.CUEQUIVARIANCE:
+        if self.backend in (Backend.CUEQUIVARIANCE, Backend.AUTO):
             from mlip.kernels.cueq import SymmetricContractionCueq
 
             self._cueq = SymmetricContractionCueq(descriptor, channels=channels)
@@ -164,9 +164,10 @@ class SymmetricContraction(nn.Module):
 
     def forward(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         self._check(a, species)
-        if self.backend is Backend.CUEQUIVARIANCE:
+        backend = resolve(self.backend, a.device)
+        if backend is Backend.CUEQUIVARIANCE:
             return self._cueq(a, species, self.weight)
-        if self.backend is Backend.REFERENCE:
+        if backend is Backend.REFERENCE:
             return self._forward_reference(a, species)
         return self._forward_torch(a, species)
 

@@ -45,7 +45,8 @@ class MACEConfig:
         avg_num_neighbors: message normalisation (from the training set).
         scale, shift: per-atom energy scale and shift (eV) of the interaction energy.
         dtype: ``"float32"`` or ``"float64"`` for the network (geometry and energies are float64 regardless).
-        backend: kernel backend (``"torch"``, ``"reference"``, ``"cuequivariance"``).
+        backend: kernel backend (``"auto"``: cuEquivariance's CUDA kernels on CUDA when installed, else
+            ``"torch"``; or ``"torch"``, ``"reference"``, ``"cuequivariance"``).
         tensor_product: the message product's kind (:class:`~mlip.kernels.product.ProductKind`: ``"cg"``,
             ``"gaunt_fft"``, ``"gaunt_grid"``, ``"vector_grid"``, ``"cp"``). With ``"vector_grid"`` the messages
             also carry the pseudotensors ``1e, 2o, ...`` of the odd couplings.
@@ -71,7 +72,7 @@ class MACEConfig:
     scale: float = 1.0
     shift: float = 0.0
     dtype: str = "float32"
-    backend: str = "torch"
+    backend: str = "auto"
     tensor_product: str = "cg"
     product_basis: str = "symmetric_contraction"
     cp_rank: int | None = None
