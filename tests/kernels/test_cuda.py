@@ -18,7 +18,8 @@ SH3 = Irreps.spherical_harmonics(3)
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double().cpu() - b.double().cpu()).abs().max() / b.abs().max())
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    return float((a - b).abs().max() / b.abs().max())
 
 
 def _graph(d1, d2, num_weights, nodes=300, edges=4000, channels=32, seed=0):
