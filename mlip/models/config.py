@@ -53,6 +53,9 @@ class MACEConfig:
         product_basis: ``"symmetric_contraction"`` (MACE) or ``"gaunt"``
             (:class:`~mlip.kernels.gaunt_product_basis.GauntProductBasis`).
         cp_rank: CP rank for ``tensor_product="cp"`` (default ``7 L^2``).
+        radial: per-edge weights from ``"mlp"`` (radial MLP of the Bessel basis, as mace-torch) or ``"spline"``
+            (:class:`~mlip.nn.spline.SplineRadial`, cubic B-splines of the distance, Facet's radial function).
+        num_spline_knots: B-spline basis size for ``radial="spline"``.
     """
 
     name: str = "mace"
@@ -76,6 +79,8 @@ class MACEConfig:
     tensor_product: str = "cg"
     product_basis: str = "symmetric_contraction"
     cp_rank: int | None = None
+    radial: str = "mlp"
+    num_spline_knots: int = 16
 
     def __post_init__(self) -> None:
         zs = tuple(int(z) for z in self.atomic_numbers)
@@ -106,6 +111,10 @@ class MACEConfig:
                 "product_basis 'gaunt' needs natural-parity messages; tensor_product 'vector_grid' adds "
                 "pseudotensors: use product_basis 'symmetric_contraction' with it"
             )
+        if self.radial not in ("mlp", "spline"):
+            raise ValueError(f"radial must be 'mlp' or 'spline', got {self.radial!r}")
+        if self.num_spline_knots < 4:
+            raise ValueError(f"num_spline_knots must be >= 4, got {self.num_spline_knots}")
         if self.cp_rank is not None and (kind is not ProductKind.CP or self.cp_rank < 1):
             raise ValueError(f"cp_rank={self.cp_rank} needs tensor_product 'cp' and a rank >= 1")
         object.__setattr__(self, "atomic_numbers", zs)

@@ -16,6 +16,7 @@ from mlip.kernels.gaunt_product_basis import GauntProductBasis
 from mlip.kernels.product import EdgeProductDescriptor, ProductKind, edge_product, pseudo_partners
 from mlip.nn import RadialMLP
 from mlip.nn.element_linear import ElementLinear
+from mlip.nn.spline import SplineRadial
 
 
 def message_irreps(irreps_sh: Irreps, kind: ProductKind) -> Irreps:
@@ -33,8 +34,10 @@ class InteractionBlock(nn.Module):
     ``uvu`` product). Also returns the element-dependent skip connection ``sc_i = W_{z_i} h_i`` into
     ``irreps_skip``.
 
-    Shapes: ``h [N, irreps_node.dim, C]``, ``sh [E, irreps_sh.dim]``, ``radial [E, num_basis]`` (cutoff
-    applied), ``species [N]``, ``edge_index [2, E]`` -> ``A [N, irreps_msg.dim, C]`` (``irreps_msg`` from
+    The per-edge weights come from ``radial_net``: an MLP of the radial basis (``radial [E, num_basis]``, cutoff
+    applied) or a :class:`~mlip.nn.spline.SplineRadial` of the distance (``radial [E]``, Å).
+
+    Shapes: ``h [N, irreps_node.dim, C]``, ``sh [E, irreps_sh.dim]``, ``radial`` as above, ``species [N]``, ``edge_index [2, E]`` -> ``A [N, irreps_msg.dim, C]`` (``irreps_msg`` from
     :func:`message_irreps`), ``sc [N, irreps_skip.dim, C]``.
     """
 
@@ -53,6 +56,9 @@ class InteractionBlock(nn.Module):
         dtype: torch.dtype,
         kind: ProductKind = ProductKind.CG,
         cp_rank: int | None = None,
+        radial_net: str = "mlp",
+        r_max: float | None = None,
+        num_spline_knots: int = 16,
     ) -> None:
         super().__init__()
         self.avg_num_neighbors = float(avg_num_neighbors)
@@ -69,7 +75,15 @@ class InteractionBlock(nn.Module):
             cp_rank=cp_rank,
         )
         self.tp = edge_product(self.tp_descriptor, backend)
-        self.radial = RadialMLP([num_basis, *radial_mlp, self.tp_descriptor.num_weights * c], dtype=dtype)
+        num_out = self.tp_descriptor.num_weights * c
+        if radial_net == "mlp":
+            self.radial = RadialMLP([num_basis, *radial_mlp, num_out], dtype=dtype)
+        elif radial_net == "spline":
+            if r_max is None:
+                raise ValueError("radial_net 'spline' needs r_max")
+            self.radial = SplineRadial(r_max=r_max, num_out=num_out, num_knots=num_spline_knots, dtype=dtype)
+        else:
+            raise ValueError(f"unknown radial_net {radial_net!r}; use 'mlp' or 'spline'")
         self.linear = EquivariantLinear(
             self.tp_descriptor.irreps_out, self.irreps_msg, channels_in=c, channels_out=c, dtype=dtype
         )

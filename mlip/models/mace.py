@@ -72,6 +72,9 @@ class MACE(nn.Module):
                     dtype=dtype,
                     kind=ProductKind(config.tensor_product),
                     cp_rank=config.cp_rank,
+                    radial_net=config.radial,
+                    r_max=config.r_max,
+                    num_spline_knots=config.num_spline_knots,
                 )
             )
             self.products.append(
@@ -98,7 +101,9 @@ class MACE(nn.Module):
         v = vectors.to(self.dtype_)
         r = lengths.to(self.dtype_)
         sh = spherical_harmonics(self.config.max_ell, v)
-        radial = self.radial_basis(r) * self.cutoff(r).unsqueeze(-1)
+        # SplineRadial takes the distance and applies its own envelope; the MLP takes the enveloped basis
+        spline = self.config.radial == "spline"
+        radial = r if spline else self.radial_basis(r) * self.cutoff(r).unsqueeze(-1)
         h = self.embedding[species].unsqueeze(1)  # [N, 1, C]: scalars
         inter = torch.zeros(species.shape[0], dtype=self.dtype_, device=species.device)
         for interaction, product, readout in zip(self.interactions, self.products, self.readouts):

@@ -95,3 +95,15 @@ def test_cp_default_rank_is_nearly_equivariant():
     a, b = predict(model, [atoms, moved])
     err = np.abs(b["forces"] - a["forces"] @ q.T).max() / np.abs(a["forces"]).max()
     assert 0 < err < 1e-5
+
+
+class TestMACESplineRadialPhysics(ModelPhysicsSuite):
+    def make_model(self, dtype):
+        return small_mace(dtype, radial="spline", num_spline_knots=12)
+
+
+def test_bad_radial_options_are_rejected():
+    with pytest.raises(ValueError, match="radial must be"):
+        small_mace(torch.float64, radial="bessel")
+    with pytest.raises(ValueError, match="num_spline_knots"):
+        small_mace(torch.float64, radial="spline", num_spline_knots=3)
