@@ -1,8 +1,19 @@
 """Backbones built from the kernels, the model registry and the model file."""
 
 from mlip.models.config import MACEConfig, parse_dtype
+from mlip.models.facet import Facet, FacetConfig
 from mlip.models.io import load_model, save_model
 from mlip.models.mace import MACE
 from mlip.models.registry import REGISTRY, build_model
 
-__all__ = ["MACE", "REGISTRY", "MACEConfig", "build_model", "load_model", "parse_dtype", "save_model"]
+__all__ = [
+    "MACE",
+    "REGISTRY",
+    "Facet",
+    "FacetConfig",
+    "MACEConfig",
+    "build_model",
+    "load_model",
+    "parse_dtype",
+    "save_model",
+]

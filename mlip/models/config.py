@@ -83,23 +83,12 @@ class MACEConfig:
     num_spline_knots: int = 16
 
     def __post_init__(self) -> None:
-        zs = tuple(int(z) for z in self.atomic_numbers)
-        if not zs or list(zs) != sorted(set(zs)) or not all(1 <= z <= 118 for z in zs):
-            raise ValueError(f"atomic_numbers must be sorted, unique, in 1..118: got {self.atomic_numbers}")
-        if len(self.atomic_energies) != len(zs):
-            raise ValueError(
-                f"atomic_energies needs one value per element ({len(zs)}), got {len(self.atomic_energies)}"
-            )
-        for name in ("r_max", "avg_num_neighbors", "scale"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        check_common(self)
         for name in ("num_bessel", "channels", "correlation", "num_interactions"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_L > self.max_ell:
             raise ValueError(f"max_L ({self.max_L}) cannot exceed max_ell ({self.max_ell})")
-        parse_dtype(self.dtype)
-        Backend(self.backend)
         kinds = [k.value for k in ProductKind]
         if self.tensor_product not in kinds:
             raise ValueError(f"tensor_product must be one of {kinds}, got {self.tensor_product!r}")
@@ -111,24 +100,52 @@ class MACEConfig:
                 "product_basis 'gaunt' needs natural-parity messages; tensor_product 'vector_grid' adds "
                 "pseudotensors: use product_basis 'symmetric_contraction' with it"
             )
-        if self.radial not in ("mlp", "spline"):
-            raise ValueError(f"radial must be 'mlp' or 'spline', got {self.radial!r}")
-        if self.num_spline_knots < 4:
-            raise ValueError(f"num_spline_knots must be >= 4, got {self.num_spline_knots}")
         if self.cp_rank is not None and (kind is not ProductKind.CP or self.cp_rank < 1):
             raise ValueError(f"cp_rank={self.cp_rank} needs tensor_product 'cp' and a rank >= 1")
-        object.__setattr__(self, "atomic_numbers", zs)
-        object.__setattr__(self, "atomic_energies", tuple(float(e) for e in self.atomic_energies))
-        object.__setattr__(self, "radial_mlp", tuple(int(x) for x in self.radial_mlp))
 
     @classmethod
     def from_dict(cls, config: dict) -> MACEConfig:
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - allowed)
-        if unknown:
-            raise ValueError(f"unknown MACE option(s) {unknown}; allowed: {sorted(allowed)}")
-        return cls(**config)
+        return config_from_dict(cls, config)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        return config_to_dict(self)
+
+
+def check_common(cfg) -> None:
+    """Validate and normalise the fields every backbone config shares (elements, E0s, cutoff, statistics, dtype,
+    backend, radial network); tuples are frozen in place."""
+    zs = tuple(int(z) for z in cfg.atomic_numbers)
+    if not zs or list(zs) != sorted(set(zs)) or not all(1 <= z <= 118 for z in zs):
+        raise ValueError(f"atomic_numbers must be sorted, unique, in 1..118: got {cfg.atomic_numbers}")
+    if len(cfg.atomic_energies) != len(zs):
+        raise ValueError(
+            f"atomic_energies needs one value per element ({len(zs)}), got {len(cfg.atomic_energies)}"
+        )
+    for name in ("r_max", "avg_num_neighbors", "scale"):
+        if not getattr(cfg, name) > 0:
+            raise ValueError(f"{name} must be > 0, got {getattr(cfg, name)}")
+    parse_dtype(cfg.dtype)
+    Backend(cfg.backend)
+    if cfg.radial not in ("mlp", "spline"):
+        raise ValueError(f"radial must be 'mlp' or 'spline', got {cfg.radial!r}")
+    if cfg.num_spline_knots < 4:
+        raise ValueError(f"num_spline_knots must be >= 4, got {cfg.num_spline_knots}")
+    object.__setattr__(cfg, "atomic_numbers", zs)
+    object.__setattr__(cfg, "atomic_energies", tuple(float(e) for e in cfg.atomic_energies))
+    object.__setattr__(cfg, "radial_mlp", tuple(int(x) for x in cfg.radial_mlp))
+
+
+def config_from_dict(cls, config: dict):
+    """``cls(**config)`` after refusing unknown keys with the list of allowed ones."""
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise ValueError(
+            f"unknown {config.get('name', cls.__name__)} option(s) {unknown}; allowed: {sorted(allowed)}"
+        )
+    return cls(**config)
+
+
+def config_to_dict(cfg) -> dict:
+    d = dataclasses.asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

@@ -59,6 +59,7 @@ class InteractionBlock(nn.Module):
         radial_net: str = "mlp",
         r_max: float | None = None,
         num_spline_knots: int = 16,
+        irreps_out: Irreps | None = None,
     ) -> None:
         super().__init__()
         self.avg_num_neighbors = float(avg_num_neighbors)
@@ -66,7 +67,8 @@ class InteractionBlock(nn.Module):
         self.linear_up = EquivariantLinear(
             irreps_node, irreps_node, channels_in=c, channels_out=c, dtype=dtype
         )
-        self.irreps_msg = message_irreps(irreps_sh, kind)
+        # MACE's messages carry the irreps of the harmonics; other models (Facet) ask for their hidden irreps
+        self.irreps_msg = Irreps(irreps_out) if irreps_out is not None else message_irreps(irreps_sh, kind)
         self.tp_descriptor = EdgeProductDescriptor(
             irreps_in1=irreps_node,
             irreps_in2=irreps_sh,

@@ -5,9 +5,13 @@ from __future__ import annotations
 from torch import nn
 
 from mlip.models.config import MACEConfig
+from mlip.models.facet import Facet, FacetConfig
 from mlip.models.mace import MACE
 
-REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {"mace": (MACEConfig, MACE)}
+REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {
+    "mace": (MACEConfig, MACE),
+    "facet": (FacetConfig, Facet),
+}
 
 
 def build_model(config: dict) -> nn.Module:

@@ -28,3 +28,31 @@ def tiny_mace(dtype: torch.dtype = torch.float64, **overrides):
     )
     config.update(overrides)
     return build_model(config)
+
+
+def tiny_facet(dtype: torch.dtype = torch.float64, *, gamma: float = 0.7, **overrides):
+    """A 2-layer, 8-channel Facet for H, C, O, Cu, Au (max_ell 2, max_L 2, splines, r_max 4 Å).
+
+    The residual scales ``γ`` start at zero in training; here they are set to ``gamma`` so that the grid MLP
+    contributes and the physics checks exercise it.
+    """
+    config = dict(
+        name="facet",
+        atomic_numbers=[1, 6, 8, 29, 79],
+        atomic_energies=[-1.0, -2.0, -3.0, -4.0, -5.0],
+        r_max=4.0,
+        channels=8,
+        num_spline_knots=12,
+        grid_channels=8,
+        grid_hidden=16,
+        avg_num_neighbors=20.0,
+        scale=1.3,
+        shift=0.1,
+        dtype=str(dtype).replace("torch.", ""),
+    )
+    config.update(overrides)
+    model = build_model(config)
+    with torch.no_grad():
+        for g in model.gammas:
+            g.fill_(gamma)
+    return model

@@ -1,0 +1,188 @@
+"""Facet (Miklaucic et al. 2025): NequIP/SevenNet-style convolutions with spline radial functions and a
+spherical-grid MLP self-interaction.
+
+Per layer ``t``:
+
+.. math::  m_i = \\mathrm{Linear}\\Big(\\frac{1}{\\bar n} \\sum_{j} \\mathrm{TP}\\big(\\mathrm{Linear}(h_j), Y(\\hat r_{ij});
+           R(r_{ij})\\big)\\Big), \\qquad
+           h_i \\leftarrow W_{z_i} h_i + γ ⊙ \\mathrm{Norm}\\big(\\mathrm{GridMLP}(m_i)\\big)
+
+with the channel-wise product of :mod:`mlip.kernels.product` (``tensor_product`` selects the kind), the spline
+radial function of :mod:`mlip.nn.spline` (or the Bessel MLP), the grid MLP of :mod:`mlip.nn.grid_mlp`, an
+element-dependent linear self-connection ``W_z``, an equivariant RMS norm and a per-channel residual scale ``γ``
+that starts at zero (so every layer starts as the identity on its scalars). The energy is read out from the
+invariant channels after every layer, as in MACE:
+``E = Σ_i [E_0(z_i) + s Σ_t e_i^{(t)} + μ]``.
+
+Facet-S uses 128x0e+64x1o+32x2e. mlip's layout shares one channel count across irreps, so the equivalent here is
+``channels`` copies of ``0e+1o+2e`` (``max_L = 2``), natural parity throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from mlip import keys as K
+from mlip.kernels import Backend, Irrep, Irreps, spherical_harmonics
+from mlip.kernels.product import ProductKind
+from mlip.models.config import check_common, config_from_dict, config_to_dict, parse_dtype
+from mlip.models.interaction import InteractionBlock
+from mlip.models.outputs import energy_and_gradients
+from mlip.models.species import SpeciesMap
+from mlip.nn import BesselBasis, LinearReadout, MLPReadout, PolynomialCutoff
+from mlip.nn.grid_mlp import GridMLP
+
+
+@dataclass(frozen=True, kw_only=True)
+class FacetConfig:
+    """Facet hyperparameters (defaults: Facet-S with splines). Shared fields as :class:`MACEConfig`.
+
+    Attributes:
+        channels: ``C`` for every irrep of the hidden features ``0e+1o+..+max_L``.
+        grid_channels, grid_hidden, grid_heads, grid_resolution: the grid MLP (``U``, hidden width per head,
+            heads, ``n_β``; ``None`` gives ``max_L + 2``).
+    """
+
+    name: str = "facet"
+    atomic_numbers: tuple[int, ...]
+    atomic_energies: tuple[float, ...]
+    r_max: float = 5.0
+    max_ell: int = 2
+    max_L: int = 2
+    channels: int = 64
+    num_interactions: int = 2
+    radial: str = "spline"
+    num_spline_knots: int = 16
+    num_bessel: int = 8
+    num_polynomial_cutoff: int = 5
+    radial_mlp: tuple[int, ...] = field(default=(64, 64))
+    grid_channels: int = 32
+    grid_hidden: int = 64
+    grid_heads: int = 2
+    grid_resolution: int | None = None
+    readout_mlp: int = 16
+    tensor_product: str = "cg"
+    avg_num_neighbors: float = 1.0
+    scale: float = 1.0
+    shift: float = 0.0
+    dtype: str = "float32"
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_common(self)
+        for name in ("channels", "num_interactions", "grid_channels", "grid_hidden", "grid_heads"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_L > self.max_ell:
+            raise ValueError(f"max_L ({self.max_L}) cannot exceed max_ell ({self.max_ell})")
+        ProductKind(self.tensor_product)
+
+    @classmethod
+    def from_dict(cls, config: dict) -> FacetConfig:
+        return config_from_dict(cls, config)
+
+    def to_dict(self) -> dict:
+        return config_to_dict(self)
+
+
+class EquivariantRMSNorm(nn.Module):
+    """``x_b / sqrt(mean_{m,c} x_b^2 + ε)`` for each irrep block ``b`` (equivariant: norms are invariant).
+
+    Shapes: ``[N, irreps.dim, C]`` -> same.
+    """
+
+    def __init__(self, irreps: Irreps, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.irreps, self.eps = Irreps(irreps), eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        blocks = [b / torch.sqrt(b.pow(2).mean(dim=(1, 2), keepdim=True) + self.eps)
+                  for b in (x[:, s] for s in self.irreps.slices())]  # fmt: skip
+        return torch.cat(blocks, dim=1)
+
+
+class Facet(nn.Module):
+    """Facet potential; ``forward(batch)`` as :class:`~mlip.models.mace.MACE`."""
+
+    def __init__(self, config: FacetConfig) -> None:
+        super().__init__()
+        self.config = config
+        dtype = parse_dtype(config.dtype)
+        self.dtype_ = dtype
+        self.atomic_numbers = list(config.atomic_numbers)
+        self.r_max = float(config.r_max)
+        self.species = SpeciesMap(config.atomic_numbers)
+        n_el, c = len(config.atomic_numbers), config.channels
+        self.register_buffer("atomic_energies", torch.tensor(config.atomic_energies, dtype=torch.float64))
+        self.embedding = nn.Parameter(torch.randn(n_el, c, dtype=dtype))
+        self.radial_basis = BesselBasis(r_max=config.r_max, num_basis=config.num_bessel, dtype=dtype)
+        self.cutoff = PolynomialCutoff(r_max=config.r_max, p=config.num_polynomial_cutoff)
+        self.irreps_sh = Irreps.spherical_harmonics(config.max_ell)
+        hidden = Irreps.spherical_harmonics(config.max_L)
+        self.interactions, self.mixers, self.norms = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        self.readouts = nn.ModuleList()
+        self.gammas = nn.ParameterList()
+        for t in range(config.num_interactions):
+            irreps_in = Irreps([Irrep(0, 1)]) if t == 0 else hidden
+            last = t == config.num_interactions - 1
+            self.interactions.append(
+                InteractionBlock(
+                    irreps_node=irreps_in, irreps_sh=self.irreps_sh, irreps_skip=hidden, channels=c,
+                    num_basis=config.num_bessel, radial_mlp=config.radial_mlp, num_elements=n_el,
+                    avg_num_neighbors=config.avg_num_neighbors, backend=Backend(config.backend), dtype=dtype,
+                    kind=ProductKind(config.tensor_product), radial_net=config.radial, r_max=config.r_max,
+                    num_spline_knots=config.num_spline_knots, irreps_out=hidden,
+                )
+            )  # fmt: skip
+            self.mixers.append(
+                GridMLP(
+                    irreps_in=hidden, irreps_out=hidden, channels_in=c, channels_out=c,
+                    grid_channels=config.grid_channels, hidden=config.grid_hidden, heads=config.grid_heads,
+                    resolution=config.grid_resolution, dtype=dtype,
+                )
+            )  # fmt: skip
+            self.norms.append(EquivariantRMSNorm(hidden))
+            self.gammas.append(nn.Parameter(torch.zeros(c, dtype=dtype)))
+            self.readouts.append(
+                MLPReadout(c, config.readout_mlp, dtype=dtype) if last else LinearReadout(c, dtype=dtype)
+            )
+
+    def node_energies(
+        self, vectors: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-atom energies ``[N]`` (float64, eV) from edge vectors ``[E, 3]`` (Å) and element indices ``[N]``."""
+        r = torch.linalg.norm(vectors, dim=-1).to(self.dtype_)
+        sh = spherical_harmonics(self.config.max_ell, vectors.to(self.dtype_))
+        spline = self.config.radial == "spline"
+        radial = r if spline else self.radial_basis(r) * self.cutoff(r).unsqueeze(-1)
+        h = self.embedding[species].unsqueeze(1)
+        inter = torch.zeros(species.shape[0], dtype=self.dtype_, device=species.device)
+        for interaction, mixer, norm, gamma, readout in zip(
+            self.interactions, self.mixers, self.norms, self.gammas, self.readouts
+        ):
+            m, sc = interaction(h, sh, radial, species, edge_index)
+            h = sc + gamma * norm(mixer(m))
+            inter = inter + readout(h[:, 0, :])
+        cfg = self.config
+        return self.atomic_energies[species] + (cfg.scale * inter + cfg.shift).to(torch.float64)
+
+    def forward(
+        self,
+        batch: dict[str, torch.Tensor],
+        *,
+        compute_forces: bool = True,
+        compute_stress: bool = False,
+        training: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """Energies ``[G]`` (eV), and forces ``[N, 3]`` (eV/Å), stress ``[G, 3, 3]`` (eV/Å³) when asked."""
+        species = self.species(batch[K.ATOMIC_NUMBERS])
+        return energy_and_gradients(
+            lambda vectors: self.node_energies(vectors, species, batch[K.EDGE_INDEX]),
+            batch,
+            compute_forces=compute_forces,
+            compute_stress=compute_stress,
+            training=training,
+        )
