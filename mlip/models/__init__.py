@@ -5,6 +5,7 @@ from mlip.models.facet import Facet, FacetConfig
 from mlip.models.io import load_model, save_model
 from mlip.models.mace import MACE
 from mlip.models.registry import REGISTRY, build_model
+from mlip.models.tdn import TDN, TDNConfig
 
 __all__ = [
     "MACE",
@@ -12,6 +13,8 @@ __all__ = [
     "Facet",
     "FacetConfig",
     "MACEConfig",
+    "TDN",
+    "TDNConfig",
     "build_model",
     "load_model",
     "parse_dtype",

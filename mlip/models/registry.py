@@ -7,10 +7,12 @@ from torch import nn
 from mlip.models.config import MACEConfig
 from mlip.models.facet import Facet, FacetConfig
 from mlip.models.mace import MACE
+from mlip.models.tdn import TDN, TDNConfig
 
 REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {
     "mace": (MACEConfig, MACE),
     "facet": (FacetConfig, Facet),
+    "tdn": (TDNConfig, TDN),
 }
 
 
