@@ -25,14 +25,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from mlip import keys as K
-from mlip.kernels import Backend, Irrep, Irreps, spherical_harmonics
+from mlip.kernels import Backend, Irrep, Irreps
 from mlip.kernels.product import ProductKind
-from mlip.models.config import check_common, config_from_dict, config_to_dict, parse_dtype
+from mlip.models.base import EdgePotential
+from mlip.models.config import check_common, config_from_dict, config_to_dict
 from mlip.models.interaction import InteractionBlock
-from mlip.models.outputs import energy_and_gradients
-from mlip.models.species import SpeciesMap
-from mlip.nn import BesselBasis, LinearReadout, MLPReadout, PolynomialCutoff
+from mlip.nn import LinearReadout, MLPReadout
 from mlip.nn.grid_mlp import GridMLP
 
 
@@ -104,23 +102,13 @@ class EquivariantRMSNorm(nn.Module):
         return torch.cat(blocks, dim=1)
 
 
-class Facet(nn.Module):
+class Facet(EdgePotential):
     """Facet potential; ``forward(batch)`` as :class:`~mlip.models.mace.MACE`."""
 
     def __init__(self, config: FacetConfig) -> None:
-        super().__init__()
-        self.config = config
-        dtype = parse_dtype(config.dtype)
-        self.dtype_ = dtype
-        self.atomic_numbers = list(config.atomic_numbers)
-        self.r_max = float(config.r_max)
-        self.species = SpeciesMap(config.atomic_numbers)
+        super().__init__(config)
+        dtype = self.dtype_
         n_el, c = len(config.atomic_numbers), config.channels
-        self.register_buffer("atomic_energies", torch.tensor(config.atomic_energies, dtype=torch.float64))
-        self.embedding = nn.Parameter(torch.randn(n_el, c, dtype=dtype))
-        self.radial_basis = BesselBasis(r_max=config.r_max, num_basis=config.num_bessel, dtype=dtype)
-        self.cutoff = PolynomialCutoff(r_max=config.r_max, p=config.num_polynomial_cutoff)
-        self.irreps_sh = Irreps.spherical_harmonics(config.max_ell)
         hidden = Irreps.spherical_harmonics(config.max_L)
         self.interactions, self.mixers, self.norms = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         self.readouts = nn.ModuleList()
@@ -150,15 +138,8 @@ class Facet(nn.Module):
                 MLPReadout(c, config.readout_mlp, dtype=dtype) if last else LinearReadout(c, dtype=dtype)
             )
 
-    def node_energies(
-        self, vectors: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor
-    ) -> torch.Tensor:
-        """Per-atom energies ``[N]`` (float64, eV) from edge vectors ``[E, 3]`` (Å) and element indices ``[N]``."""
-        r = torch.linalg.norm(vectors, dim=-1).to(self.dtype_)
-        sh = spherical_harmonics(self.config.max_ell, vectors.to(self.dtype_))
-        spline = self.config.radial == "spline"
-        radial = r if spline else self.radial_basis(r) * self.cutoff(r).unsqueeze(-1)
-        h = self.embedding[species].unsqueeze(1)
+    def interaction_energy(self, h, sh, radial, species, edge_index) -> torch.Tensor:
+        """``ε_i = Σ_t e_i^{(t)}``: the readouts of every layer (see :class:`~mlip.models.base.EdgePotential`)."""
         inter = torch.zeros(species.shape[0], dtype=self.dtype_, device=species.device)
         for interaction, mixer, norm, gamma, readout in zip(
             self.interactions, self.mixers, self.norms, self.gammas, self.readouts
@@ -166,23 +147,4 @@ class Facet(nn.Module):
             m, sc = interaction(h, sh, radial, species, edge_index)
             h = sc + gamma * norm(mixer(m))
             inter = inter + readout(h[:, 0, :])
-        cfg = self.config
-        return self.atomic_energies[species] + (cfg.scale * inter + cfg.shift).to(torch.float64)
-
-    def forward(
-        self,
-        batch: dict[str, torch.Tensor],
-        *,
-        compute_forces: bool = True,
-        compute_stress: bool = False,
-        training: bool = False,
-    ) -> dict[str, torch.Tensor]:
-        """Energies ``[G]`` (eV), and forces ``[N, 3]`` (eV/Å), stress ``[G, 3, 3]`` (eV/Å³) when asked."""
-        species = self.species(batch[K.ATOMIC_NUMBERS])
-        return energy_and_gradients(
-            lambda vectors: self.node_energies(vectors, species, batch[K.EDGE_INDEX]),
-            batch,
-            compute_forces=compute_forces,
-            compute_stress=compute_stress,
-            training=training,
-        )
+        return inter

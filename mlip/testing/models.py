@@ -7,25 +7,26 @@ import torch
 from mlip.models import build_model
 
 
-def tiny_mace(dtype: torch.dtype = torch.float64, **overrides):
-    """A 2-layer, 8-channel MACE for H, C, O, Cu, Au (max_ell 3, max_L 1, correlation 3, r_max 4 Å)."""
-    config = dict(
-        name="mace",
+def _tiny(name: str, dtype: torch.dtype, **fields) -> dict:
+    """Fields every tiny model shares: H, C, O, Cu, Au; r_max 4 Å; 8 channels; fixed statistics."""
+    return dict(
+        name=name,
         atomic_numbers=[1, 6, 8, 29, 79],
         atomic_energies=[-1.0, -2.0, -3.0, -4.0, -5.0],
         r_max=4.0,
-        num_bessel=6,
-        max_ell=3,
         channels=8,
-        max_L=1,
-        correlation=3,
-        num_interactions=2,
-        radial_mlp=[16, 16],
         avg_num_neighbors=20.0,
         scale=1.3,
         shift=0.1,
         dtype=str(dtype).replace("torch.", ""),
+        **fields,
     )
+
+
+def tiny_mace(dtype: torch.dtype = torch.float64, **overrides):
+    """A 2-layer, 8-channel MACE for H, C, O, Cu, Au (max_ell 3, max_L 1, correlation 3, r_max 4 Å)."""
+    config = _tiny("mace", dtype, num_bessel=6, max_ell=3, max_L=1, correlation=3, num_interactions=2,
+                   radial_mlp=[16, 16])  # fmt: skip
     config.update(overrides)
     return build_model(config)
 
@@ -36,20 +37,7 @@ def tiny_facet(dtype: torch.dtype = torch.float64, *, gamma: float = 0.7, **over
     The residual scales ``γ`` start at zero in training; here they are set to ``gamma`` so that the grid MLP
     contributes and the physics checks exercise it.
     """
-    config = dict(
-        name="facet",
-        atomic_numbers=[1, 6, 8, 29, 79],
-        atomic_energies=[-1.0, -2.0, -3.0, -4.0, -5.0],
-        r_max=4.0,
-        channels=8,
-        num_spline_knots=12,
-        grid_channels=8,
-        grid_hidden=16,
-        avg_num_neighbors=20.0,
-        scale=1.3,
-        shift=0.1,
-        dtype=str(dtype).replace("torch.", ""),
-    )
+    config = _tiny("facet", dtype, num_spline_knots=12, grid_channels=8, grid_hidden=16)
     config.update(overrides)
     model = build_model(config)
     with torch.no_grad():

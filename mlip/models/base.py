@@ -1,0 +1,100 @@
+"""What every message-passing backbone shares: element embedding, edge features, energy assembly, forward.
+
+A subclass builds its layers in ``__init__`` (after ``super().__init__(config)``) and implements
+:meth:`EdgePotential.interaction_energy`. The per-atom energy is
+
+.. math::  E_i = E_0(z_i) + s\\, ε_i + μ
+
+with the reference energies ``E_0``, scale ``s`` and shift ``μ`` of the config and the model's interaction
+energy ``ε_i``; forces and stress come from :mod:`mlip.models.outputs`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mlip import keys as K
+from mlip.kernels import Irreps, spherical_harmonics
+from mlip.models.config import parse_dtype
+from mlip.models.outputs import energy_and_gradients
+from mlip.models.species import SpeciesMap
+from mlip.nn import BesselBasis, PolynomialCutoff
+
+
+class EdgePotential(nn.Module):
+    """Base of the backbones. Reads from ``config``: ``atomic_numbers``, ``atomic_energies``, ``r_max``,
+    ``channels``, ``max_ell``, ``num_bessel``, ``num_polynomial_cutoff``, ``radial``, ``scale``, ``shift``,
+    ``dtype``.
+
+    Attributes:
+        atomic_numbers: supported Z (sorted list).
+        r_max: cutoff, Å.
+        embedding: ``[num_elements, channels]`` initial scalar features.
+        irreps_sh: irreps of the edge spherical harmonics.
+    """
+
+    def __init__(self, config) -> None:
+        super().__init__()
+        self.config = config
+        self.dtype_ = parse_dtype(config.dtype)
+        self.atomic_numbers = list(config.atomic_numbers)
+        self.r_max = float(config.r_max)
+        self.species = SpeciesMap(config.atomic_numbers)
+        self.register_buffer("atomic_energies", torch.tensor(config.atomic_energies, dtype=torch.float64))
+        n_el = len(config.atomic_numbers)
+        self.embedding = nn.Parameter(torch.randn(n_el, config.channels, dtype=self.dtype_))
+        self.radial_basis = BesselBasis(r_max=config.r_max, num_basis=config.num_bessel, dtype=self.dtype_)
+        self.cutoff = PolynomialCutoff(r_max=config.r_max, p=config.num_polynomial_cutoff)
+        self.irreps_sh = Irreps.spherical_harmonics(config.max_ell)
+
+    def edge_features(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spherical harmonics ``[E, irreps_sh.dim]`` and the radial-network input: the distance ``[E]`` (Å) for
+        ``radial: spline`` (the spline applies its own envelope), else the enveloped Bessel basis ``[E, num_bessel]``."""
+        r = torch.linalg.norm(vectors, dim=-1).to(self.dtype_)
+        sh = spherical_harmonics(self.config.max_ell, vectors.to(self.dtype_))
+        if self.config.radial == "spline":
+            return sh, r
+        return sh, self.radial_basis(r) * self.cutoff(r).unsqueeze(-1)
+
+    def interaction_energy(
+        self,
+        h: torch.Tensor,
+        sh: torch.Tensor,
+        radial: torch.Tensor,
+        species: torch.Tensor,
+        edge_index: torch.Tensor,
+    ) -> torch.Tensor:  # pragma: no cover - overridden
+        """``ε_i [N]`` in the network dtype from the embedded scalars ``h [N, 1, C]`` and the edge features."""
+        raise NotImplementedError
+
+    def node_energies(
+        self, vectors: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-atom energies ``[N]`` (float64, eV) from edge vectors ``[E, 3]`` (Å) and element indices ``[N]``."""
+        sh, radial = self.edge_features(vectors)
+        h = self.embedding[species].unsqueeze(1)  # [N, 1, C]: scalars
+        inter = self.interaction_energy(h, sh, radial, species, edge_index)
+        cfg = self.config
+        return self.atomic_energies[species] + (cfg.scale * inter + cfg.shift).to(torch.float64)
+
+    def forward(
+        self,
+        batch: dict[str, torch.Tensor],
+        *,
+        compute_forces: bool = True,
+        compute_stress: bool = False,
+        training: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """Energies ``[G]`` (eV), and forces ``[N, 3]`` (eV/Å), stress ``[G, 3, 3]`` (eV/Å³) when asked.
+
+        ``batch`` holds the keys of :mod:`mlip.keys` (a batch from :func:`mlip.data.collate`).
+        """
+        species = self.species(batch[K.ATOMIC_NUMBERS])
+        return energy_and_gradients(
+            lambda vectors: self.node_energies(vectors, species, batch[K.EDGE_INDEX]),
+            batch,
+            compute_forces=compute_forces,
+            compute_stress=compute_stress,
+            training=training,
+        )
