@@ -10,8 +10,13 @@ With ``S = K - 3`` segments of width ``h = r_max / S``, segment index ``i = ⌊r
 
 ``W [K, num_out]`` are the learnable coefficients and ``u`` the polynomial envelope of
 :class:`~mlip.nn.radial.PolynomialCutoff` (``p >= 2``), so ``R(r_max) = R'(r_max) = 0``. The B-splines are
-``C^2`` at every knot, and so is ``R`` inside the cutoff. Evaluation gathers four rows of ``W`` per edge:
-``O(E · 4 · num_out)``, no dense layer (de Boor, *A Practical Guide to Splines*, ch. IX).
+``C^2`` at every knot, and so is ``R`` inside the cutoff (de Boor, *A Practical Guide to Splines*, ch. IX).
+
+Evaluation computes the four non-zero values per edge and scatters them into the row of a banded basis matrix
+``B [E, K]``; ``R = u · (B W)`` is then one GEMM, whose backward ``Bᵀ ∂R`` is another. No dense layer and no
+nonlinearity: for the ``K <= 32`` used here this is cheaper than gathering four rows of ``W`` per edge, whose
+backward is a slow scatter-add into ``W`` (forward and double backward measured 4.4-7.7x slower for 4,470 edges and
+352 outputs on one CPU core).
 
 Shapes: ``r [E]`` (Å) -> ``[E, num_out]``.
 """
@@ -66,9 +71,30 @@ class SplineRadial(nn.Module):
         t = x - i.to(x.dtype)
         return i.unsqueeze(-1) + torch.arange(4, device=r.device), cubic_bspline_weights(t)
 
-    def forward(self, r: torch.Tensor) -> torch.Tensor:
+    def design_matrix(self, r: torch.Tensor) -> torch.Tensor:
+        """``A = u(r) B(r)`` ``[E, K]`` (banded: four non-zeros per row), so that ``R = A W``."""
         if r.dim() != 1:
             raise ValueError(f"r must be [E], got {tuple(r.shape)}")
         idx, beta = self.basis(r)
-        w = self.coefficients.to(r.dtype)[idx]  # [E, 4, num_out]
-        return torch.einsum("ej,ejo->eo", beta, w) * self.envelope(r).unsqueeze(-1)
+        dense = torch.zeros(r.shape[0], self.num_knots, dtype=beta.dtype, device=r.device)
+        return dense.scatter(1, idx, beta) * self.envelope(r).unsqueeze(-1)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return self.design_matrix(r) @ self.coefficients.to(r.dtype)
+
+    @torch.no_grad()
+    def fit_(self, r: torch.Tensor, target: torch.Tensor) -> float:
+        """Set ``W`` to the least-squares fit ``argmin ‖A(r) W - target‖`` of samples ``target [E, num_out]`` at
+        distances ``r [E]`` (Å), e.g. a trained MLP radial function evaluated on a dense grid, and return the
+        relative error ``max |A W - target| / max |target|``. The target must vanish at ``r_max`` like the
+        envelope for the fit to be exact in the limit of many knots."""
+        if target.shape != (r.shape[0], self.coefficients.shape[1]):
+            raise ValueError(
+                f"target must be [E, num_out] = [{r.shape[0]}, {self.coefficients.shape[1]}], "
+                f"got {tuple(target.shape)}"
+            )
+        a = self.design_matrix(r.to(torch.float64))
+        solution = torch.linalg.lstsq(a, target.to(torch.float64), driver="gelsd").solution
+        self.coefficients.copy_(solution.to(self.coefficients.dtype))
+        error = (a @ solution - target.to(torch.float64)).abs().max() / target.abs().max()
+        return float(error)

@@ -78,3 +78,45 @@ def test_bad_arguments_are_rejected():
         SplineRadial(r_max=5.0, num_out=2, envelope_p=1)
     with pytest.raises(ValueError, match=r"r must be \[E\]"):
         _spline()(torch.rand(3, 1, dtype=torch.float64))
+
+
+def _trained_mlp_radial(r: torch.Tensor, r_max: float) -> torch.Tensor:
+    """Outputs ``[E, 16]`` of MACE's radial MLP (8 Bessel functions, 3x64 SiLU layers) after 200 Adam steps
+    towards Gaussian shells at 1.0-4.5 Å (width 0.5 Å) times the cutoff: a trained, not a random, MLP."""
+    from mlip.nn import BesselBasis, PolynomialCutoff, RadialMLP
+
+    torch.manual_seed(0)
+    cutoff = PolynomialCutoff(r_max=r_max, p=5)
+    x = BesselBasis(r_max=r_max, num_basis=8, dtype=torch.float64)(r) * cutoff(r)[:, None]
+    centres = torch.linspace(1.0, 4.5, 16, dtype=torch.float64)
+    target = torch.exp(-(((r[:, None] - centres) / 0.5) ** 2)) * cutoff(r)[:, None]
+    mlp = RadialMLP([8, 64, 64, 64, 16], dtype=torch.float64)
+    opt = torch.optim.Adam(mlp.parameters(), lr=3e-3)
+    first = None
+    for _ in range(200):
+        opt.zero_grad()
+        loss = (mlp(x) - target).pow(2).mean()
+        first = float(loss) if first is None else first
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.05 * first  # it did train
+    with torch.no_grad():
+        return mlp(x)
+
+
+def test_spline_fitted_to_a_trained_mlp_radial_function_reproduces_it():
+    r_max = 5.0
+    r = torch.linspace(0.8, r_max, 1000, dtype=torch.float64)
+    y = _trained_mlp_radial(r, r_max)
+    errors = {}
+    for k in (16, 32, 48):
+        sp = SplineRadial(r_max=r_max, num_out=16, num_knots=k, dtype=torch.float64)
+        errors[k] = sp.fit_(r, y)
+        assert float((sp(r) - y).abs().max() / y.abs().max()) == pytest.approx(errors[k], rel=1e-6)
+    assert errors[16] > errors[32] > errors[48]
+    assert errors[48] < 1e-3  # max |error| / max |R| over 0.8-5 Å and all 16 outputs
+
+
+def test_fit_rejects_a_mis_shaped_target():
+    with pytest.raises(ValueError, match=r"target must be \[E, num_out\]"):
+        _spline().fit_(torch.rand(5, dtype=torch.float64), torch.rand(5, 4, dtype=torch.float64))
