@@ -5,13 +5,21 @@ Per layer ``t``:
 
 .. math::  m_i = \\mathrm{Linear}\\Big(\\frac{1}{\\bar n} \\sum_{j} \\mathrm{TP}\\big(\\mathrm{Linear}(h_j), Y(\\hat r_{ij});
            R(r_{ij})\\big)\\Big), \\qquad
-           h_i \\leftarrow W_{z_i} h_i + γ ⊙ \\mathrm{Norm}\\big(\\mathrm{GridMLP}(m_i)\\big)
+           h_i \\leftarrow W_{z_i} h_i + γ ⊙ \\mathrm{GridMLP}\\big(\\mathrm{Norm}(m_i)\\big)
 
 with the channel-wise product of :mod:`mlip.kernels.product` (``tensor_product`` selects the kind), the spline
 radial function of :mod:`mlip.nn.spline` (or the Bessel MLP), the grid MLP of :mod:`mlip.nn.grid_mlp`, an
 element-dependent linear self-connection ``W_z``, an equivariant RMS norm and a per-channel residual scale ``γ``
-that starts at zero (so every layer starts as the identity on its scalars). The energy is read out from the
-invariant channels after every layer, as in MACE:
+that starts at zero (so every layer starts as the identity on its scalars).
+
+``residual_norm`` places the norm: ``"pre"`` (above, the default) normalises the messages before the grid MLP, so
+the per-point MLP sees inputs of unit RMS whatever the message scale; ``"post"`` normalises the MLP's output,
+``γ ⊙ Norm(GridMLP(m))``; ``"none"`` drops it. Validation force RMSE on 3BPA after 5 epochs (32 channels,
+lr 0.01): pre 131 meV/Å, post 158, none 166 (and 122 for a pre-norm with one scale per degree, which amplified
+the vanishing vector blocks at inversion centres and failed the finite-difference stress check; see
+:class:`EquivariantRMSNorm`).
+
+The energy is read out from the invariant channels after every layer, as in MACE:
 ``E = Σ_i [E_0(z_i) + s Σ_t e_i^{(t)} + μ]``.
 
 Facet-S uses 128x0e+64x1o+32x2e. mlip's layout shares one channel count across irreps, so the equivalent here is
@@ -42,6 +50,7 @@ class FacetConfig:
         channels: ``C`` for every irrep of the hidden features ``0e+1o+..+max_L``.
         grid_channels, grid_hidden, grid_heads, grid_resolution: the grid MLP (``U``, hidden width per head,
             heads, ``n_β``; ``None`` gives ``max_L + 2``).
+        residual_norm: ``"pre"``, ``"post"`` or ``"none"`` (see the module docstring).
     """
 
     name: str = "facet"
@@ -62,6 +71,7 @@ class FacetConfig:
     grid_heads: int = 2
     grid_resolution: int | None = None
     readout_mlp: int = 16
+    residual_norm: str = "pre"
     tensor_product: str = "cg"
     avg_num_neighbors: float = 1.0
     scale: float = 1.0
@@ -77,6 +87,8 @@ class FacetConfig:
         if self.max_L > self.max_ell:
             raise ValueError(f"max_L ({self.max_L}) cannot exceed max_ell ({self.max_ell})")
         ProductKind(self.tensor_product)
+        if self.residual_norm not in ("pre", "post", "none"):
+            raise ValueError(f"residual_norm must be 'pre', 'post' or 'none', got {self.residual_norm!r}")
 
     @classmethod
     def from_dict(cls, config: dict) -> FacetConfig:
@@ -87,19 +99,23 @@ class FacetConfig:
 
 
 class EquivariantRMSNorm(nn.Module):
-    """``x_b / sqrt(mean_{m,c} x_b^2 + ε)`` for each irrep block ``b`` (equivariant: norms are invariant).
+    """``x / sqrt(mean_{k,c} x_k^2 + ε)``: one invariant scale per node from all components ``k`` and channels
+    ``c`` together (equivariant, as the norm over all irreps is invariant).
 
-    Shapes: ``[N, irreps.dim, C]`` -> same.
+    One scale for all degrees, not one per degree: a degree whose block vanishes by symmetry (the vectors at an
+    inversion centre) stays zero instead of having its rounding noise blown up to unit size. ``ε = 1e-2`` bounds
+    the gain for nodes whose messages fade (a neighbour leaving the cutoff) to 10, which keeps the energy's
+    approach to the cutoff as flat as the envelope makes it (the kit's cutoff check fails with ``ε = 1e-6``).
+
+    Shapes: ``[N, dim, C]`` -> same.
     """
 
-    def __init__(self, irreps: Irreps, eps: float = 1e-6) -> None:
+    def __init__(self, eps: float = 1e-2) -> None:
         super().__init__()
-        self.irreps, self.eps = Irreps(irreps), eps
+        self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        blocks = [b / torch.sqrt(b.pow(2).mean(dim=(1, 2), keepdim=True) + self.eps)
-                  for b in (x[:, s] for s in self.irreps.slices())]  # fmt: skip
-        return torch.cat(blocks, dim=1)
+        return x / torch.sqrt(x.pow(2).mean(dim=(1, 2), keepdim=True) + self.eps)
 
 
 class Facet(EdgePotential):
@@ -132,7 +148,7 @@ class Facet(EdgePotential):
                     resolution=config.grid_resolution, dtype=dtype,
                 )
             )  # fmt: skip
-            self.norms.append(EquivariantRMSNorm(hidden))
+            self.norms.append(EquivariantRMSNorm())
             self.gammas.append(nn.Parameter(torch.zeros(c, dtype=dtype)))
             self.readouts.append(
                 MLPReadout(c, config.readout_mlp, dtype=dtype) if last else LinearReadout(c, dtype=dtype)
@@ -145,6 +161,12 @@ class Facet(EdgePotential):
             self.interactions, self.mixers, self.norms, self.gammas, self.readouts
         ):
             m, sc = interaction(h, sh, radial, species, edge_index)
-            h = sc + gamma * norm(mixer(m))
+            mode = self.config.residual_norm
+            if mode == "pre":
+                h = sc + gamma * mixer(norm(m))
+            elif mode == "post":
+                h = sc + gamma * norm(mixer(m))
+            else:
+                h = sc + gamma * mixer(m)
             inter = inter + readout(h[:, 0, :])
         return inter
