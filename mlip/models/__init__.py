@@ -1,14 +1,20 @@
 """Backbones built from the kernels, the model registry and the model file."""
 
+from mlip.models.base import EdgePotential
 from mlip.models.config import MACEConfig, parse_dtype
-from mlip.models.facet import Facet, FacetConfig
+from mlip.models.facet import EquivariantRMSNorm, Facet, FacetConfig
+from mlip.models.interaction import InteractionBlock, ProductBlock
 from mlip.models.io import load_model, save_model
 from mlip.models.mace import MACE
 from mlip.models.registry import REGISTRY, build_model
 from mlip.models.tdn import TDN, TDNConfig
 
 __all__ = [
+    "EdgePotential",
+    "EquivariantRMSNorm",
+    "InteractionBlock",
     "MACE",
+    "ProductBlock",
     "REGISTRY",
     "Facet",
     "FacetConfig",

@@ -49,7 +49,8 @@ class FacetConfig:
     Attributes:
         channels: ``C`` for every irrep of the hidden features ``0e+1o+..+max_L``.
         grid_channels, grid_hidden, grid_heads, grid_resolution: the grid MLP (``U``, hidden width per head,
-            heads, ``n_β``; ``None`` gives ``max_L + 2``).
+            heads, ``n_β``; ``None`` gives ``2 max_L + 4``). Defaults as Facet-S's grid layer (MLP ``U/2 -> 16 ->
+            U/2`` per head, 2 heads; Facet-S uses an 18 x 17 grid, the default here for ``max_L = 2`` is 8 x 16).
         residual_norm: ``"pre"``, ``"post"`` or ``"none"`` (see the module docstring).
     """
 
@@ -67,7 +68,7 @@ class FacetConfig:
     num_polynomial_cutoff: int = 5
     radial_mlp: tuple[int, ...] = field(default=(64, 64))
     grid_channels: int = 32
-    grid_hidden: int = 64
+    grid_hidden: int = 16
     grid_heads: int = 2
     grid_resolution: int | None = None
     readout_mlp: int = 16
