@@ -42,7 +42,8 @@ def test_interaction_block_with_spline_radial_is_equivariant_and_has_the_documen
         return block(x, spherical_harmonics(2, v), v.norm(dim=-1), species, edge_index)
 
     a, sc = run(vectors, h)
-    assert a.shape == (N, HIDDEN.dim, C) and sc.shape == (N, HIDDEN.dim, C)
+    assert a.shape == (N, HIDDEN.dim, C)
+    assert sc.shape == (N, HIDDEN.dim, C)
     a_rot, sc_rot = run(vectors @ q.T, _rotate(h, HIDDEN, q))
     assert (a_rot - _rotate(a, HIDDEN, q)).abs().max() < 1e-10 * a.abs().max()
     assert (sc_rot - _rotate(sc, HIDDEN, q)).abs().max() < 1e-10 * sc.abs().max()
@@ -57,7 +58,9 @@ def test_norm_and_grid_mlp_compose_equivariantly_on_a_fine_grid():
     norm = EquivariantRMSNorm()
     out = mixer(norm(h))
     assert out.shape == h.shape
-    assert (mixer(norm(_rotate(h, HIDDEN, q))) - _rotate(out, HIDDEN, q)).abs().max() < 1e-10 * out.abs().max()
+    assert (
+        mixer(norm(_rotate(h, HIDDEN, q))) - _rotate(out, HIDDEN, q)
+    ).abs().max() < 1e-10 * out.abs().max()
 
 
 def test_product_block_maps_messages_to_node_features():
