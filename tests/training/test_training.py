@@ -157,3 +157,31 @@ def test_wrong_energy_key_is_a_clear_error(tmp_path, shared_data):
     )
     with pytest.raises(ValueError, match="check energy_key / forces_key"):
         run_training(cfg, tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"name": "facet", "r_max": 4.0, "channels": 4, "max_ell": 2, "max_L": 2, "grid_channels": 4},
+        {"name": "tdn", "r_max": 4.0, "channels": 4, "max_ell": 2, "max_L": 1, "correlation": 2,
+         "radial_mlp": [8]},
+    ],
+    ids=["facet", "tdn"],
+)  # fmt: skip
+def test_every_backbone_trains_saves_and_runs_in_the_calculator_unnamed(tmp_path, model):
+    """train.py's path for each registered model: the file loads by path alone and drives the calculator."""
+    from ase.build import bulk
+
+    import mlip
+    from mlip.calculators import MLIPCalculator
+
+    cfg = RunConfig.from_dict({**TINY, "model": model, "train": {**TINY["train"], "max_epochs": 1}})
+    run_training(cfg, tmp_path)
+    loaded = mlip.load_model(tmp_path / "model.pt")
+    assert type(loaded).__name__.lower() == model["name"]
+    atoms = bulk("Cu", "fcc", a=3.6) * (2, 2, 2)
+    atoms.rattle(0.05, seed=0)
+    atoms.calc = MLIPCalculator(str(tmp_path / "model.pt"))
+    assert atoms.get_forces().shape == (8, 3)
+    assert abs(atoms.get_stress()).max() > 0
+    assert abs(atoms.get_potential_energy()) > 0
