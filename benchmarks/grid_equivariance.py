@@ -8,8 +8,8 @@ Usage::
 The grid MLP's weights do not depend on the grid, so the trained weights are loaded into the same model rebuilt
 with each ``grid_resolution`` (``0`` = the trained default). For the last ``--frames`` frames of the file, in
 float64, prints the largest relative energy-and-force error under a random rotation
-(:func:`mlip.testing.physics.rotation_error`), the same under a rotation times inversion (exact at every
-resolution, as the grids are inversion-symmetric) and the largest change of the forces relative to the trained
+(:func:`mlip.testing.physics.rotation_error`), under the inversion ``r -> -r`` (exact at every resolution, as the
+grids are inversion-symmetric), under a rotation times inversion, and the largest change of the forces relative to the trained
 resolution (how far the trained model's predictions move when the grid is refined).
 """
 
@@ -22,7 +22,7 @@ import torch
 from ase.io import read
 
 from mlip.models import build_model
-from mlip.testing.physics import predict, reflection_error, rotation_error
+from mlip.testing.physics import _transform_error, predict, reflection_error, rotation_error
 
 
 def rebuild(path: str, resolution: int | None):
@@ -44,20 +44,21 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("data")
     parser.add_argument("--frames", type=int, default=5)
-    parser.add_argument("--resolutions", type=int, nargs="+", default=[0, 5, 6, 8, 12, 16])
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[0, 5, 6, 12, 16])
     args = parser.parse_args()
     frames = read(args.data, f"-{args.frames}:")
     reference = None
-    print(f"{'n_beta':>7} {'rotation':>10} {'inversion':>10} {'dF vs trained':>14}")
+    print(f"{'n_beta':>7} {'rotation':>10} {'inversion':>10} {'improper':>10} {'dF vs trained':>14}")
     for res in args.resolutions:
         model = rebuild(args.model, res)
         n_beta = model.mixers[0].resolution
         rot = max(rotation_error(model, a) for a in frames)
-        inv = max(reflection_error(model, a) for a in frames)
+        inv = max(_transform_error(model, a, -np.eye(3)) for a in frames)
+        improper = max(reflection_error(model, a) for a in frames)
         forces = np.concatenate([p["forces"] for p in predict(model, frames)])
         reference = forces if reference is None else reference
         change = np.abs(forces - reference).max() / np.abs(reference).max()
-        print(f"{n_beta:>7} {rot:>10.2e} {inv:>10.2e} {change:>14.2e}")
+        print(f"{n_beta:>7} {rot:>10.2e} {inv:>10.2e} {improper:>10.2e} {change:>14.2e}")
 
 
 if __name__ == "__main__":

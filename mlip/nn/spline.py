@@ -15,8 +15,8 @@ With ``S = K - 3`` segments of width ``h = r_max / S``, segment index ``i = ⌊r
 Evaluation computes the four non-zero values per edge and scatters them into the row of a banded basis matrix
 ``B [E, K]``; ``R = u · (B W)`` is then one GEMM, whose backward ``Bᵀ ∂R`` is another. No dense layer and no
 nonlinearity: for the ``K <= 32`` used here this is cheaper than gathering four rows of ``W`` per edge, whose
-backward is a slow scatter-add into ``W`` (forward and double backward measured 4.4-7.7x slower for 4,470 edges and
-352 outputs on one CPU core).
+backward is a slow scatter-add into ``W`` (``benchmarks/spline_speed.py``: forward and double backward 4.4-7.7x slower
+for 4,470 edges and 352 outputs on one CPU core).
 
 Shapes: ``r [E]`` (Å) -> ``[E, num_out]``.
 """
