@@ -1,7 +1,7 @@
 """Backbones built from the kernels, the model registry and the model file."""
 
 from mlip.models.base import EdgePotential
-from mlip.models.config import MACEConfig, parse_dtype
+from mlip.models.config import BackboneConfig, MACEConfig, parse_dtype
 from mlip.models.facet import EquivariantRMSNorm, Facet, FacetConfig
 from mlip.models.interaction import InteractionBlock, ProductBlock
 from mlip.models.io import load_model, save_model
@@ -10,6 +10,7 @@ from mlip.models.registry import REGISTRY, build_model
 from mlip.models.tdn import TDN, TDNConfig
 
 __all__ = [
+    "BackboneConfig",
     "EdgePotential",
     "EquivariantRMSNorm",
     "InteractionBlock",

@@ -26,8 +26,9 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MACEConfig:
-    """MACE hyperparameters (Batatia et al. 2022; names follow mace-torch where they exist).
+class BackboneConfig:
+    """The fields every backbone shares; a model's config subclasses it, adds its own fields and may redeclare a
+    field to change its default.
 
     Attributes:
         atomic_numbers: supported elements Z, sorted.
@@ -35,10 +36,9 @@ class MACEConfig:
         r_max: cutoff (Å).
         num_bessel: radial Bessel functions.
         num_polynomial_cutoff: envelope exponent p.
-        max_ell: highest degree of the edge spherical harmonics (and of the messages A).
+        max_ell: highest degree of the edge spherical harmonics.
         channels: feature channels C (mace-torch ``num_channels``).
         max_L: highest degree of the hidden features (``Cx0e+Cx1o+...``).
-        correlation: body order of the product basis minus one (ν_max).
         num_interactions: message-passing layers.
         radial_mlp: hidden sizes of the radial MLP.
         readout_mlp: hidden size of the last layer's MLP readout.
@@ -48,17 +48,13 @@ class MACEConfig:
         backend: kernel backend (``"auto"``: cuEquivariance's CUDA kernels on CUDA when installed, else
             ``"torch"``; or ``"torch"``, ``"reference"``, ``"cuequivariance"``).
         tensor_product: the message product's kind (:class:`~mlip.kernels.product.ProductKind`: ``"cg"``,
-            ``"gaunt_fft"``, ``"gaunt_grid"``, ``"vector_grid"``, ``"cp"``). With ``"vector_grid"`` the messages
-            also carry the pseudotensors ``1e, 2o, ...`` of the odd couplings.
-        product_basis: ``"symmetric_contraction"`` (MACE) or ``"gaunt"``
-            (:class:`~mlip.kernels.gaunt_product_basis.GauntProductBasis`).
-        cp_rank: CP rank for ``tensor_product="cp"`` (default ``7 L^2``).
+            ``"gaunt_fft"``, ``"gaunt_grid"``, ``"vector_grid"``, ``"cp"``).
         radial: per-edge weights from ``"mlp"`` (radial MLP of the Bessel basis, as mace-torch) or ``"spline"``
             (:class:`~mlip.nn.spline.SplineRadial`, cubic B-splines of the distance, Facet's radial function).
         num_spline_knots: B-spline basis size for ``radial="spline"``.
     """
 
-    name: str = "mace"
+    name: str
     atomic_numbers: tuple[int, ...]
     atomic_energies: tuple[float, ...]
     r_max: float = 5.0
@@ -67,7 +63,6 @@ class MACEConfig:
     max_ell: int = 3
     channels: int = 128
     max_L: int = 1
-    correlation: int = 3
     num_interactions: int = 2
     radial_mlp: tuple[int, ...] = field(default=(64, 64, 64))
     readout_mlp: int = 16
@@ -77,14 +72,12 @@ class MACEConfig:
     dtype: str = "float32"
     backend: str = "auto"
     tensor_product: str = "cg"
-    product_basis: str = "symmetric_contraction"
-    cp_rank: int | None = None
     radial: str = "mlp"
     num_spline_knots: int = 16
 
     def __post_init__(self) -> None:
         check_common(self)
-        for name in ("num_bessel", "channels", "correlation", "num_interactions"):
+        for name in ("channels", "num_interactions"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_L > self.max_ell:
@@ -92,6 +85,40 @@ class MACEConfig:
         kinds = [k.value for k in ProductKind]
         if self.tensor_product not in kinds:
             raise ValueError(f"tensor_product must be one of {kinds}, got {self.tensor_product!r}")
+
+    @classmethod
+    def from_dict(cls, config: dict):
+        return config_from_dict(cls, config)
+
+    def to_dict(self) -> dict:
+        return config_to_dict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MACEConfig(BackboneConfig):
+    """MACE hyperparameters (Batatia et al. 2022; names follow mace-torch where they exist). Shared fields as
+    :class:`BackboneConfig`; ``max_ell`` is also the highest degree of the messages A.
+
+    Attributes:
+        correlation: body order of the product basis minus one (ν_max).
+        product_basis: ``"symmetric_contraction"`` (MACE) or ``"gaunt"``
+            (:class:`~mlip.kernels.gaunt_product_basis.GauntProductBasis`).
+        cp_rank: CP rank for ``tensor_product="cp"`` (default ``7 L^2``).
+
+    With ``tensor_product="vector_grid"`` the messages also carry the pseudotensors ``1e, 2o, ...`` of the odd
+    couplings.
+    """
+
+    name: str = "mace"
+    correlation: int = 3
+    product_basis: str = "symmetric_contraction"
+    cp_rank: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("num_bessel", "correlation"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         kind = ProductKind(self.tensor_product)
         if self.product_basis not in PRODUCT_BASES:
             raise ValueError(f"product_basis must be one of {PRODUCT_BASES}, got {self.product_basis!r}")
@@ -102,13 +129,6 @@ class MACEConfig:
             )
         if self.cp_rank is not None and (kind is not ProductKind.CP or self.cp_rank < 1):
             raise ValueError(f"cp_rank={self.cp_rank} needs tensor_product 'cp' and a rank >= 1")
-
-    @classmethod
-    def from_dict(cls, config: dict) -> MACEConfig:
-        return config_from_dict(cls, config)
-
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
 
 
 def check_common(cfg) -> None:

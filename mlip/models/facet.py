@@ -36,15 +36,16 @@ from torch import nn
 from mlip.kernels import Backend, Irrep, Irreps
 from mlip.kernels.product import ProductKind
 from mlip.models.base import EdgePotential
-from mlip.models.config import check_common, config_from_dict, config_to_dict
+from mlip.models.config import BackboneConfig
 from mlip.models.interaction import InteractionBlock
 from mlip.nn import LinearReadout, MLPReadout
 from mlip.nn.grid_mlp import GridMLP
 
 
 @dataclass(frozen=True, kw_only=True)
-class FacetConfig:
-    """Facet hyperparameters (defaults: Facet-S with splines). Shared fields as :class:`MACEConfig`.
+class FacetConfig(BackboneConfig):
+    """Facet hyperparameters (defaults: Facet-S with splines). Shared fields as
+    :class:`~mlip.models.config.BackboneConfig`, with Facet's defaults.
 
     Attributes:
         channels: ``C`` for every irrep of the hidden features ``0e+1o+..+max_L``.
@@ -55,48 +56,24 @@ class FacetConfig:
     """
 
     name: str = "facet"
-    atomic_numbers: tuple[int, ...]
-    atomic_energies: tuple[float, ...]
-    r_max: float = 5.0
     max_ell: int = 2
     max_L: int = 2
     channels: int = 64
-    num_interactions: int = 2
     radial: str = "spline"
-    num_spline_knots: int = 16
-    num_bessel: int = 8
-    num_polynomial_cutoff: int = 5
     radial_mlp: tuple[int, ...] = field(default=(64, 64))
     grid_channels: int = 32
     grid_hidden: int = 16
     grid_heads: int = 2
     grid_resolution: int | None = None
-    readout_mlp: int = 16
     residual_norm: str = "pre"
-    tensor_product: str = "cg"
-    avg_num_neighbors: float = 1.0
-    scale: float = 1.0
-    shift: float = 0.0
-    dtype: str = "float32"
-    backend: str = "auto"
 
     def __post_init__(self) -> None:
-        check_common(self)
-        for name in ("channels", "num_interactions", "grid_channels", "grid_hidden", "grid_heads"):
+        super().__post_init__()
+        for name in ("grid_channels", "grid_hidden", "grid_heads"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_L > self.max_ell:
-            raise ValueError(f"max_L ({self.max_L}) cannot exceed max_ell ({self.max_ell})")
-        ProductKind(self.tensor_product)
         if self.residual_norm not in ("pre", "post", "none"):
             raise ValueError(f"residual_norm must be 'pre', 'post' or 'none', got {self.residual_norm!r}")
-
-    @classmethod
-    def from_dict(cls, config: dict) -> FacetConfig:
-        return config_from_dict(cls, config)
-
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
 
 
 class EquivariantRMSNorm(nn.Module):
