@@ -52,6 +52,7 @@ class TrainConfig:
     scheduler: str = "plateau"
     plateau_factor: float = 0.8
     plateau_patience: int = 50
+    lr_final_factor: float = 0.01
     ema_decay: float | None = 0.99
     grad_clip: float | None = 10.0
     max_epochs: int = 100

@@ -11,6 +11,7 @@ from mlip.training.config import TrainConfig
 from mlip.training.ema import EMA
 from mlip.training.losses import loss_terms, weighted_loss
 from mlip.training.metrics import ErrorAccumulator
+from mlip.training.schedule import BudgetCosine
 
 
 class PotentialModule(L.LightningModule):
@@ -104,8 +105,10 @@ class PotentialModule(L.LightningModule):
             )
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/loss"}}
         if cfg.scheduler == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.max_epochs, 1))
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+            sched = BudgetCosine(
+                opt, trainer_ref=lambda: getattr(self, "_trainer", None), final_factor=cfg.lr_final_factor
+            )
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         if cfg.scheduler == "none":
             return opt
         raise ValueError(f"unknown scheduler {cfg.scheduler!r}; use 'plateau', 'cosine' or 'none'")

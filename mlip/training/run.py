@@ -122,7 +122,7 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
 
 
 def _trainer(cfg: RunConfig, run_dir: Path) -> L.Trainer:
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     t = cfg.train
@@ -141,7 +141,10 @@ def _trainer(cfg: RunConfig, run_dir: Path) -> L.Trainer:
         gradient_clip_val=t.grad_clip,
         inference_mode=False,
         logger=loggers,
-        callbacks=[ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0)],
+        callbacks=[
+            ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0),
+            LearningRateMonitor(logging_interval="epoch"),
+        ],
         log_every_n_steps=t.log_every_n_steps,
         enable_progress_bar=t.progress_bar,
         check_val_every_n_epoch=t.check_val_every_n_epoch,
