@@ -71,12 +71,31 @@ WEIGHT: Final[str] = "weight"
 N_ATOMS: Final[str] = "n_atoms"
 """[n_graphs] int64. Number of atoms of each structure."""
 CHARGES: Final[str] = "charges"
-"""[n_atoms] float, e. Atomic partial charges (reserved for the long-range models)."""
+"""[n_atoms] float, e. Atomic partial charges: the reference labels (``REF_charges``) in a labelled graph, the
+predicted charges in the output of a model with a long-range term."""
+CHARGES_WEIGHT: Final[str] = "charges_weight"
+"""[n_graphs] float. Per-structure loss weight of the charge term (0 where no charge label exists)."""
+TOTAL_CHARGE: Final[str] = "total_charge"
+"""[n_graphs] float, e. Net charge of each structure (``atoms.info["charge"]``, 0 when absent); the predicted
+charges of a long-range model sum to it."""
 
 NODE_KEYS: Final[frozenset[str]] = frozenset({POSITIONS, ATOMIC_NUMBERS, FORCES, CHARGES})
 """Keys concatenated along atoms when batching."""
 GRAPH_KEYS: Final[frozenset[str]] = frozenset(
-    {CELL, PBC, ENERGY, STRESS, VIRIALS, ENERGY_WEIGHT, FORCES_WEIGHT, STRESS_WEIGHT, WEIGHT, N_ATOMS}
+    {
+        CELL,
+        PBC,
+        ENERGY,
+        STRESS,
+        VIRIALS,
+        ENERGY_WEIGHT,
+        FORCES_WEIGHT,
+        STRESS_WEIGHT,
+        CHARGES_WEIGHT,
+        WEIGHT,
+        N_ATOMS,
+        TOTAL_CHARGE,
+    }
 )
 """Keys stacked along structures when batching."""
 EDGE_KEYS: Final[frozenset[str]] = frozenset({EDGE_SHIFTS})

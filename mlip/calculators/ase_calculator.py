@@ -23,10 +23,11 @@ class MLIPCalculator(Calculator):
         dtype: ``"float32"`` / ``"float64"`` to run the network in; ``None`` keeps the model's dtype.
 
     Results are float64: ``energy`` and ``free_energy`` (eV), ``forces`` (eV/Å), ``stress`` (eV/Å³, Voigt,
-    ASE sign; only for cells with a volume). Never changes torch's default dtype.
+    ASE sign; only for cells with a volume) and, for a model with a long-range term, ``charges`` (e; they sum to
+    ``atoms.info["charge"]``, 0 when absent). Never changes torch's default dtype.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "charges"]
 
     def __init__(
         self, model: str | Path | nn.Module, device: str = "cpu", dtype: str | None = None, **kwargs
@@ -51,6 +52,12 @@ class MLIPCalculator(Calculator):
             "free_energy": energy,
             "forces": out[K.FORCES].detach().cpu().numpy().astype(np.float64),
         }
+        if K.CHARGES in out:
+            self.results["charges"] = out[K.CHARGES].detach().cpu().numpy().astype(np.float64)
+        elif "charges" in properties:
+            from ase.calculators.calculator import PropertyNotImplementedError
+
+            raise PropertyNotImplementedError("charges need a model with a long-range term (long_range: ...)")
         if want_stress:
             s = out[K.STRESS][0].detach().cpu().numpy().astype(np.float64)
             self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])

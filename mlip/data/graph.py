@@ -27,6 +27,7 @@ class Frame:
         energy: total energy, or None when unlabelled.
         forces: ``[N, 3]`` or None.
         stress: ``[3, 3]`` or None.
+        charges: ``[N]`` reference partial charges (e) or None; the net charge is ``atoms.info["charge"]``.
         weight: overall configuration weight (``config_weight``).
         config_type: free-form label (``IsolatedAtom`` marks isolated-atom reference frames).
         info: other metadata (kept for the user, never read by the models).
@@ -36,6 +37,7 @@ class Frame:
     energy: float | None = None
     forces: np.ndarray | None = None
     stress: np.ndarray | None = None
+    charges: np.ndarray | None = None
     weight: float = 1.0
     config_type: str | None = None
     info: dict = field(default_factory=dict)
@@ -76,7 +78,10 @@ def _check_overlaps(edge_index: np.ndarray, vectors: np.ndarray, where: str, min
 def atoms_to_graph(
     atoms: ase.Atoms, r_max: float, *, where: str = "structure", min_distance: float = MIN_DISTANCE
 ) -> dict[str, torch.Tensor]:
-    """Graph of ``atoms`` with edges within ``r_max`` Å (no labels). See :mod:`mlip.keys` for the fields."""
+    """Graph of ``atoms`` with edges within ``r_max`` Å (no labels). See :mod:`mlip.keys` for the fields.
+
+    The net charge ``TOTAL_CHARGE`` is ``atoms.info["charge"]`` (0 when absent), as in ASE and fairchem.
+    """
     positions = np.asarray(atoms.get_positions(), dtype=np.float64)
     cell = np.asarray(atoms.get_cell().array, dtype=np.float64)
     pbc = np.asarray(atoms.get_pbc(), dtype=bool)
@@ -85,7 +90,11 @@ def atoms_to_graph(
     vectors = positions[edge_index[0]] - positions[edge_index[1]] + shifts @ cell
     _check_overlaps(edge_index, vectors, where, min_distance)
     n = len(atoms)
+    total_charge = float(np.asarray(atoms.info.get("charge", 0.0)).reshape(()))
+    if not np.isfinite(total_charge):
+        raise ValueError(f"{where}: atoms.info['charge'] is {total_charge}")
     return {
+        K.TOTAL_CHARGE: torch.tensor([total_charge], dtype=torch.float64),
         K.POSITIONS: torch.from_numpy(positions),
         K.ATOMIC_NUMBERS: torch.from_numpy(np.asarray(atoms.numbers, dtype=np.int64)),
         K.CELL: torch.from_numpy(cell).unsqueeze(0),
@@ -111,8 +120,15 @@ def frame_to_graph(frame: Frame, r_max: float, *, where: str = "frame") -> dict[
     stress = np.zeros((3, 3)) if frame.stress is None else np.asarray(frame.stress, dtype=np.float64)
     g[K.STRESS] = torch.from_numpy(stress.reshape(1, 3, 3).copy())
     g[K.STRESS_WEIGHT] = torch.tensor([1.0 if frame.stress is not None else 0.0], dtype=f64)
+    charges = (
+        np.zeros(n) if frame.charges is None else np.asarray(frame.charges, dtype=np.float64).reshape(-1)
+    )
+    if charges.shape != (n,):
+        raise ValueError(f"{where}: charges have shape {charges.shape}, expected ({n},)")
+    g[K.CHARGES] = torch.from_numpy(charges.copy())
+    g[K.CHARGES_WEIGHT] = torch.tensor([1.0 if frame.charges is not None else 0.0], dtype=f64)
     g[K.WEIGHT] = torch.tensor([frame.weight], dtype=f64)
-    for name in (K.ENERGY, K.FORCES, K.STRESS):
+    for name in (K.ENERGY, K.FORCES, K.STRESS, K.CHARGES):
         if not torch.isfinite(g[name]).all():
             raise ValueError(f"{where}: the {name} label contains NaN or infinite values")
     return g

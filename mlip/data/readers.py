@@ -7,7 +7,11 @@ with no labels at all is an error). When a key is not given, the first found of:
 * energy: ``info["REF_energy"]``, then the calculator's ``energy``, then ``info["energy"]``;
 * forces: ``arrays["REF_forces"]``, then the calculator's ``forces``, then ``arrays["forces"]``;
 * stress: ``info["REF_stress"]``, then ``-info["REF_virials"] / V``, then the calculator's ``stress``, then
-  ``info["stress"]``.
+  ``info["stress"]``;
+* charges (partial charges, e): ``arrays["REF_charges"]``, then the calculator's ``charges``, then
+  ``arrays["charges"]``.
+
+The net charge of a structure is ``info["charge"]`` (0 when absent).
 
 Stress may be 6 Voigt numbers (xx, yy, zz, yz, xz, xy, ASE order) or a 3x3 / 9-vector, always eV/Å³ with ASE's
 sign. MPtrj JSON holds kBar with VASP's sign; :func:`read_mptrj_json` converts it.
@@ -37,6 +41,7 @@ class LabelKeys:
     forces_key: str | None = None
     stress_key: str | None = None
     virials_key: str | None = None
+    charges_key: str | None = None
     weight_key: str = "config_weight"
     config_type_key: str = "config_type"
 
@@ -81,6 +86,7 @@ def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: st
     res = _calc_results(atoms)
     energy = _label(atoms, res, keys.energy_key, "info", "energy")
     forces = _label(atoms, res, keys.forces_key, "array", "forces")
+    charges = _label(atoms, res, keys.charges_key, "array", "charges")
     stress = None
     if keys.stress_key is not None:
         raw = _lookup(atoms, res, keys.stress_key, "info")
@@ -100,11 +106,14 @@ def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: st
     config_type = atoms.info.get(keys.config_type_key)
     weight = float(atoms.info.get(keys.weight_key, 1.0))
     bare = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    if "charge" in atoms.info:
+        bare.info["charge"] = float(np.asarray(atoms.info["charge"]).reshape(()))
     return Frame(
         atoms=bare,
         energy=None if energy is None else float(np.asarray(energy).reshape(())),
         forces=None if forces is None else np.asarray(forces, dtype=np.float64).reshape(len(atoms), 3),
         stress=stress,
+        charges=None if charges is None else np.asarray(charges, dtype=np.float64).reshape(len(atoms)),
         weight=weight,
         config_type=None if config_type is None else str(config_type),
         info={k: v for k, v in atoms.info.items() if not isinstance(v, np.ndarray)},

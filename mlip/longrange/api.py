@@ -126,11 +126,18 @@ def electrostatic_potential(
         return K_E * ewald_potential(positions, charges, cell, sigma=sigma, accuracy=accuracy)
     if resolved is Method.DIRECT:
         return K_E * coulomb_potential_direct(positions, charges)
+    return K_E * split_free_potential(positions, charges, sigma=sigma, accuracy=accuracy)
+
+
+def split_free_potential(
+    positions: torch.Tensor, charges: torch.Tensor, *, sigma: float | None, accuracy: float
+) -> torch.Tensor:
+    """``Σ_{j≠i} q_j/r_ij`` (e/Å) of a free structure as erfc short range + Chebyshev–Tucker ``φ_L`` − self."""
     sigma = default_free_sigma(positions) if sigma is None else float(sigma)
     r_cut = sigma * math.sqrt(math.log(1.0 / accuracy))
     phi_long, _ = chebyshev_tucker_potential(positions, charges, sigma, accuracy=accuracy)
     phi_short = _short_range_free(positions, charges, sigma, r_cut)
-    return K_E * (phi_short + phi_long - 2.0 * charges / (sigma * math.sqrt(math.pi)))
+    return phi_short + phi_long - 2.0 * charges / (sigma * math.sqrt(math.pi))
 
 
 def coulomb_energy(

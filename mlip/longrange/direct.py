@@ -34,7 +34,9 @@ def coulomb_potential_direct(positions: torch.Tensor, charges: torch.Tensor) -> 
         rows = torch.arange(start, min(start + _CHUNK, n), device=positions.device)
         d = positions[rows, None, :] - positions[None, :, :]
         self_pair = rows[:, None] == torch.arange(n, device=positions.device)[None, :]
-        r = torch.where(self_pair, torch.ones_like(d[..., 0]), d.square().sum(-1).sqrt())
+        r = torch.where(
+            self_pair, torch.ones_like(d[..., 0]), d.square().sum(-1)
+        ).sqrt()  # no sqrt(0) in backward
         inv = torch.where(self_pair, torch.zeros_like(r), 1.0 / r)
         out.append(inv @ charges)
     return torch.cat(out) if out else positions.new_zeros(0)

@@ -3,10 +3,12 @@
 A subclass builds its layers in ``__init__`` (after ``super().__init__(config)``) and implements
 :meth:`EdgePotential.interaction_energy`. The per-atom energy is
 
-.. math::  E_i = E_0(z_i) + s\\, ε_i + μ
+.. math::  E_i = E_0(z_i) + s\\, ε_i + μ \\; \\big[ + \\tfrac{k_e}{2} q_i φ_i \\big]
 
 with the reference energies ``E_0``, scale ``s`` and shift ``μ`` of the config and the model's interaction
-energy ``ε_i``; forces and stress come from :mod:`mlip.models.outputs`.
+energy ``ε_i``; with ``long_range`` configured, charges ``q_i`` from the last layer's invariant features
+(:class:`~mlip.longrange.charges.ChargeHead`) add their Coulomb energy (:mod:`mlip.longrange.layer`). Forces and
+stress come from :mod:`mlip.models.outputs`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from torch import nn
 
 from mlip import keys as K
 from mlip.kernels import Irreps, spherical_harmonics
+from mlip.longrange.charges import ChargeHead
+from mlip.longrange.layer import coulomb_node_energies
 from mlip.models.config import parse_dtype
 from mlip.models.outputs import energy_and_gradients
 from mlip.models.species import SpeciesMap
@@ -47,6 +51,9 @@ class EdgePotential(nn.Module):
         self.radial_basis = BesselBasis(r_max=config.r_max, num_basis=config.num_bessel, dtype=self.dtype_)
         self.cutoff = PolynomialCutoff(r_max=config.r_max, p=config.num_polynomial_cutoff)
         self.irreps_sh = Irreps.spherical_harmonics(config.max_ell)
+        self.charge_head = None
+        if config.long_range is not None:
+            self.charge_head = ChargeHead(config.channels, config.long_range.charge_hidden, dtype=self.dtype_)
 
     def edge_features(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Spherical harmonics ``[E, irreps_sh.dim]`` and the radial-network input: the distance ``[E]`` (Å) for
@@ -64,19 +71,33 @@ class EdgePotential(nn.Module):
         radial: torch.Tensor,
         species: torch.Tensor,
         edge_index: torch.Tensor,
-    ) -> torch.Tensor:  # pragma: no cover - overridden
-        """``ε_i [N]`` in the network dtype from the embedded scalars ``h [N, 1, C]`` and the edge features."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - overridden
+        """``(ε_i [N], s_i [N, C])`` in the network dtype from the embedded scalars ``h [N, 1, C]`` and the edge
+        features: the interaction energy and the last layer's invariant features (read by the charge head)."""
         raise NotImplementedError
 
     def node_energies(
-        self, vectors: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor
-    ) -> torch.Tensor:
-        """Per-atom energies ``[N]`` (float64, eV) from edge vectors ``[E, 3]`` (Å) and element indices ``[N]``."""
+        self, vectors: torch.Tensor, species: torch.Tensor, batch: dict[str, torch.Tensor],
+        positions: torch.Tensor | None = None, cell: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """``NODE_ENERGY [N]`` (float64, eV), and ``CHARGES [N]`` (e) with a long-range term, from edge vectors
+        ``[E, 3]`` (Å), element indices ``[N]`` and the batch; the long-range term also reads the (strained)
+        ``positions [N, 3]`` and ``cell [G, 3, 3]`` (float64, Å)."""
         sh, radial = self.edge_features(vectors)
         h = self.embedding[species].unsqueeze(1)  # [N, 1, C]: scalars
-        inter = self.interaction_energy(h, sh, radial, species, edge_index)
+        inter, scalars = self.interaction_energy(h, sh, radial, species, batch[K.EDGE_INDEX])
         cfg = self.config
-        return self.atomic_energies[species] + (cfg.scale * inter + cfg.shift).to(torch.float64)
+        node_energy = self.atomic_energies[species] + (cfg.scale * inter + cfg.shift).to(torch.float64)
+        if self.charge_head is None:
+            return {K.NODE_ENERGY: node_energy}
+        total = batch.get(K.TOTAL_CHARGE)
+        if total is None:
+            total = torch.zeros(batch[K.CELL].shape[0], dtype=torch.float64, device=species.device)
+        charges = self.charge_head(scalars, batch[K.BATCH], total)
+        coulomb = coulomb_node_energies(
+            positions, charges, cell, batch[K.PBC], batch[K.BATCH], cfg.long_range
+        )
+        return {K.NODE_ENERGY: node_energy + coulomb, K.CHARGES: charges}
 
     def forward(
         self,
@@ -92,7 +113,7 @@ class EdgePotential(nn.Module):
         """
         species = self.species(batch[K.ATOMIC_NUMBERS])
         return energy_and_gradients(
-            lambda vectors: self.node_energies(vectors, species, batch[K.EDGE_INDEX]),
+            lambda vectors, positions, cell: self.node_energies(vectors, species, batch, positions, cell),
             batch,
             compute_forces=compute_forces,
             compute_stress=compute_stress,

@@ -9,6 +9,7 @@ import torch
 
 from mlip.kernels.backend import Backend
 from mlip.kernels.product import ProductKind
+from mlip.longrange.config import LongRangeConfig
 
 PRODUCT_BASES = ("symmetric_contraction", "gaunt")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -52,6 +53,8 @@ class BackboneConfig:
         radial: per-edge weights from ``"mlp"`` (radial MLP of the Bessel basis, as mace-torch) or ``"spline"``
             (:class:`~mlip.nn.spline.SplineRadial`, cubic B-splines of the distance, Facet's radial function).
         num_spline_knots: B-spline basis size for ``radial="spline"``.
+        long_range: learned charges and their Coulomb energy
+            (:class:`~mlip.longrange.config.LongRangeConfig`, or its dict); ``None`` for a short-range model.
     """
 
     name: str
@@ -74,6 +77,7 @@ class BackboneConfig:
     tensor_product: str = "cg"
     radial: str = "mlp"
     num_spline_knots: int = 16
+    long_range: LongRangeConfig | None = None
 
     def __post_init__(self) -> None:
         check_common(self)
@@ -150,6 +154,10 @@ def check_common(cfg) -> None:
         raise ValueError(f"radial must be 'mlp' or 'spline', got {cfg.radial!r}")
     if cfg.num_spline_knots < 4:
         raise ValueError(f"num_spline_knots must be >= 4, got {cfg.num_spline_knots}")
+    if isinstance(cfg.long_range, dict):
+        object.__setattr__(cfg, "long_range", LongRangeConfig.from_dict(cfg.long_range))
+    elif cfg.long_range is not None and not isinstance(cfg.long_range, LongRangeConfig):
+        raise ValueError(f"long_range must be a mapping or null, got {cfg.long_range!r}")
     object.__setattr__(cfg, "atomic_numbers", zs)
     object.__setattr__(cfg, "atomic_energies", tuple(float(e) for e in cfg.atomic_energies))
     object.__setattr__(cfg, "radial_mlp", tuple(int(x) for x in cfg.radial_mlp))

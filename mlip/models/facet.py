@@ -132,8 +132,9 @@ class Facet(EdgePotential):
                 MLPReadout(c, config.readout_mlp, dtype=dtype) if last else LinearReadout(c, dtype=dtype)
             )
 
-    def interaction_energy(self, h, sh, radial, species, edge_index) -> torch.Tensor:
-        """``ε_i = Σ_t e_i^{(t)}``: the readouts of every layer (see :class:`~mlip.models.base.EdgePotential`)."""
+    def interaction_energy(self, h, sh, radial, species, edge_index) -> tuple[torch.Tensor, torch.Tensor]:
+        """``ε_i = Σ_t e_i^{(t)}``: the readouts of every layer, and the last layer's scalars ``[N, C]`` (see
+        :class:`~mlip.models.base.EdgePotential`)."""
         inter = torch.zeros(species.shape[0], dtype=self.dtype_, device=species.device)
         for interaction, mixer, norm, gamma, readout in zip(
             self.interactions, self.mixers, self.norms, self.gammas, self.readouts
@@ -147,4 +148,4 @@ class Facet(EdgePotential):
             else:
                 h = sc + gamma * mixer(m)
             inter = inter + readout(h[:, 0, :])
-        return inter
+        return inter, h[:, 0, :]

@@ -27,17 +27,20 @@ def edge_vectors(positions: torch.Tensor, cell: torch.Tensor, batch: dict[str, t
 
 
 def energy_and_gradients(
-    node_energy_fn: Callable[[torch.Tensor], torch.Tensor],
+    node_energy_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
     batch: dict[str, torch.Tensor],
     *,
     compute_forces: bool = True,
     compute_stress: bool = False,
     training: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Run ``node_energy_fn(edge_vectors) -> [n_atoms]`` and derive the requested outputs.
+    """Run ``node_energy_fn(edge_vectors, positions, cell)`` and derive the requested outputs.
 
-    Returns ``ENERGY [G]`` (float64), ``NODE_ENERGY``, and when asked ``FORCES [N, 3]``, ``STRESS [G, 3, 3]``,
-    ``VIRIALS [G, 3, 3]`` (float64). ``training=True`` keeps the graph for a loss on forces/stress.
+    ``node_energy_fn`` gets the (strained) edge vectors ``[E, 3]``, positions ``[N, 3]`` and cells ``[G, 3, 3]``
+    and returns a dict with ``NODE_ENERGY [N]`` (eV) and any other per-atom outputs (``CHARGES``), which are
+    passed through. Returns ``ENERGY [G]`` (float64), ``NODE_ENERGY``, and when asked ``FORCES [N, 3]``,
+    ``STRESS [G, 3, 3]``, ``VIRIALS [G, 3, 3]`` (float64). ``training=True`` keeps the graph for a loss on
+    forces/stress.
     """
     positions = batch[K.POSITIONS].to(torch.float64)
     cell = batch[K.CELL].to(torch.float64)
@@ -55,11 +58,12 @@ def energy_and_gradients(
         h = cell + torch.bmm(cell, sym)
     else:
         x, h = positions, cell
-    node_energy = node_energy_fn(edge_vectors(x, h, batch)).to(torch.float64)
+    out = dict(node_energy_fn(edge_vectors(x, h, batch), x, h))
+    node_energy = out[K.NODE_ENERGY].to(torch.float64)
     energy = torch.zeros(n_graphs, dtype=torch.float64, device=cell.device).index_add(
         0, batch[K.BATCH], node_energy
     )
-    out = {K.ENERGY: energy, K.NODE_ENERGY: node_energy}
+    out.update({K.ENERGY: energy, K.NODE_ENERGY: node_energy})
     if not inputs:
         return out
     grads = torch.autograd.grad(

@@ -137,6 +137,22 @@ def batch_error(model, atoms_list: list[ase.Atoms]) -> float:
     return max(errs)
 
 
+def cutoff_continuity(model, z1: int, z2: int, *, delta: float = 1e-5) -> tuple[float, float]:
+    """A ``z1``–``z2`` dimer just inside and just outside ``r_max``: the jumps in energy and force across the
+    cutoff relative to the contact values (at 1.5 Å). Both go to zero with ``delta`` for any continuous model,
+    including one whose long-range term keeps a finite interaction beyond ``r_max``.
+    """
+    r_max = model.r_max
+
+    def dimer(r: float) -> ase.Atoms:
+        return ase.Atoms(numbers=[z1, z2], positions=[[0, 0, 0], [r, 0, 0]])
+
+    near, inside, outside = predict(model, [dimer(1.5), dimer(r_max - delta), dimer(r_max + delta)])
+    e_jump = abs(inside["energy"] - outside["energy"]) / max(abs(near["energy"] - outside["energy"]), 1e-300)
+    f_jump = np.abs(inside["forces"] - outside["forces"]).max() / max(np.abs(near["forces"]).max(), 1e-300)
+    return float(e_jump), float(f_jump)
+
+
 def cutoff_smoothness(model, z: int, *, delta: float = 1e-3) -> tuple[float, float]:
     """A dimer of element ``z`` at ``r_max - delta``: ``(|E - E_far| / |E(1.5 Å) - E_far|, |F| / |F(1.5 Å)|)``.
 

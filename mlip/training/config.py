@@ -11,7 +11,11 @@ from typing import Any
 class DataConfig:
     """Where the data comes from and how it is split and labelled.
 
-    ``train_file=None`` uses the built-in EMT Cu–Au dataset (:func:`mlip.data.generate_emt_dataset`).
+    ``train_file=None`` uses a built-in dataset: ``builtin: emt`` (default), the Cu–Au set of
+    :func:`mlip.data.generate_emt_dataset` (``emt_frames`` to train and validate, ``emt_test_frames`` to test), or
+    ``builtin: tosi_fumi_nacl``, the NaCl set of :func:`mlip.data.nacl.generate_nacl_dataset` (``nacl_frames``,
+    and one test set of ``nacl_test_frames`` per configuration kind: ``nacl_crystal``, ``nacl_melt``,
+    ``nacl_slab``, ``nacl_clusters``).
     ``e0s``: ``"isolated"`` (isolated-atom frames in ``train_file`` or ``e0_file``), ``"average"``
     (least squares), ``"zero"`` or a dict ``{symbol or Z: eV}``; ``None`` picks ``isolated`` when isolated-atom
     frames exist, else ``average``.
@@ -28,12 +32,16 @@ class DataConfig:
     forces_key: str | None = None
     stress_key: str | None = None
     virials_key: str | None = None
+    charges_key: str | None = None
     batch_size: int = 10
     valid_batch_size: int = 20
     num_workers: int = 0
     seed: int = 0
     emt_frames: int = 160
     emt_test_frames: int = 40
+    builtin: str = "emt"
+    nacl_frames: int = 240
+    nacl_test_frames: int = 20
 
 
 @dataclass(kw_only=True)
@@ -45,6 +53,7 @@ class TrainConfig:
     energy_weight: float = 1.0
     forces_weight: float = 100.0
     stress_weight: float = 1.0
+    charges_weight: float = 0.0
     optimizer: str = "adam"
     lr: float = 0.01
     weight_decay: float = 5e-7

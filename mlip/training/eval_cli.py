@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--forces-key")
     p.add_argument("--stress-key")
     p.add_argument("--virials-key")
+    p.add_argument("--charges-key")
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         forces_key=args.forces_key,
         stress_key=args.stress_key,
         virials_key=args.virials_key,
+        charges_key=args.charges_key,
     )
     results = {}
     for f in args.files:

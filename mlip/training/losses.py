@@ -3,9 +3,11 @@
 .. math::  L = λ_E \\frac{\\sum_g w_g m^E_g ρ((\\hat E_g - E_g)/N_g)}{\\sum_g m^E_g}
          + λ_F \\frac{\\sum_{i,α} w_{g(i)} m^F_{g(i)} ρ(\\hat F_{iα} - F_{iα})}{3 \\sum_i m^F_{g(i)}}
          + λ_σ \\frac{\\sum_{g,αβ} w_g m^σ_g ρ(\\hat σ_{g,αβ} - σ_{g,αβ})}{9 \\sum_g m^σ_g}
+         + λ_q \\frac{\\sum_i w_{g(i)} m^q_{g(i)} ρ(\\hat q_i - q_i)}{\\sum_i m^q_{g(i)}}
 
 with ``ρ(x) = x²`` (MSE) or Huber with threshold δ, per-configuration weights ``w`` and label masks ``m``
-(0 where a frame has no such label).
+(0 where a frame has no such label). The charge term exists only for a model that predicts charges (a
+long-range term) and is 0 without charge labels; ``λ_q = 0`` (the default) keeps the charges latent.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def loss_terms(
     kind: str = "mse",
     delta: float = 0.01,
 ) -> dict[str, torch.Tensor]:
-    """The three unweighted terms (``energy``, ``forces``, ``stress``; a term without labels is 0)."""
+    """The unweighted terms (``energy``, ``forces``, ``stress``, ``charges``; a term without labels is 0)."""
     w = batch[K.WEIGHT]
     n_atoms = batch[K.N_ATOMS].to(w.dtype)
     terms = {}
@@ -46,6 +48,10 @@ def loss_terms(
         m = batch[K.STRESS_WEIGHT]
         per_graph = _rho(pred[K.STRESS] - batch[K.STRESS], kind, delta).sum((-1, -2))
         terms["stress"] = (w * m * per_graph).sum() / (9 * m.sum()).clamp(min=1.0)
+    if K.CHARGES in pred and K.CHARGES_WEIGHT in batch:
+        m_atom = batch[K.CHARGES_WEIGHT][batch[K.BATCH]]
+        per_atom = _rho(pred[K.CHARGES] - batch[K.CHARGES], kind, delta)
+        terms["charges"] = (w[batch[K.BATCH]] * m_atom * per_atom).sum() / m_atom.sum().clamp(min=1.0)
     return terms
 
 

@@ -24,6 +24,9 @@ class ErrorAccumulator:
     forces_pred: list = field(default_factory=list)
     stress_ref: list = field(default_factory=list)
     stress_pred: list = field(default_factory=list)
+    charges_ref: list = field(default_factory=list)
+    charges_pred: list = field(default_factory=list)
+    charges_z: list = field(default_factory=list)
     n_frames: int = 0
 
     def add(self, pred: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> None:
@@ -40,6 +43,14 @@ class ErrorAccumulator:
             s_mask = batch[K.STRESS_WEIGHT] > 0
             self.stress_ref.append(batch[K.STRESS][s_mask].detach().cpu().numpy())
             self.stress_pred.append(pred[K.STRESS][s_mask].detach().cpu().numpy())
+        if K.CHARGES in pred:
+            q_mask = (batch[K.CHARGES_WEIGHT] > 0)[batch[K.BATCH]] if K.CHARGES_WEIGHT in batch else None
+            self.charges_pred.append(pred[K.CHARGES].detach().cpu().numpy())
+            self.charges_z.append(batch[K.ATOMIC_NUMBERS].cpu().numpy())
+            ref = np.full(len(pred[K.CHARGES]), np.nan)
+            if q_mask is not None and bool(q_mask.any()):
+                ref[q_mask.cpu().numpy()] = batch[K.CHARGES][q_mask].detach().cpu().numpy()
+            self.charges_ref.append(ref)
 
     def arrays(self) -> dict[str, np.ndarray]:
         def cat(xs, shape):
@@ -53,12 +64,16 @@ class ErrorAccumulator:
             "forces_pred": cat(self.forces_pred, (0, 3)),
             "stress_ref": cat(self.stress_ref, (0, 3, 3)),
             "stress_pred": cat(self.stress_pred, (0, 3, 3)),
+            "charges_ref": cat(self.charges_ref, (0,)),
+            "charges_pred": cat(self.charges_pred, (0,)),
+            "charges_z": cat(self.charges_z, (0,)).astype(np.int64),
         }
 
-    def metrics(self) -> dict[str, float]:
+    def metrics(self) -> dict:
         """``energy_rmse_mev_per_atom``, ``energy_mae_mev_per_atom``, ``forces_rmse_mev_per_A``,
         ``forces_mae_mev_per_A``, ``stress_rmse_mev_per_A3`` / ``stress_mae_mev_per_A3`` (when stress labels
-        exist) and ``n_frames``."""
+        exist) and ``n_frames``; for a model with charges, ``mean_charge_e`` (mean predicted charge per element
+        symbol, e) and, where charge labels exist, ``charges_rmse_me`` / ``charges_mae_me`` (milli-e)."""
         a = self.arrays()
         out: dict[str, float] = {"n_frames": self.n_frames}
         if len(a["energy_ref"]):
@@ -73,6 +88,18 @@ class ErrorAccumulator:
             ds = 1000.0 * (a["stress_pred"] - a["stress_ref"])
             out["stress_rmse_mev_per_A3"] = float(np.sqrt(np.mean(ds**2)))
             out["stress_mae_mev_per_A3"] = float(np.mean(np.abs(ds)))
+        if len(a["charges_pred"]):
+            from ase.data import chemical_symbols
+
+            zs = a["charges_z"]
+            out["mean_charge_e"] = {
+                chemical_symbols[z]: float(a["charges_pred"][zs == z].mean()) for z in np.unique(zs)
+            }
+            labelled = np.isfinite(a["charges_ref"])
+            if labelled.any():
+                dq = 1000.0 * (a["charges_pred"][labelled] - a["charges_ref"][labelled])
+                out["charges_rmse_me"] = float(np.sqrt(np.mean(dq**2)))
+                out["charges_mae_me"] = float(np.mean(np.abs(dq)))
         return out
 
 

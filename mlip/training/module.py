@@ -30,6 +30,7 @@ class PotentialModule(L.LightningModule):
             "energy": self.cfg.energy_weight,
             "forces": self.cfg.forces_weight,
             "stress": self.cfg.stress_weight,
+            "charges": self.cfg.charges_weight,
         }
         self._val = ErrorAccumulator()
         self._ema_ctx = None

@@ -46,13 +46,26 @@ def _label_keys(cfg) -> LabelKeys:
         forces_key=cfg.forces_key,
         stress_key=cfg.stress_key,
         virials_key=cfg.virials_key,
+        charges_key=cfg.charges_key,
     )
 
 
 def load_frames(cfg) -> tuple[list[Frame], list[Frame], dict[str, list[Frame]], dict[int, float]]:
     """Train, validation and test frames plus isolated-atom energies, as configured."""
     keys = _label_keys(cfg)
-    if cfg.train_file is None:
+    if cfg.train_file is None and cfg.builtin == "tosi_fumi_nacl":
+        from mlip.data.nacl import generate_nacl_dataset
+
+        frames = generate_nacl_dataset(cfg.nacl_frames, seed=cfg.seed)
+        tests = {
+            f"nacl_{kind}": generate_nacl_dataset(
+                cfg.nacl_test_frames, seed=cfg.seed + 1000 + k, kinds=(kind,)
+            )
+            for k, kind in enumerate(("crystal", "melt", "slab", "clusters"))
+        }
+    elif cfg.train_file is None:
+        if cfg.builtin != "emt":
+            raise ValueError(f"unknown builtin dataset {cfg.builtin!r}; use 'emt' or 'tosi_fumi_nacl'")
         frames = generate_emt_dataset(cfg.emt_frames, seed=cfg.seed)
         tests = {"emt_test": generate_emt_dataset(cfg.emt_test_frames, seed=cfg.seed + 1000)}
     else:

@@ -1,0 +1,76 @@
+"""Backbones with the long-range term: the physics kit, charge constraint, Coulomb tail, config round trip."""
+
+import ase
+import numpy as np
+import pytest
+import torch
+
+from mlip import keys as K
+from mlip.data import atoms_to_graph, collate
+from mlip.longrange import K_E
+from mlip.testing.models import tiny_facet, tiny_mace
+from mlip.testing.suite import ModelPhysicsSuite
+
+LONG_RANGE = {"kind": "auto", "accuracy": 1e-10}
+
+
+class TestMACELongRangePhysics(ModelPhysicsSuite):
+    mixed_pbc = False
+
+    def make_model(self, dtype):
+        return tiny_mace(dtype, long_range=LONG_RANGE)
+
+
+class TestFacetLongRangePhysics(ModelPhysicsSuite):
+    mixed_pbc = False
+
+    def make_model(self, dtype):
+        return tiny_facet(dtype, long_range=LONG_RANGE, grid_resolution=32)
+
+
+def _predict(model, atoms_list):
+    batch = collate([atoms_to_graph(a, model.r_max) for a in atoms_list])
+    return model(batch, compute_forces=True), batch
+
+
+def test_charges_sum_to_the_net_charge_of_each_structure():
+    torch.manual_seed(0)
+    model = tiny_mace(torch.float64, long_range=LONG_RANGE)
+    a = ase.Atoms("CuAuO", positions=[[0, 0, 0], [2.2, 0, 0], [0, 2.0, 0.3]])
+    b = ase.Atoms("HHO", positions=[[0, 0, 0], [0.96, 0, 0], [0, 1.1, 0.1]])
+    b.info["charge"] = -1.0
+    out, batch = _predict(model, [a, b])
+    sums = torch.zeros(2, dtype=torch.float64).index_add(0, batch[K.BATCH], out[K.CHARGES])
+    torch.testing.assert_close(sums, torch.tensor([0.0, -1.0], dtype=torch.float64), atol=1e-12, rtol=0)
+    assert out[K.CHARGES].abs().max() > 1e-4  # the head is not trivially zero
+
+
+def test_separated_ions_interact_beyond_the_cutoff_as_point_charges():
+    torch.manual_seed(0)
+    model = tiny_mace(torch.float64, long_range=LONG_RANGE)
+    far = [ase.Atoms("CuAu", positions=[[0, 0, 0], [r, 0, 0]]) for r in (12.0, 24.0)]
+    out, _ = _predict(model, far)
+    q = out[K.CHARGES][:2]
+    expected = K_E * q[0] * q[1] * (1 / 12.0 - 1 / 24.0)
+    torch.testing.assert_close(out[K.ENERGY][0] - out[K.ENERGY][1], expected, rtol=1e-10, atol=1e-12)
+    f = out[K.FORCES][:2, 0]
+    torch.testing.assert_close(f[1], K_E * q[0] * q[1] / 12.0**2, rtol=1e-10, atol=1e-12)
+
+
+def test_mixed_periodicity_is_rejected_with_a_clear_message():
+    model = tiny_mace(torch.float64, long_range=LONG_RANGE)
+    slab = ase.Atoms(
+        "CuAu", positions=[[0, 0, 0], [1.5, 1.5, 1.5]], cell=np.eye(3) * 3.6, pbc=(True, True, False)
+    )
+    with pytest.raises(ValueError, match="full or no periodicity"):
+        _predict(model, [slab])
+
+
+def test_long_range_config_round_trips_and_validates():
+    model = tiny_mace(torch.float64, long_range={"kind": "ewald", "sigma": 1.5})
+    d = model.config.to_dict()
+    assert d["long_range"] == {"kind": "ewald", "sigma": 1.5, "accuracy": 1e-6, "charge_hidden": 16}
+    with pytest.raises(ValueError, match="long_range.kind"):
+        tiny_mace(torch.float64, long_range={"kind": "pme"})
+    with pytest.raises(ValueError, match="unknown long_range option"):
+        tiny_mace(torch.float64, long_range={"kind": "auto", "cutoff": 3})
