@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.utils.checkpoint import checkpoint
 
 __all__ = ["ChebyshevTuckerPlan", "chebyshev_tucker_potential", "gaussian_sum", "plan_chebyshev_tucker"]
 
@@ -121,6 +122,12 @@ def _axis_basis(
     return evecs[:, : max(1, min(rank, evals.numel()))].to(factors.dtype)
 
 
+def _core_chunk(u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``Σ_m c_m u_m ⊗ v_m ⊗ w_m`` as ``[r1, r2·r3]`` for one chunk of rank-one terms ``u [r1, M]``, ..."""
+    pair = (v[:, None, :] * w[None, :, :]).reshape(v.shape[0] * w.shape[0], -1)  # [r2·r3, M]
+    return (u * c) @ pair.T
+
+
 def chebyshev_tucker_potential(
     positions: torch.Tensor,
     charges: torch.Tensor,
@@ -160,10 +167,14 @@ def chebyshev_tucker_potential(
     g1, g2, g3 = projected  # [r_d, K·N]
     coeff = wq.reshape(-1)
     core = positions.new_zeros(ranks[0], ranks[1] * ranks[2])
+    track = torch.is_grad_enabled() and any(t.requires_grad for t in (g1, g2, g3, coeff))
     for start in range(0, coeff.numel(), chunk):
         sl = slice(start, start + chunk)
-        pair = (g2[:, None, sl] * g3[None, :, sl]).reshape(ranks[1] * ranks[2], -1)  # [r2·r3, chunk]
-        core = core + (g1[:, sl] * coeff[sl]) @ pair.T
+        args = (g1[:, sl], g2[:, sl], g3[:, sl], coeff[sl])
+        if track:  # recompute the [r2·r3, chunk] outer products in backward instead of keeping them all
+            core = core + checkpoint(_core_chunk, *args, use_reentrant=False)
+        else:
+            core = core + _core_chunk(*args)
     core = core.reshape(ranks)
     v = [_lagrange_basis(positions[:, d], nodes, bary) @ q for d, (nodes, bary, q) in enumerate(bases)]
     t = (v[0] @ core.reshape(ranks[0], -1)).reshape(-1, ranks[1], ranks[2])  # [N, r2, r3]

@@ -111,3 +111,19 @@ def test_rotation_changes_the_energy_by_less_than_the_accuracy():
     e = coulomb_energy(x, q, method="chebyshev_tucker", accuracy=1e-7)
     e_rot = coulomb_energy(x @ rot.T, q, method="chebyshev_tucker", accuracy=1e-7)
     assert abs((e - e_rot) / e).item() < 1e-6
+
+
+def test_chebyshev_tucker_double_backward_matches_the_direct_sum():
+    # training on forces differentiates the forces again (here: with respect to the charges)
+    x, q = _cloud(30, 10.0, seed=6)
+    x.requires_grad_(True)
+    q.requires_grad_(True)
+
+    def grad_of_force_norm(potential):
+        energy = 0.5 * (q * potential(x, q)).sum()
+        forces = torch.autograd.grad(energy, x, create_graph=True)[0]
+        return torch.autograd.grad(forces.square().sum(), q)[0]
+
+    approx = grad_of_force_norm(lambda p, c: chebyshev_tucker_potential(p, c, 2.0, accuracy=1e-10)[0])
+    exact = grad_of_force_norm(lambda p, c: erf_potential_direct(p, c, 2.0))
+    assert _rel_rms(approx, exact) < 1e-6

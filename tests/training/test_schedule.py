@@ -7,24 +7,11 @@ import time
 import pytest
 import torch
 from lightning.pytorch.callbacks import Timer
+from test_training import TINY  # tests/training is on sys.path (pytest's default "prepend" import mode)
 
 from mlip.training.config import RunConfig
 from mlip.training.run import run_training
 from mlip.training.schedule import BudgetCosine, budget_progress, cosine_factor
-
-TINY = {
-    "model": {
-        "name": "mace",
-        "r_max": 4.0,
-        "channels": 8,
-        "max_ell": 1,
-        "max_L": 1,
-        "correlation": 2,
-        "radial_mlp": [8],
-    },
-    "data": {"emt_frames": 8, "emt_test_frames": 2, "batch_size": 4},
-    "train": {"max_epochs": 2, "progress_bar": False},
-}
 
 
 def test_cosine_factor_endpoints_and_midpoint():
