@@ -42,7 +42,7 @@ __all__ = [
     "electrostatic_potential",
 ]
 
-AUTO_DIRECT_MAX_ATOMS = 2000
+AUTO_DIRECT_MAX_ATOMS = 5000
 """Largest free structure that ``method="auto"`` sums directly (see ``benchmarks/longrange.py`` for the timings)."""
 
 

@@ -35,7 +35,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.checkpoint import checkpoint
+
+DEGREE_FACTOR = 1.0
+"""``n = ⌈DEGREE_FACTOR · (L/σ) · √(ln 1/ε)⌉ + 4`` Chebyshev nodes per axis of length ``L``."""
+RANK_TOLERANCE = 0.5
+"""The rank keeps singular values until the discarded ones have relative norm ``<= RANK_TOLERANCE · ε``."""
 
 __all__ = ["ChebyshevTuckerPlan", "chebyshev_tucker_potential", "gaussian_sum", "plan_chebyshev_tucker"]
 
@@ -82,7 +86,7 @@ def plan_chebyshev_tucker(
     extent = (positions.detach().amax(0) - positions.detach().amin(0)).double().cpu().numpy()
     p = math.log(1.0 / accuracy)
     if degree is None:
-        deg = tuple(int(math.ceil(1.1 * (e / sigma) * math.sqrt(p))) + 4 for e in extent)
+        deg = tuple(int(math.ceil(DEGREE_FACTOR * (e / sigma) * math.sqrt(p))) + 4 for e in extent)
     else:
         deg = (int(degree),) * 3
     r_max = float(np.linalg.norm(extent))
@@ -117,15 +121,49 @@ def _axis_basis(
     evals, evecs = evals.flip(0).clamp(min=0.0), evecs.flip(1)
     if rank is None:
         tail = evals.flip(0).cumsum(0).flip(0)  # tail[r] = Σ_{i>=r} s_i²
-        ok = (tail / tail[0].clamp(min=1e-300)).sqrt() <= 0.1 * accuracy
+        ok = (tail / tail[0].clamp(min=1e-300)).sqrt() <= RANK_TOLERANCE * accuracy
         rank = int(torch.nonzero(ok)[0]) if ok.any() else evals.numel()
     return evecs[:, : max(1, min(rank, evals.numel()))].to(factors.dtype)
 
 
-def _core_chunk(u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """``Σ_m c_m u_m ⊗ v_m ⊗ w_m`` as ``[r1, r2·r3]`` for one chunk of rank-one terms ``u [r1, M]``, ..."""
-    pair = (v[:, None, :] * w[None, :, :]).reshape(v.shape[0] * w.shape[0], -1)  # [r2·r3, M]
-    return (u * c) @ pair.T
+def _khatri_rao(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``[ra·rb, M]`` with row ``i·rb + j`` equal to ``a[i] * b[j]``."""
+    return (a[:, None, :] * b[None, :, :]).reshape(a.shape[0] * b.shape[0], -1)
+
+
+def _cp_core(u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``C[a, b, c] = Σ_m u[a, m] v[b, m] w[c, m]`` in chunks of ``m`` (memory ``chunk · r²``)."""
+    core = u.new_zeros(u.shape[0], v.shape[0] * w.shape[0])
+    for uc, vc, wc in zip(u.split(chunk, 1), v.split(chunk, 1), w.split(chunk, 1)):
+        core = core + uc @ _khatri_rao(vc, wc).T
+    return core.reshape(u.shape[0], v.shape[0], w.shape[0])
+
+
+class _CPToTuckerCore(torch.autograd.Function):
+    """:func:`_cp_core` with a chunked backward that recomputes its intermediates instead of storing them. With
+    ``P[a, b, m] = Σ_c G[a, b, c] w[c, m]``: ``∂u[a, m] = Σ_b P[a, b, m] v[b, m]``,
+    ``∂v[b, m] = Σ_a P[a, b, m] u[a, m]`` and ``∂w = G_(3) (u ⊙ v)`` (Khatri–Rao). The backward is made of
+    differentiable operations, so it can be differentiated again (forces in a loss)."""
+
+    @staticmethod
+    def forward(ctx, u, v, w, chunk):
+        ctx.save_for_backward(u, v, w)
+        ctx.chunk = chunk
+        return _cp_core(u, v, w, chunk)
+
+    @staticmethod
+    def backward(ctx, grad):
+        u, v, w = ctx.saved_tensors
+        r1, r2, r3 = grad.shape
+        g12 = grad.reshape(r1 * r2, r3)
+        g3 = grad.permute(2, 0, 1).reshape(r3, r1 * r2)
+        du, dv, dw = [], [], []
+        for uc, vc, wc in zip(u.split(ctx.chunk, 1), v.split(ctx.chunk, 1), w.split(ctx.chunk, 1)):
+            p = (g12 @ wc).reshape(r1, r2, -1)  # [r1, r2, M]
+            du.append((p * vc[None]).sum(1))
+            dv.append((p * uc[:, None]).sum(0))
+            dw.append(g3 @ _khatri_rao(uc, vc))
+        return torch.cat(du, 1), torch.cat(dv, 1), torch.cat(dw, 1), None
 
 
 def chebyshev_tucker_potential(
@@ -136,7 +174,7 @@ def chebyshev_tucker_potential(
     accuracy: float = 1e-6,
     degree: int | None = None,
     rank: int | None = None,
-    chunk: int = 4096,
+    chunk: int = 1024,
 ) -> tuple[torch.Tensor, ChebyshevTuckerPlan]:
     """``φ_L(x_i)`` in e/Å at every atom of a free structure, and the resolution used.
 
@@ -165,17 +203,7 @@ def chebyshev_tucker_potential(
         bases.append((nodes, bary, q))
         ranks.append(q.shape[1])
     g1, g2, g3 = projected  # [r_d, K·N]
-    coeff = wq.reshape(-1)
-    core = positions.new_zeros(ranks[0], ranks[1] * ranks[2])
-    track = torch.is_grad_enabled() and any(t.requires_grad for t in (g1, g2, g3, coeff))
-    for start in range(0, coeff.numel(), chunk):
-        sl = slice(start, start + chunk)
-        args = (g1[:, sl], g2[:, sl], g3[:, sl], coeff[sl])
-        if track:  # recompute the [r2·r3, chunk] outer products in backward instead of keeping them all
-            core = core + checkpoint(_core_chunk, *args, use_reentrant=False)
-        else:
-            core = core + _core_chunk(*args)
-    core = core.reshape(ranks)
+    core = _CPToTuckerCore.apply(g1 * wq.reshape(-1), g2, g3, chunk)  # [r1, r2, r3]
     v = [_lagrange_basis(positions[:, d], nodes, bary) @ q for d, (nodes, bary, q) in enumerate(bases)]
     t = (v[0] @ core.reshape(ranks[0], -1)).reshape(-1, ranks[1], ranks[2])  # [N, r2, r3]
     phi = ((t @ v[2].unsqueeze(-1)).squeeze(-1) * v[1]).sum(-1)

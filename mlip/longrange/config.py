@@ -14,7 +14,7 @@ class LongRangeConfig:
     """Learned charges and their Coulomb energy, added to a backbone's energy.
 
     Attributes:
-        kind: ``"auto"`` (Ewald for periodic cells; direct sum for free structures up to 2,000 atoms, then
+        kind: ``"auto"`` (Ewald for periodic cells; direct sum for free structures up to 5,000 atoms, then
             Chebyshev–Tucker), or ``"ewald"``, ``"chebyshev_tucker"``, ``"direct"`` for every structure (a kind
             that cannot handle a structure's periodicity raises).
         sigma: range-separation width in Å; ``None`` picks one per structure (the energy does not depend on it,
