@@ -19,14 +19,12 @@ sign. MPtrj JSON holds kBar with VASP's sign; :func:`read_mptrj_json` converts i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import ase
 import ase.io
 import numpy as np
-from ase import units
 
 from mlip.data.graph import Frame
 
@@ -120,54 +118,45 @@ def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: st
     )
 
 
-def read_mptrj_json(path: str | Path) -> list[Frame]:
-    """MPtrj's JSON layout ``{mp_id: {frame_id: {"structure", "uncorrected_total_energy", "force", "stress"}}}``.
+def read_mptrj_json(path: str | Path, *, energy: str = "uncorrected") -> list[Frame]:
+    """Every frame of an MPtrj JSON file (streamed by :func:`mlip.data.mptrj.read_mptrj`) as labelled frames
+    whose ``info`` keeps ``mp_id`` and ``frame_id``. ``energy``: ``"uncorrected"`` or ``"corrected"``."""
+    from mlip.data.mptrj import read_mptrj
 
-    Energy: ``uncorrected_total_energy`` (raw DFT, eV). Stress: kBar, VASP sign -> eV/Å³, ASE sign
-    (``-0.1 GPa`` per kBar).
-    """
-    from pymatgen.core import Structure
-    from pymatgen.io.ase import AseAtomsAdaptor
-
-    with open(path) as fh:
-        data = json.load(fh)
-    frames = []
-    for mp_id, entries in data.items():
-        for frame_id, rec in entries.items():
-            atoms = AseAtomsAdaptor.get_atoms(Structure.from_dict(rec["structure"]))
-            stress = None
-            if rec.get("stress") is not None:
-                stress = -0.1 * units.GPa * np.asarray(rec["stress"], dtype=np.float64).reshape(3, 3)
-            bare = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
-            frames.append(
-                Frame(
-                    atoms=bare,
-                    energy=float(rec["uncorrected_total_energy"]),
-                    forces=np.asarray(rec["force"], dtype=np.float64),
-                    stress=stress,
-                    info={"mp_id": mp_id, "frame_id": frame_id},
-                )
-            )
-    return frames
+    name = Path(path).name
+    return [
+        atoms_to_frame(a, where=f"{name}:{a.info['mp_id']}/{a.info['frame_id']}")
+        for a in read_mptrj(path, energy=energy)
+    ]
 
 
 def _is_mptrj_json(path: Path) -> bool:
+    """True when the file opens as MPtrj's ``{mp_id: {frame_id: {"structure", ...}}}`` (first record only)."""
+    from mlip.data.mptrj import iter_mptrj_records
+
     with open(path) as fh:
-        head = fh.read(4096)
-    return head.lstrip().startswith("{") and '"structure"' in head and '"uncorrected_total_energy"' in head
+        if not fh.read(64).lstrip().startswith("{"):
+            return False
+    try:
+        _, _, record = next(iter(iter_mptrj_records(path, chunk_size=1 << 16)))
+    except (ValueError, StopIteration):
+        return False
+    return "structure" in record and "uncorrected_total_energy" in record
 
 
-def read_frames(path: str | Path, keys: LabelKeys = LabelKeys(), *, index: str = ":") -> list[Frame]:
+def read_frames(
+    path: str | Path, keys: LabelKeys = LabelKeys(), *, index: str = ":", mptrj_energy: str = "uncorrected"
+) -> list[Frame]:
     """Every frame of ``path`` with its labels.
 
-    Formats: MPtrj JSON (detected by content), ASE databases (``.db``, ASE-JSON databases) and anything
-    ``ase.io.read`` reads (extxyz first).
+    Formats: MPtrj JSON (detected by content; ``mptrj_energy`` picks the uncorrected or corrected energy), ASE
+    databases (``.db``, ASE-JSON databases) and anything ``ase.io.read`` reads (extxyz first).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such data file: {path}")
     if path.suffix == ".json" and _is_mptrj_json(path):
-        return read_mptrj_json(path)
+        return read_mptrj_json(path, energy=mptrj_energy)
     try:
         images = ase.io.read(str(path), index=index)
     except Exception as err:

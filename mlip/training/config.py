@@ -18,7 +18,8 @@ class DataConfig:
     ``nacl_slab``, ``nacl_clusters``).
     ``e0s``: ``"isolated"`` (isolated-atom frames in ``train_file`` or ``e0_file``), ``"average"``
     (least squares), ``"zero"`` or a dict ``{symbol or Z: eV}``; ``None`` picks ``isolated`` when isolated-atom
-    frames exist, else ``average``.
+    frames exist, else ``average``. ``split_by`` (e.g. ``mp_id``) keeps all frames sharing that ``info`` key on one
+    side of the train/validation split. ``mptrj_energy``: ``uncorrected`` or ``corrected`` energies from MPtrj JSON.
     """
 
     train_file: str | None = None
@@ -28,6 +29,8 @@ class DataConfig:
     e0s: Any = None
     valid_fraction: float = 0.1
     valid_last: int | None = None
+    split_by: str | None = None
+    mptrj_energy: str = "uncorrected"
     energy_key: str | None = None
     forces_key: str | None = None
     stress_key: str | None = None

@@ -69,18 +69,22 @@ def load_frames(cfg) -> tuple[list[Frame], list[Frame], dict[str, list[Frame]], 
         frames = generate_emt_dataset(cfg.emt_frames, seed=cfg.seed)
         tests = {"emt_test": generate_emt_dataset(cfg.emt_test_frames, seed=cfg.seed + 1000)}
     else:
-        frames = read_frames(cfg.train_file, keys)
-        tests = {Path(p).name: read_frames(p, keys) for p in cfg.test_files}
+        frames = read_frames(cfg.train_file, keys, mptrj_energy=cfg.mptrj_energy)
+        tests = {Path(p).name: read_frames(p, keys, mptrj_energy=cfg.mptrj_energy) for p in cfg.test_files}
     frames, isolated = split_isolated_atoms(frames)
     if cfg.e0_file:
         _, extra = split_isolated_atoms(read_frames(cfg.e0_file, keys))
         isolated.update(extra)
     if cfg.valid_file:
-        train, valid = frames, split_isolated_atoms(read_frames(cfg.valid_file, keys))[0]
+        train, valid = (
+            frames,
+            split_isolated_atoms(read_frames(cfg.valid_file, keys, mptrj_energy=cfg.mptrj_energy))[0],
+        )
     else:
         train, valid = split_frames(
-            frames, valid_fraction=cfg.valid_fraction, valid_last=cfg.valid_last, seed=cfg.seed
-        )
+            frames, valid_fraction=cfg.valid_fraction, valid_last=cfg.valid_last, seed=cfg.seed,
+            group_key=cfg.split_by,
+        )  # fmt: skip
     for name, fr in [("train", train), ("valid", valid)]:
         if not fr:
             raise ValueError(f"the {name} set is empty")
