@@ -1,7 +1,7 @@
 """Data: readers, labelled frames, graphs, neighbour lists, batching. Knows nothing about models."""
 
 from mlip.data.batch import collate, to_device
-from mlip.data.dataset import GraphDataset, make_loader, split_frames
+from mlip.data.dataset import GraphDataset, make_loader, split_frames, split_indices
 from mlip.data.e0 import fit_e0_least_squares, resolve_e0
 from mlip.data.emt import generate_emt_dataset
 from mlip.data.graph import Frame, atoms_to_graph, frame_to_graph, validate_structure
@@ -27,6 +27,7 @@ __all__ = [
     "read_mptrj_json",
     "resolve_e0",
     "split_frames",
+    "split_indices",
     "split_isolated_atoms",
     "to_device",
     "validate_structure",

@@ -32,6 +32,46 @@ def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int =
     )
 
 
+def split_indices(
+    n: int,
+    *,
+    valid_fraction: float = 0.1,
+    valid_last: int | None = None,
+    seed: int = 0,
+    groups: list[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation indices of ``n`` items: the last ``valid_last``, or a random ``valid_fraction`` drawn
+    with ``seed``; with ``groups`` (one label per item) whole groups are drawn, so that no group is on both sides,
+    until validation holds at least ``valid_fraction`` of the items."""
+    if valid_last is not None:
+        if groups is not None:
+            raise ValueError("valid_last and a group split (split_by) cannot be combined")
+        if not 0 < valid_last < n:
+            raise ValueError(f"valid_last={valid_last} must be between 1 and {n - 1}")
+        return np.arange(n - valid_last), np.arange(n - valid_last, n)
+    if not 0.0 < valid_fraction < 1.0:
+        raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
+    rng = np.random.default_rng(seed)
+    n_valid = max(1, int(round(valid_fraction * n)))
+    is_valid = np.zeros(n, dtype=bool)
+    if groups is None:
+        is_valid[rng.permutation(n)[:n_valid]] = True
+    else:
+        members: dict[str, list[int]] = {}
+        for i, g in enumerate(groups):
+            members.setdefault(str(g), []).append(i)
+        if len(members) < 2:
+            raise ValueError(f"a group split needs at least two groups, found {len(members)}")
+        count = 0
+        for name in rng.permutation(sorted(members)).tolist():
+            if count >= n_valid:
+                break
+            if count + len(members[name]) < n:
+                is_valid[members[name]] = True
+                count += len(members[name])
+    return np.flatnonzero(~is_valid), np.flatnonzero(is_valid)
+
+
 def split_frames(
     frames: list[Frame],
     *,
@@ -40,36 +80,15 @@ def split_frames(
     seed: int = 0,
     group_key: str | None = None,
 ) -> tuple[list[Frame], list[Frame]]:
-    """Train/validation split: the last ``valid_last`` frames (no shuffling, matches mace_train.sh), or a
-    random ``valid_fraction`` drawn with ``seed``. With ``group_key`` (e.g. ``"mp_id"``) whole groups of frames
-    sharing ``frame.info[group_key]`` are drawn, so that no group (material) is in both sets; groups are added
-    to validation in random order until it holds at least ``valid_fraction`` of the frames."""
-    if valid_last is not None:
-        if group_key is not None:
-            raise ValueError("valid_last and a group split (split_by) cannot be combined")
-        if not 0 < valid_last < len(frames):
-            raise ValueError(f"valid_last={valid_last} must be between 1 and {len(frames) - 1}")
-        return frames[:-valid_last], frames[-valid_last:]
-    if not 0.0 < valid_fraction < 1.0:
-        raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
-    rng = np.random.default_rng(seed)
-    n_valid = max(1, int(round(valid_fraction * len(frames))))
-    if group_key is None:
-        valid_idx = set(rng.permutation(len(frames))[:n_valid].tolist())
-    else:
-        groups: dict[str, list[int]] = {}
-        for i, f in enumerate(frames):
-            if group_key not in f.info:
-                raise ValueError(f"frame {i} has no info[{group_key!r}] to split by")
-            groups.setdefault(str(f.info[group_key]), []).append(i)
-        if len(groups) < 2:
-            raise ValueError(f"splitting by {group_key!r} needs at least two groups, found {len(groups)}")
-        valid_idx = set()
-        for name in rng.permutation(sorted(groups)).tolist():
-            if len(valid_idx) >= n_valid:
-                break
-            if len(valid_idx) + len(groups[name]) < len(frames):
-                valid_idx.update(groups[name])
-    train = [f for i, f in enumerate(frames) if i not in valid_idx]
-    valid = [f for i, f in enumerate(frames) if i in valid_idx]
-    return train, valid
+    """Train/validation split of frames by :func:`split_indices` (``valid_last`` keeps mace_train.sh's order);
+    ``group_key`` (e.g. ``"mp_id"``) groups frames by ``frame.info[group_key]``."""
+    groups = None
+    if group_key is not None:
+        missing = [i for i, f in enumerate(frames) if group_key not in f.info]
+        if missing:
+            raise ValueError(f"frame {missing[0]} has no info[{group_key!r}] to split by")
+        groups = [str(f.info[group_key]) for f in frames]
+    train_idx, valid_idx = split_indices(
+        len(frames), valid_fraction=valid_fraction, valid_last=valid_last, seed=seed, groups=groups
+    )
+    return [frames[i] for i in train_idx], [frames[i] for i in valid_idx]

@@ -112,12 +112,16 @@ def read_manifest(path: str | Path) -> dict:
 
 
 class _Shard:
-    """Lazily memory-mapped arrays of one shard (opened on first access, so each worker maps its own)."""
+    """Lazily memory-mapped arrays of one shard (opened on first access, so each worker maps its own);
+    :meth:`close` drops the maps and the parsed metadata again."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._arrays: dict[str, np.ndarray] | None = None
         self._meta: list[dict] | None = None
+
+    def close(self) -> None:
+        self._arrays, self._meta = None, None
 
     def arrays(self) -> dict[str, np.ndarray]:
         if self._arrays is None:
@@ -157,16 +161,23 @@ class _Shard:
 class PreprocessedDataset(Dataset):
     """Graphs built on the fly (in the loader's workers) from a preprocessed directory; memory stays flat.
 
+    At most ``max_open_shards`` shards stay mapped per process (least recently used closed first), so that the
+    resident pages of a long epoch stay bounded as well.
+
     Args:
         path: the ``OUT`` directory of ``mlip-preprocess``.
         r_max: cutoff for the neighbour lists, Å.
         indices: optional subset (global frame indices), e.g. a train/validation split.
+        max_open_shards: shards kept mapped at once in each process.
     """
 
     def __init__(
-        self, path: str | Path, r_max: float, *, indices: np.ndarray | None = None, name: str = "data"
-    ):
+        self, path: str | Path, r_max: float, *, indices: np.ndarray | None = None, name: str = "data",
+        max_open_shards: int = 4,
+    ):  # fmt: skip
         self.path = Path(path)
+        self.max_open_shards = max(1, int(max_open_shards))
+        self._open: list[int] = []
         self.manifest = read_manifest(self.path)
         self.r_max = float(r_max)
         self.name = name
@@ -180,17 +191,24 @@ class PreprocessedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def frame(self, idx: int) -> Frame:
-        g = int(self.indices[idx])
+    def _shard(self, g: int) -> tuple[_Shard, int]:
+        """The shard holding global frame ``g`` (marked most recently used) and the frame's index in it."""
         s = bisect_right(self.starts, g) - 1
-        return self.shards[s].frame(g - self.starts[s])
+        if s in self._open:
+            self._open.remove(s)
+        self._open.append(s)
+        while len(self._open) > self.max_open_shards:
+            self.shards[self._open.pop(0)].close()
+        return self.shards[s], g - self.starts[s]
+
+    def frame(self, idx: int) -> Frame:
+        shard, i = self._shard(int(self.indices[idx]))
+        return shard.frame(i)
 
     def n_atoms(self, idx: int) -> int:
         """Atoms of item ``idx`` without building its graph (for atom-bounded batching)."""
-        g = int(self.indices[idx])
-        s = bisect_right(self.starts, g) - 1
-        off = self.shards[s].arrays()["offsets"]
-        i = g - self.starts[s]
+        shard, i = self._shard(int(self.indices[idx]))
+        off = shard.arrays()["offsets"]
         return int(off[i + 1] - off[i])
 
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:

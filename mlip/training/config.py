@@ -19,7 +19,9 @@ class DataConfig:
     ``e0s``: ``"isolated"`` (isolated-atom frames in ``train_file`` or ``e0_file``), ``"average"``
     (least squares), ``"zero"`` or a dict ``{symbol or Z: eV}``; ``None`` picks ``isolated`` when isolated-atom
     frames exist, else ``average``. ``split_by`` (e.g. ``mp_id``) keeps all frames sharing that ``info`` key on one
-    side of the train/validation split. ``mptrj_energy``: ``uncorrected`` or ``corrected`` energies from MPtrj JSON.
+    side of the train/validation split. ``format``: ``preprocessed`` reads ``train_file`` as a directory written by
+    ``mlip-preprocess`` (``auto``, the default, does so for any directory); ``files`` reads it with the readers.
+    ``mptrj_energy``: ``uncorrected`` or ``corrected`` energies from MPtrj JSON.
     """
 
     train_file: str | None = None
@@ -30,6 +32,7 @@ class DataConfig:
     valid_fraction: float = 0.1
     valid_last: int | None = None
     split_by: str | None = None
+    format: str = "auto"
     mptrj_energy: str = "uncorrected"
     energy_key: str | None = None
     forces_key: str | None = None

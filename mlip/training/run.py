@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+from torch.utils.data import Dataset
 
 from mlip import keys as K
 from mlip.data import (
@@ -28,15 +29,16 @@ from mlip.training.config import DEFAULT_MODEL, RunConfig
 from mlip.training.metrics import evaluate
 from mlip.training.module import PotentialModule
 from mlip.training.plots import parity_plot
+from mlip.training.store_data import is_preprocessed, prepare_preprocessed
 
 log = logging.getLogger("mlip")
 
 
 @dataclass
 class PreparedData:
-    train: GraphDataset
-    valid: GraphDataset
-    tests: dict[str, GraphDataset]
+    train: Dataset
+    valid: Dataset
+    tests: dict[str, Dataset]
     model_config: dict
 
 
@@ -116,6 +118,18 @@ def dataset_statistics(train: GraphDataset, e0: dict[int, float]) -> dict[str, f
 def prepare_data(cfg: RunConfig) -> PreparedData:
     """Read and split the data, resolve E0s and fill in the model statistics not set by the user."""
     d = cfg.data
+    if d.format not in ("auto", "files", "preprocessed"):
+        raise ValueError(f"data.format must be 'auto', 'files' or 'preprocessed', got {d.format!r}")
+    if d.format == "preprocessed" or (d.format == "auto" and is_preprocessed(d.train_file)):
+        if d.train_file is None:
+            raise ValueError(
+                "data.format 'preprocessed' needs data.train_file: the mlip-preprocess output directory"
+            )
+        model_config = {**(cfg.model or DEFAULT_MODEL)}
+        model_config.setdefault("name", "mace")
+        model_config.setdefault("dtype", cfg.train.dtype)
+        train, valid, tests, model_config = prepare_preprocessed(d, model_config, _label_keys(d))
+        return PreparedData(train=train, valid=valid, tests=tests, model_config=model_config)
     train_frames, valid_frames, test_frames, isolated = load_frames(d)
     zs = sorted({int(z) for f in train_frames for z in f.atoms.numbers})
     spec = d.e0s if d.e0s is not None else ("isolated" if isolated else "average")

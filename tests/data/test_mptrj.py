@@ -90,3 +90,22 @@ def test_split_by_material_keeps_each_material_on_one_side():
         assert len(train) + len(valid) == len(frames)
     with pytest.raises(ValueError, match="cannot be combined"):
         split_frames(frames, valid_last=2, group_key="mp_id")
+
+
+def test_synthetic_copies_stream_back_with_new_material_ids(tmp_path):
+    from mlip.testing.synthetic import write_synthetic_mptrj
+
+    info = write_synthetic_mptrj(JSON, tmp_path / "syn.json", copies=2, seed=1)
+    assert info["frames"] == 22
+    assert info["materials"] == 4
+    frames = list(read_mptrj(tmp_path / "syn.json"))
+    assert len(frames) == 22
+    assert {a.info["mp_id"] for a in frames} == {"mp-1205402-syn0", "mp-1020019-syn0", "mp-1205402-syn1",
+                                                 "mp-1020019-syn1"}  # fmt: skip
+    original = list(read_mptrj(JSON))
+    shift = frames[0].positions - original[0].positions
+    assert 0 < abs(shift).max() < 0.2
+    assert frames[0].get_potential_energy() == original[0].get_potential_energy()
+    capped = write_synthetic_mptrj(JSON, tmp_path / "cap.json", copies=1000, target_bytes=100_000)
+    assert capped["bytes"] < 200_000
+    assert len(list(read_mptrj(tmp_path / "cap.json"))) == capped["frames"]

@@ -91,3 +91,12 @@ def test_command_line(tmp_path):
     )  # fmt: skip
     assert "32 frames" in result.stdout
     assert json.loads((out / "manifest.json").read_text())["n_frames"] == 32
+
+
+def test_at_most_max_open_shards_stay_mapped(tmp_path):
+    preprocess(SOURCES, tmp_path / "out", shard_size=4)
+    ds = PreprocessedDataset(tmp_path / "out", r_max=5.0, max_open_shards=2)
+    for i in range(len(ds)):
+        ds.frame(i)
+        assert sum(s._arrays is not None for s in ds.shards) <= 2
+    _assert_same(ds, _expected())  # closing and reopening shards changes nothing

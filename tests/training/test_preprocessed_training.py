@@ -1,0 +1,59 @@
+"""train.py on a preprocessed directory: statistics cached once, split by material, model and metrics written."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlip.data.preprocess import preprocess
+from mlip.training.config import RunConfig
+from mlip.training.run import prepare_data, run_training
+
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "mptrj_sample"
+SOURCE = SAMPLE / "orb_mptrj_reconstructed.json"
+
+pytestmark = pytest.mark.skipif(not SOURCE.exists(), reason="../shared/data/mptrj_sample is not available")
+
+TINY = {
+    "model": {"name": "mace", "r_max": 4.0, "channels": 8, "max_ell": 1, "max_L": 1, "correlation": 2,
+              "radial_mlp": [8]},
+    "train": {"max_epochs": 1, "progress_bar": False},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from mlip.testing.synthetic import write_synthetic_mptrj
+
+    tmp = tmp_path_factory.mktemp("store")
+    write_synthetic_mptrj(SOURCE, tmp / "syn.json", copies=3)  # 6 materials, 33 frames
+    preprocess([tmp / "syn.json"], tmp / "out", shard_size=5, workers=1)
+    return tmp / "out"
+
+
+def _config(store, **data):
+    return RunConfig.from_dict({**TINY, "data": {"train_file": str(store), "batch_size": 4, **data}})
+
+
+def test_statistics_are_computed_once_and_cached(store):
+    first = prepare_data(_config(store, split_by="mp_id", valid_fraction=0.1))
+    cached = list((store / "statistics").glob("*.json"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    second = prepare_data(_config(store, split_by="mp_id", valid_fraction=0.1))
+    assert cached[0].stat().st_mtime_ns == stamp
+    assert first.model_config == second.model_config
+    cfg = first.model_config
+    assert cfg["atomic_numbers"] == sorted(cfg["atomic_numbers"])
+    assert cfg["avg_num_neighbors"] > 0
+    assert cfg["scale"] > 0
+    train_ids = {first.train.frame(i).info["mp_id"] for i in range(len(first.train))}
+    valid_ids = {first.valid.frame(i).info["mp_id"] for i in range(len(first.valid))}
+    assert not train_ids & valid_ids
+
+
+def test_training_runs_end_to_end(store, tmp_path):
+    metrics = run_training(_config(store, valid_fraction=0.2), tmp_path)
+    assert (tmp_path / "model.pt").is_file()
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert metrics["valid"]["n_frames"] == 7  # 20 % of 33
