@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from mlip import keys as K
 from mlip.data.batch import collate
 from mlip.data.graph import Frame, frame_to_graph
 
@@ -22,6 +23,10 @@ class GraphDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
         return self.graphs[idx]
+
+    def atom_counts(self) -> np.ndarray:
+        """``[len(self)]`` atoms of every graph."""
+        return np.array([len(g[K.POSITIONS]) for g in self.graphs], dtype=np.int64)
 
 
 def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int = 0, **kwargs) -> DataLoader:

@@ -211,6 +211,13 @@ class PreprocessedDataset(Dataset):
         off = shard.arrays()["offsets"]
         return int(off[i + 1] - off[i])
 
+    def atom_counts(self) -> np.ndarray:
+        """``[len(self)]`` atoms of every item, from the shards' offsets (no frame is read)."""
+        per_frame = np.concatenate(
+            [np.diff(np.load(s.directory / "offsets.npy", mmap_mode="r")) for s in self.shards]
+        )
+        return per_frame[self.indices]
+
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
         return frame_to_graph(
             self.frame(idx), self.r_max, where=f"{self.path.name}[{int(self.indices[idx])}]"

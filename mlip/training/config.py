@@ -21,7 +21,9 @@ class DataConfig:
     frames exist, else ``average``. ``split_by`` (e.g. ``mp_id``) keeps all frames sharing that ``info`` key on one
     side of the train/validation split. ``format``: ``preprocessed`` reads ``train_file`` as a directory written by
     ``mlip-preprocess`` (``auto``, the default, does so for any directory); ``files`` reads it with the readers.
-    ``mptrj_energy``: ``uncorrected`` or ``corrected`` energies from MPtrj JSON.
+    ``mptrj_energy``: ``uncorrected`` or ``corrected`` energies from MPtrj JSON. ``max_atoms_per_batch``: when
+    set, training batches are filled up to that many atoms (and at most ``batch_size`` frames) by
+    :class:`mlip.data.sampler.BudgetBatchSampler`, which also shares them out over distributed ranks.
     """
 
     train_file: str | None = None
@@ -40,6 +42,7 @@ class DataConfig:
     virials_key: str | None = None
     charges_key: str | None = None
     batch_size: int = 10
+    max_atoms_per_batch: int | None = None
     valid_batch_size: int = 20
     num_workers: int = 0
     seed: int = 0
@@ -52,7 +55,12 @@ class DataConfig:
 
 @dataclass(kw_only=True)
 class TrainConfig:
-    """Optimisation, loss, precision, logging and the Lightning trainer's hardware flags."""
+    """Optimisation, loss, precision, logging and the Lightning trainer's hardware flags.
+
+    ``lr`` is the learning rate for one process's batch; with ``devices × num_nodes = k`` processes the global batch
+    is ``k`` times larger and ``lr_scaling`` (``none``, ``linear`` or ``sqrt``) sets the rate actually used
+    (:func:`mlip.training.schedule.scaled_lr`).
+    """
 
     loss: str = "mse"
     huber_delta: float = 0.01
@@ -62,6 +70,7 @@ class TrainConfig:
     charges_weight: float = 0.0
     optimizer: str = "adam"
     lr: float = 0.01
+    lr_scaling: str = "none"
     weight_decay: float = 5e-7
     amsgrad: bool = True
     scheduler: str = "plateau"

@@ -11,7 +11,7 @@ from mlip.training.config import TrainConfig
 from mlip.training.ema import EMA
 from mlip.training.losses import loss_terms, weighted_loss
 from mlip.training.metrics import ErrorAccumulator
-from mlip.training.schedule import BudgetCosine
+from mlip.training.schedule import BudgetCosine, scaled_lr
 
 
 class PotentialModule(L.LightningModule):
@@ -94,10 +94,12 @@ class PotentialModule(L.LightningModule):
     def configure_optimizers(self):
         cfg = self.cfg
         params = self.model.parameters()
+        world = self.trainer.world_size if getattr(self, "_trainer", None) is not None else 1
+        lr = scaled_lr(cfg.lr, world, cfg.lr_scaling)
         if cfg.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
+            opt = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
         elif cfg.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
+            opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
         else:
             raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use 'adam' or 'adamw'")
         if cfg.scheduler == "plateau":

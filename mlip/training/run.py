@@ -10,7 +10,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from mlip import keys as K
 from mlip.data import (
@@ -24,6 +24,8 @@ from mlip.data import (
     split_frames,
     split_isolated_atoms,
 )
+from mlip.data.batch import collate
+from mlip.data.sampler import BudgetBatchSampler
 from mlip.models import save_model
 from mlip.training.config import DEFAULT_MODEL, RunConfig
 from mlip.training.metrics import evaluate
@@ -180,6 +182,7 @@ def _trainer(cfg: RunConfig, run_dir: Path) -> L.Trainer:
         enable_progress_bar=t.progress_bar,
         check_val_every_n_epoch=t.check_val_every_n_epoch,
         num_sanity_val_steps=0,
+        use_distributed_sampler=cfg.data.max_atoms_per_batch is None,  # the budget sampler shards by itself
     )
 
 
@@ -201,11 +204,21 @@ def run_training(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = No
         if not Path(ckpt).is_file():
             raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt}")
     d = cfg.data
+    if d.max_atoms_per_batch is not None:
+        sampler = BudgetBatchSampler(
+            data.train.atom_counts(), max_cost=d.max_atoms_per_batch, max_items=d.batch_size, seed=d.seed,
+            num_replicas=trainer.world_size, rank=trainer.global_rank,
+        )  # fmt: skip
+        train_loader = DataLoader(
+            data.train, batch_sampler=sampler, collate_fn=collate, num_workers=d.num_workers
+        )
+    else:
+        train_loader = make_loader(
+            data.train, batch_size=d.batch_size, shuffle=True, seed=d.seed, num_workers=d.num_workers
+        )
     trainer.fit(
         module,
-        make_loader(
-            data.train, batch_size=d.batch_size, shuffle=True, seed=d.seed, num_workers=d.num_workers
-        ),
+        train_loader,
         make_loader(data.valid, batch_size=d.valid_batch_size, shuffle=False),
         ckpt_path=ckpt,
     )

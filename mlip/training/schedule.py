@@ -22,7 +22,25 @@ import math
 
 import torch
 
-__all__ = ["BudgetCosine", "budget_progress", "cosine_factor"]
+__all__ = ["BudgetCosine", "budget_progress", "cosine_factor", "scaled_lr"]
+
+
+def scaled_lr(lr: float, world_size: int, rule: str) -> float:
+    """The learning rate for a global batch ``world_size`` times the one ``lr`` was tuned for.
+
+    ``none``: unchanged. ``linear``: ``lr · k`` (Goyal et al. 2017, for SGD). ``sqrt``: ``lr · √k``, the rule that
+    the random-matrix analysis of Granziol et al. ("Learning Rates as a Function of Batch Size", JMLR 2022) gives
+    for adaptive optimisers such as Adam.
+    """
+    if world_size < 1:
+        raise ValueError(f"world_size must be >= 1, got {world_size}")
+    if rule == "none":
+        return lr
+    if rule == "linear":
+        return lr * world_size
+    if rule == "sqrt":
+        return lr * math.sqrt(world_size)
+    raise ValueError(f"unknown lr_scaling {rule!r}; use 'none', 'linear' or 'sqrt'")
 
 
 def cosine_factor(progress: float, final_factor: float) -> float:

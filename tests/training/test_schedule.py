@@ -11,7 +11,7 @@ from test_training import TINY  # tests/training is on sys.path (pytest's defaul
 
 from mlip.training.config import RunConfig
 from mlip.training.run import run_training
-from mlip.training.schedule import BudgetCosine, budget_progress, cosine_factor
+from mlip.training.schedule import BudgetCosine, budget_progress, cosine_factor, scaled_lr
 
 
 def test_cosine_factor_endpoints_and_midpoint():
@@ -66,3 +66,12 @@ def test_a_run_ends_at_the_final_learning_rate(tmp_path):
     run_training(RunConfig.from_dict(raw), tmp_path)
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.01 * 0.05)
+
+
+def test_learning_rate_scaling_rules():
+    assert scaled_lr(0.01, 4, "none") == 0.01
+    assert scaled_lr(0.01, 4, "linear") == pytest.approx(0.04)
+    assert scaled_lr(0.01, 4, "sqrt") == pytest.approx(0.02)
+    assert scaled_lr(0.01, 1, "sqrt") == 0.01
+    with pytest.raises(ValueError, match="lr_scaling"):
+        scaled_lr(0.01, 2, "cube")

@@ -112,12 +112,23 @@ def test_loss_masks_missing_labels():
     assert terms["forces"].item() == pytest.approx(1.0)
 
 
-def test_ddp_two_processes_on_cpu(tmp_path):
-    """A 2-process data-parallel run (gloo) through train.py, as a user would launch it."""
+@pytest.mark.parametrize("max_atoms", [None, 40], ids=["frames", "atom_budget"])
+def test_ddp_two_processes_on_cpu(tmp_path, max_atoms):
+    """A 2-process data-parallel run (gloo) through train.py, as a user would launch it; with an atom budget the
+    batches come from BudgetBatchSampler's share of each rank (unequal step counts would hang DDP)."""
     cfg = tmp_path / "cfg.yaml"
     import yaml
 
-    cfg.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "devices": 2, "strategy": "ddp"}}))
+    data = {**TINY["data"], "max_atoms_per_batch": max_atoms}
+    train = {
+        **TINY["train"],
+        "devices": 2,
+        "strategy": "ddp",
+        "lr": 0.01,
+        "lr_scaling": "sqrt",
+        "scheduler": "none",
+    }
+    cfg.write_text(yaml.safe_dump({**TINY, "data": data, "train": train}))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "--config", str(cfg), "--run-dir", str(tmp_path / "run")],
@@ -129,6 +140,10 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "run" / "model.pt").is_file()
     assert (tmp_path / "run" / "metrics.json").is_file()
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(
+        0.01 * 2**0.5
+    )  # sqrt rule, 2 ranks
 
 
 def test_training_set_without_labels_is_a_clear_error(tmp_path):
