@@ -59,7 +59,8 @@ class TrainConfig:
 
     ``lr`` is the learning rate for one process's batch; with ``devices × num_nodes = k`` processes the global batch
     is ``k`` times larger and ``lr_scaling`` (``none``, ``linear`` or ``sqrt``) sets the rate actually used
-    (:func:`mlip.training.schedule.scaled_lr`).
+    (:func:`mlip.training.schedule.scaled_lr`). Checkpoints (``RUN_DIR/checkpoints/last.ckpt``, for ``--resume``)
+    are written at the end of every epoch, or every ``checkpoint_every_n_steps`` optimizer steps when set.
     """
 
     loss: str = "mse"
@@ -90,6 +91,7 @@ class TrainConfig:
     log_every_n_steps: int = 10
     progress_bar: bool = True
     check_val_every_n_epoch: int = 1
+    checkpoint_every_n_steps: int | None = None
 
 
 @dataclass(kw_only=True)

@@ -175,7 +175,14 @@ def _trainer(cfg: RunConfig, run_dir: Path) -> L.Trainer:
         inference_mode=False,
         logger=loggers,
         callbacks=[
-            ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0),
+            # save_top_k=1 without a monitor keeps the latest checkpoint; Lightning >= 2.5 writes last.ckpt only
+            # when it has saved a regular checkpoint in the same step, so top_k=0 would leave nothing to resume from
+            ModelCheckpoint(
+                dirpath=str(run_dir / "checkpoints"),
+                save_last=True,
+                save_top_k=1,
+                every_n_train_steps=t.checkpoint_every_n_steps,
+            ),  # fmt: skip
             LearningRateMonitor(logging_interval="epoch"),
         ],
         log_every_n_steps=t.log_every_n_steps,

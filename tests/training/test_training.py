@@ -200,3 +200,32 @@ def test_every_backbone_trains_saves_and_runs_in_the_calculator_unnamed(tmp_path
     assert atoms.get_forces().shape == (8, 3)
     assert abs(atoms.get_stress()).max() > 0
     assert abs(atoms.get_potential_energy()) > 0
+
+
+def test_a_checkpoint_is_written_every_epoch_for_resuming(tmp_path):
+    """A run killed after epoch k must find last.ckpt of epoch k (not only the one written when training ends)."""
+    from lightning.pytorch.callbacks import Callback
+
+    seen = []
+
+    class Spy(Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+            if trainer.current_epoch > 0:
+                seen.append(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
+
+    import mlip.training.run as run
+
+    original = run._trainer
+
+    def with_spy(cfg, run_dir):
+        trainer = original(cfg, run_dir)
+        trainer.callbacks.append(Spy())
+        return trainer
+
+    run._trainer = with_spy
+    try:
+        run_training(RunConfig.from_dict({**TINY, "train": {**TINY["train"], "max_epochs": 3}}), tmp_path)
+    finally:
+        run._trainer = original
+    assert seen == [0, 1]  # at the start of epochs 1 and 2, the checkpoints of epochs 0 and 1 exist
