@@ -73,13 +73,16 @@ N_ATOMS: Final[str] = "n_atoms"
 CHARGES: Final[str] = "charges"
 """[n_atoms] float, e. Atomic partial charges: the reference labels (``REF_charges``) in a labelled graph, the
 predicted charges in the output of a model with a long-range term."""
+FORCES_MASK: Final[str] = "forces_mask"
+"""[n_atoms] float. 1 for atoms whose forces enter the loss and the metrics, 0 for fixed atoms (FixAtoms,
+``move_mask`` false, ``fixed`` true: the frozen bottom layers of an OC20 slab)."""
 CHARGES_WEIGHT: Final[str] = "charges_weight"
 """[n_graphs] float. Per-structure loss weight of the charge term (0 where no charge label exists)."""
 TOTAL_CHARGE: Final[str] = "total_charge"
 """[n_graphs] float, e. Net charge of each structure (``atoms.info["charge"]``, 0 when absent); the predicted
 charges of a long-range model sum to it."""
 
-NODE_KEYS: Final[frozenset[str]] = frozenset({POSITIONS, ATOMIC_NUMBERS, FORCES, CHARGES})
+NODE_KEYS: Final[frozenset[str]] = frozenset({POSITIONS, ATOMIC_NUMBERS, FORCES, CHARGES, FORCES_MASK})
 """Keys concatenated along atoms when batching."""
 GRAPH_KEYS: Final[frozenset[str]] = frozenset(
     {

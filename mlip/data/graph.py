@@ -28,6 +28,8 @@ class Frame:
         forces: ``[N, 3]`` or None.
         stress: ``[3, 3]`` or None.
         charges: ``[N]`` reference partial charges (e) or None; the net charge is ``atoms.info["charge"]``.
+        fixed: ``[N]`` bool, atoms held fixed in the reference calculation (their forces are left out of the loss
+            and the metrics), or None for none.
         weight: overall configuration weight (``config_weight``).
         config_type: free-form label (``IsolatedAtom`` marks isolated-atom reference frames).
         info: other metadata (kept for the user, never read by the models).
@@ -38,6 +40,7 @@ class Frame:
     forces: np.ndarray | None = None
     stress: np.ndarray | None = None
     charges: np.ndarray | None = None
+    fixed: np.ndarray | None = None
     weight: float = 1.0
     config_type: str | None = None
     info: dict = field(default_factory=dict)
@@ -117,6 +120,12 @@ def frame_to_graph(frame: Frame, r_max: float, *, where: str = "frame") -> dict[
         raise ValueError(f"{where}: forces have shape {forces.shape}, expected ({n}, 3)")
     g[K.FORCES] = torch.from_numpy(forces.copy())
     g[K.FORCES_WEIGHT] = torch.tensor([1.0 if frame.forces is not None else 0.0], dtype=f64)
+    fixed = (
+        np.zeros(n, dtype=bool) if frame.fixed is None else np.asarray(frame.fixed, dtype=bool).reshape(-1)
+    )
+    if fixed.shape != (n,):
+        raise ValueError(f"{where}: the fixed-atom mask has shape {fixed.shape}, expected ({n},)")
+    g[K.FORCES_MASK] = torch.from_numpy((~fixed).astype(np.float64))
     stress = np.zeros((3, 3)) if frame.stress is None else np.asarray(frame.stress, dtype=np.float64)
     g[K.STRESS] = torch.from_numpy(stress.reshape(1, 3, 3).copy())
     g[K.STRESS_WEIGHT] = torch.tensor([1.0 if frame.stress is not None else 0.0], dtype=f64)

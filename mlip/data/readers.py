@@ -79,6 +79,22 @@ def _label(atoms: ase.Atoms, results: dict, key: str | None, kind: str, name: st
     return None
 
 
+def fixed_atoms(atoms: ase.Atoms) -> np.ndarray:
+    """``[N]`` bool: atoms fixed by a ``FixAtoms`` constraint, ``arrays["move_mask"]`` false (OC20 extxyz; ASE turns
+    it into FixAtoms on reading) or ``arrays["fixed"]`` true (fairchem's graphs)."""
+    from ase.constraints import FixAtoms
+
+    fixed = np.zeros(len(atoms), dtype=bool)
+    for c in atoms.constraints:
+        if isinstance(c, FixAtoms):
+            fixed[c.get_indices()] = True
+    if "move_mask" in atoms.arrays:
+        fixed |= ~np.asarray(atoms.arrays["move_mask"], dtype=bool)
+    if "fixed" in atoms.arrays:
+        fixed |= np.asarray(atoms.arrays["fixed"], dtype=bool)
+    return fixed
+
+
 def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: str = "frame") -> Frame:
     """Labels of one ``Atoms`` (see the module docstring for the lookup order)."""
     res = _calc_results(atoms)
@@ -103,6 +119,7 @@ def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: st
             stress = _as_stress(atoms.info["stress"], where)
     config_type = atoms.info.get(keys.config_type_key)
     weight = float(atoms.info.get(keys.weight_key, 1.0))
+    fixed = fixed_atoms(atoms)
     bare = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     if "charge" in atoms.info:
         bare.info["charge"] = float(np.asarray(atoms.info["charge"]).reshape(()))
@@ -112,6 +129,7 @@ def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: st
         forces=None if forces is None else np.asarray(forces, dtype=np.float64).reshape(len(atoms), 3),
         stress=stress,
         charges=None if charges is None else np.asarray(charges, dtype=np.float64).reshape(len(atoms)),
+        fixed=fixed if fixed.any() else None,
         weight=weight,
         config_type=None if config_type is None else str(config_type),
         info={k: v for k, v in atoms.info.items() if not isinstance(v, np.ndarray)},

@@ -15,6 +15,7 @@ Layout of ``OUT/``::
         numbers.npy          [A] int16
         positions.npy        [A, 3] float64, Å
         forces.npy           [A, 3] float64, eV/Å (zeros where has_forces is false)
+        fixed.npy            [A] bool, atoms held fixed (left out of the force loss)
         cell.npy             [F, 3, 3] float64, Å (rows are lattice vectors)
         pbc.npy              [F, 3] bool
         energy.npy           [F] float64, eV
@@ -75,6 +76,9 @@ def write_shard(frames: list[Frame], directory: str | Path) -> dict:
         "forces": np.concatenate(
             [np.zeros((len(f.atoms), 3)) if f.forces is None else f.forces for f in frames]
         ).astype(np.float64),
+        "fixed": np.concatenate(
+            [np.zeros(len(f.atoms), bool) if f.fixed is None else np.asarray(f.fixed, bool) for f in frames]
+        ),
         "cell": np.stack([f.atoms.cell.array for f in frames]).astype(np.float64),
         "pbc": np.stack([f.atoms.pbc for f in frames]).astype(bool),
         "energy": np.array([0.0 if f.energy is None else f.energy for f in frames], dtype=np.float64),
@@ -146,12 +150,14 @@ class _Shard:
         if a["charge"][i] != 0.0:
             atoms.info["charge"] = float(a["charge"][i])
         has_e, has_f, has_s = (bool(x) for x in a["has"][i])
+        fixed = np.array(a["fixed"][lo:hi]) if "fixed" in a else None
         meta = self.meta(i)
         return Frame(
             atoms=atoms,
             energy=float(a["energy"][i]) if has_e else None,
             forces=np.array(a["forces"][lo:hi]) if has_f else None,
             stress=np.array(a["stress"][i]) if has_s else None,
+            fixed=fixed if fixed is not None and fixed.any() else None,
             weight=float(a["weight"][i]),
             config_type=meta.get("config_type"),
             info=meta,

@@ -1,12 +1,12 @@
 """Weighted energy (per atom), force and stress losses with label masks (mace-torch's ``weighted`` loss).
 
 .. math::  L = λ_E \\frac{\\sum_g w_g m^E_g ρ((\\hat E_g - E_g)/N_g)}{\\sum_g m^E_g}
-         + λ_F \\frac{\\sum_{i,α} w_{g(i)} m^F_{g(i)} ρ(\\hat F_{iα} - F_{iα})}{3 \\sum_i m^F_{g(i)}}
+         + λ_F \\frac{\\sum_{i,α} w_{g(i)} m^F_i ρ(\\hat F_{iα} - F_{iα})}{3 \\sum_i m^F_i}
          + λ_σ \\frac{\\sum_{g,αβ} w_g m^σ_g ρ(\\hat σ_{g,αβ} - σ_{g,αβ})}{9 \\sum_g m^σ_g}
          + λ_q \\frac{\\sum_i w_{g(i)} m^q_{g(i)} ρ(\\hat q_i - q_i)}{\\sum_i m^q_{g(i)}}
 
 with ``ρ(x) = x²`` (MSE) or Huber with threshold δ, per-configuration weights ``w`` and label masks ``m``
-(0 where a frame has no such label). The charge term exists only for a model that predicts charges (a
+(0 where a frame has no such label; for forces also 0 on fixed atoms). The charge term exists only for a model that predicts charges (a
 long-range term) and is 0 without charge labels; ``λ_q = 0`` (the default) keeps the charges latent.
 """
 
@@ -41,6 +41,8 @@ def loss_terms(
     terms["energy"] = (w * m * _rho(err, kind, delta)).sum() / m.sum().clamp(min=1.0)
     if K.FORCES in pred:
         m_atom = batch[K.FORCES_WEIGHT][batch[K.BATCH]]
+        if K.FORCES_MASK in batch:  # fixed atoms leave the loss
+            m_atom = m_atom * batch[K.FORCES_MASK]
         w_atom = w[batch[K.BATCH]]
         per_atom = _rho(pred[K.FORCES] - batch[K.FORCES], kind, delta).sum(-1)
         terms["forces"] = (w_atom * m_atom * per_atom).sum() / (3 * m_atom.sum()).clamp(min=1.0)

@@ -37,6 +37,8 @@ class ErrorAccumulator:
         self.n_atoms.append(batch[K.N_ATOMS][e_mask].cpu().numpy())
         if K.FORCES in pred:
             f_mask = (batch[K.FORCES_WEIGHT] > 0)[batch[K.BATCH]]
+            if K.FORCES_MASK in batch:  # fixed atoms are not scored
+                f_mask = f_mask & (batch[K.FORCES_MASK] > 0)
             self.forces_ref.append(batch[K.FORCES][f_mask].detach().cpu().numpy())
             self.forces_pred.append(pred[K.FORCES][f_mask].detach().cpu().numpy())
         if K.STRESS in pred:
