@@ -1,8 +1,8 @@
 """Statistics of a preprocessed dataset, by one streaming pass over its shards, cached beside it.
 
-Computed once (by the process that prepares the data, before any training rank starts) and stored in
-``OUT/statistics/<key>.json``, where the key hashes the training indices, the cutoff and the E0 choice; every rank
-and every rerun reads the file instead of recomputing. Over the training frames:
+Computed once and stored in ``OUT/statistics/<key>.json``, where the key hashes the training indices, the cutoff
+and the E0 choice: in a distributed run rank 0 computes the file and the other ranks wait for it
+(``wait_seconds``); every rerun reads it instead of recomputing. Over the training frames:
 
 * elements present;
 * ``E0`` by least squares, ``argmin_e Σ_f (E_f − Σ_Z n_{f,Z} e_Z)²``, from the accumulated normal equations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 
 import numpy as np
 
@@ -44,11 +45,26 @@ def _per_shard(ds: PreprocessedDataset, indices: np.ndarray):
 
 
 def store_statistics(
-    ds: PreprocessedDataset, *, e0_spec="average", neighbor_frames: int = 2000, cache: bool = True
+    ds: PreprocessedDataset,
+    *,
+    e0_spec="average",
+    neighbor_frames: int = 2000,
+    cache: bool = True,
+    wait_seconds: float | None = None,
 ) -> dict:
-    """``{"elements", "e0", "shift", "scale", "avg_num_neighbors", "n_frames"}`` of ``ds`` (its indices)."""
+    """``{"elements", "e0", "shift", "scale", "avg_num_neighbors", "n_frames"}`` of ``ds`` (its indices).
+
+    With ``wait_seconds`` the call computes nothing: it waits up to that long for another process (rank 0 of a
+    distributed run) to write the cache file, and raises ``TimeoutError`` if none appears.
+    """
     key = _key(ds.indices, ds.r_max, e0_spec, neighbor_frames)
     path = ds.path / "statistics" / f"{key}.json"
+    if cache and wait_seconds is not None:
+        deadline = time.monotonic() + wait_seconds
+        while not path.is_file():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no statistics at {path} after {wait_seconds:.0f} s (rank 0 writes them)")
+            time.sleep(1.0)
     if cache and path.is_file():
         return json.loads(path.read_text())
     present: set[int] = set()

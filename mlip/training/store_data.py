@@ -58,7 +58,12 @@ def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
     if valid is None:
         valid = GraphDataset(split_isolated_atoms(read_frames(d.valid_file, keys))[0], r_max, name="valid")
     spec = d.e0s if d.e0s is not None else "average"
-    stats = store_statistics(train, e0_spec=spec)
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    rank = getattr(
+        rank_zero_only, "rank", 0
+    )  # set from RANK / LOCAL_RANK / SLURM_PROCID before the trainer exists
+    stats = store_statistics(train, e0_spec=spec, wait_seconds=None if rank == 0 else 3600.0)
     zs = stats["elements"]
     tests = {Path(p).name: GraphDataset(read_frames(p, keys), r_max, name=Path(p).name) for p in d.test_files}
     if isinstance(valid, PreprocessedDataset):

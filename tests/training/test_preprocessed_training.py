@@ -57,3 +57,34 @@ def test_training_runs_end_to_end(store, tmp_path):
     assert (tmp_path / "model.pt").is_file()
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     assert metrics["valid"]["n_frames"] == 7  # 20 % of 33
+
+
+def test_other_ranks_wait_for_rank_zeros_statistics(store):
+    from mlip.data.store import PreprocessedDataset
+    from mlip.data.store_stats import store_statistics
+
+    ds = PreprocessedDataset(store, r_max=3.3, indices=list(range(20)))
+    with pytest.raises(TimeoutError, match="rank 0 writes them"):
+        store_statistics(ds, wait_seconds=1.0)
+    computed = store_statistics(ds)
+    assert store_statistics(ds, wait_seconds=1.0) == computed
+
+
+def test_ddp_on_a_preprocessed_directory(store, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = tmp_path / "cfg.yaml"
+    raw = {**TINY, "data": {"train_file": str(store), "batch_size": 4, "valid_fraction": 0.2, "seed": 7},
+           "train": {**TINY["train"], "devices": 2, "strategy": "ddp"}}  # fmt: skip
+    cfg.write_text(yaml.safe_dump(raw))
+    proc = subprocess.run(
+        [sys.executable, str(root / "train.py"), "--config", str(cfg), "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONPATH=str(root)),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "run" / "metrics.json").is_file()
