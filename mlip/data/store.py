@@ -211,6 +211,11 @@ class PreprocessedDataset(Dataset):
         shard, i = self._shard(int(self.indices[idx]))
         return shard.frame(i)
 
+    def meta(self, idx: int) -> dict:
+        """The stored metadata of item ``idx`` (``mp_id``, ``frame_id``, ...) without reading its arrays."""
+        shard, i = self._shard(int(self.indices[idx]))
+        return shard.meta(i)
+
     def n_atoms(self, idx: int) -> int:
         """Atoms of item ``idx`` without building its graph (for atom-bounded batching)."""
         shard, i = self._shard(int(self.indices[idx]))

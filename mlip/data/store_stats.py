@@ -25,7 +25,7 @@ import numpy as np
 from mlip.data.neighbors import neighbor_list
 from mlip.data.store import PreprocessedDataset
 
-__all__ = ["store_statistics"]
+__all__ = ["store_elements", "store_statistics"]
 
 
 def _key(indices: np.ndarray, r_max: float, e0_spec, neighbor_frames: int) -> str:
@@ -34,14 +34,28 @@ def _key(indices: np.ndarray, r_max: float, e0_spec, neighbor_frames: int) -> st
     return h.hexdigest()[:16]
 
 
+_NZ = 119  # atomic numbers 0..118
+
+
 def _per_shard(ds: PreprocessedDataset, indices: np.ndarray):
-    """Yield ``(arrays, local indices)`` shard by shard for the sorted global ``indices``."""
-    order = np.sort(indices)
+    """Yield ``(arrays, multiplicity [F], atom_frame [A])`` per shard touched by the global ``indices``: how often
+    each of the shard's frames is selected, and the frame of each of its atoms."""
+    order = np.sort(np.asarray(indices, dtype=np.int64))
     for s, shard in enumerate(ds.shards):
         lo, hi = ds.starts[s], ds.starts[s + 1]
         local = order[(order >= lo) & (order < hi)] - lo
         if len(local):
-            yield shard.arrays(), local
+            arrays = shard.arrays()
+            sizes = np.diff(np.asarray(arrays["offsets"]))
+            yield arrays, np.bincount(local, minlength=len(sizes)), np.repeat(np.arange(len(sizes)), sizes)
+
+
+def store_elements(ds: PreprocessedDataset) -> list[int]:
+    """Sorted atomic numbers present in the frames of ``ds`` (one vectorised pass over the shards)."""
+    present = np.zeros(_NZ, dtype=bool)
+    for arrays, mult, atom_frame in _per_shard(ds, ds.indices):
+        present[np.asarray(arrays["numbers"])[mult[atom_frame] > 0]] = True
+    return np.flatnonzero(present).tolist()
 
 
 def store_statistics(
@@ -67,39 +81,39 @@ def store_statistics(
             time.sleep(1.0)
     if cache and path.is_file():
         return json.loads(path.read_text())
-    present: set[int] = set()
-    for arrays, local in _per_shard(ds, ds.indices):
-        off = arrays["offsets"]
-        for i in local:
-            present.update(np.unique(arrays["numbers"][off[i] : off[i + 1]]).tolist())
-    zs = sorted(int(z) for z in present)
-    col = {z: k for k, z in enumerate(zs)}
-    ata, aty = np.zeros((len(zs), len(zs))), np.zeros(len(zs))
-    rows = []  # (counts, energy, n_atoms) of labelled frames, kept compact for the shift below
-    f_sq, f_n = 0.0, 0
-    for arrays, local in _per_shard(ds, ds.indices):
-        off, has = arrays["offsets"], arrays["has"]
-        for i in local:
-            nums = np.asarray(arrays["numbers"][off[i] : off[i + 1]])
-            counts = np.bincount([col[int(z)] for z in nums], minlength=len(zs)).astype(np.float64)
-            if has[i, 0]:
-                e = float(arrays["energy"][i])
-                ata += np.outer(counts, counts)
-                aty += counts * e
-                rows.append((counts, e, len(nums)))
-            if has[i, 1]:
-                f = np.asarray(arrays["forces"][off[i] : off[i + 1]])
-                f_sq += float(np.square(f).sum())
-                f_n += f.size
-    e0 = _resolve_e0(e0_spec, zs, ata, aty)
+    # one pass, vectorised per shard, over all 119 element columns (reduced to the present ones at the end)
+    ata, aty, c_per_atom = np.zeros((_NZ, _NZ)), np.zeros(_NZ), np.zeros(_NZ)
+    present = np.zeros(_NZ)
+    e_per_atom = n_labelled = f_sq = f_n = 0.0
+    for arrays, mult, atom_frame in _per_shard(ds, ds.indices):
+        nums = np.asarray(arrays["numbers"], dtype=np.int64)
+        n_frames = len(mult)
+        counts = np.bincount(atom_frame * _NZ + nums, minlength=n_frames * _NZ).reshape(n_frames, _NZ)
+        counts = counts.astype(np.float64)
+        present += mult @ counts
+        has = np.asarray(arrays["has"])
+        w = mult * has[:, 0]  # labelled energies, with multiplicity
+        energy = np.asarray(arrays["energy"])
+        n_atoms = counts.sum(1)
+        ata += (counts * w[:, None]).T @ counts
+        aty += counts.T @ (w * energy)
+        e_per_atom += float((w * energy / n_atoms).sum())
+        c_per_atom += (w / n_atoms) @ counts
+        n_labelled += float(w.sum())
+        fw = (mult * has[:, 1])[atom_frame]
+        f_sq += float((fw * np.square(np.asarray(arrays["forces"])).sum(1)).sum())
+        f_n += 3.0 * float(fw.sum())
+    zs = np.flatnonzero(present > 0).tolist()
+    e0 = _resolve_e0(e0_spec, zs, ata[np.ix_(zs, zs)], aty[zs])
     e0_vec = np.array([e0[z] for z in zs])
-    per_atom = [(e - counts @ e0_vec) / n for counts, e, n in rows]
+    # mean over labelled frames of (E - Σ_Z n_Z e_Z) / N, from the accumulated sums
+    shift = (e_per_atom - c_per_atom[zs] @ e0_vec) / n_labelled if n_labelled else 0.0
     scale = float(np.sqrt(f_sq / f_n)) if f_n else 1.0
     stats = {
         "n_frames": int(len(ds.indices)),
         "elements": zs,
         "e0": {str(z): e0[z] for z in zs},
-        "shift": float(np.mean(per_atom)) if per_atom else 0.0,
+        "shift": float(shift),
         "scale": scale if scale > 1e-8 else 1.0,
         **_neighbors(ds, neighbor_frames),
     }

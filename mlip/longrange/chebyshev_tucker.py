@@ -83,15 +83,20 @@ def plan_chebyshev_tucker(
     rank: int | None = None,
 ) -> ChebyshevTuckerPlan:
     """Pick the degrees (and, if given, the rank) for a structure; see the module docstring for the rule."""
+    return _plan(positions, sigma, accuracy, degree=degree, rank=rank)[0]
+
+
+def _plan(positions, sigma, accuracy, *, degree, rank) -> tuple[ChebyshevTuckerPlan, np.ndarray, np.ndarray]:
+    """The plan and the Gaussian sum ``(w, a)`` it was made with (computed once per evaluation)."""
     extent = (positions.detach().amax(0) - positions.detach().amin(0)).double().cpu().numpy()
     p = math.log(1.0 / accuracy)
     if degree is None:
         deg = tuple(int(math.ceil(DEGREE_FACTOR * (e / sigma) * math.sqrt(p))) + 4 for e in extent)
     else:
         deg = (int(degree),) * 3
-    r_max = float(np.linalg.norm(extent))
-    n_gauss = len(gaussian_sum(sigma, r_max, accuracy)[0])
-    return ChebyshevTuckerPlan(degree=deg, rank=None if rank is None else (int(rank),) * 3, n_gauss=n_gauss)
+    w, a = gaussian_sum(sigma, float(np.linalg.norm(extent)), accuracy)
+    plan = ChebyshevTuckerPlan(degree=deg, rank=None if rank is None else (int(rank),) * 3, n_gauss=len(w))
+    return plan, w, a
 
 
 def _chebyshev_nodes(lo: torch.Tensor, hi: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,9 +191,7 @@ def chebyshev_tucker_potential(
     Returns:
         ``(phi [N], plan)``; ``plan.rank`` holds the ranks actually used.
     """
-    plan = plan_chebyshev_tucker(positions, sigma, accuracy, degree=degree, rank=rank)
-    extent = (positions.detach().amax(0) - positions.detach().amin(0)).norm().item()
-    w_np, a_np = gaussian_sum(sigma, extent, accuracy)
+    plan, w_np, a_np = _plan(positions, sigma, accuracy, degree=degree, rank=rank)
     w, a = positions.new_tensor(w_np), positions.new_tensor(a_np)
     lo = positions.detach().amin(0) - 1e-3 * sigma
     hi = positions.detach().amax(0) + 1e-3 * sigma

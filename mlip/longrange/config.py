@@ -29,18 +29,15 @@ class LongRangeConfig:
     charge_hidden: int = 16
 
     def __post_init__(self) -> None:
-        if self.kind not in {m.value for m in Method}:
-            self._bad_kind()
+        choices = [m.value for m in Method]
+        if self.kind not in choices:
+            raise ValueError(f"long_range.kind must be one of {choices}, got {self.kind!r}")
         if not 0.0 < self.accuracy < 1.0:
             raise ValueError(f"long_range.accuracy must lie in (0, 1), got {self.accuracy}")
         if self.sigma is not None and not self.sigma > 0:
             raise ValueError(f"long_range.sigma must be positive (Å) or null, got {self.sigma}")
         if self.charge_hidden < 1:
             raise ValueError(f"long_range.charge_hidden must be >= 1, got {self.charge_hidden}")
-
-    def _bad_kind(self) -> None:
-        choices = [m.value for m in Method]
-        raise ValueError(f"long_range.kind must be one of {choices}, got {self.kind!r}")
 
     @classmethod
     def from_dict(cls, raw: dict) -> LongRangeConfig:

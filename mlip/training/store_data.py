@@ -9,7 +9,7 @@ import numpy as np
 
 from mlip.data import GraphDataset, read_frames, split_indices, split_isolated_atoms
 from mlip.data.store import PreprocessedDataset, read_manifest
-from mlip.data.store_stats import store_statistics
+from mlip.data.store_stats import store_elements, store_statistics
 
 __all__ = ["is_preprocessed", "prepare_preprocessed"]
 
@@ -17,18 +17,6 @@ __all__ = ["is_preprocessed", "prepare_preprocessed"]
 def is_preprocessed(path: str | Path | None) -> bool:
     """True for a directory written by ``mlip-preprocess`` (complete or not)."""
     return path is not None and Path(path).is_dir()
-
-
-def _elements(ds: PreprocessedDataset) -> set[int]:
-    found: set[int] = set()
-    order = np.sort(ds.indices)
-    for s, shard in enumerate(ds.shards):
-        local = order[(order >= ds.starts[s]) & (order < ds.starts[s + 1])] - ds.starts[s]
-        if len(local):
-            off, nums = shard.arrays()["offsets"], shard.arrays()["numbers"]
-            for i in local:
-                found.update(np.unique(nums[off[i] : off[i + 1]]).tolist())
-    return {int(z) for z in found}
 
 
 def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
@@ -46,7 +34,7 @@ def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
             full = PreprocessedDataset(path, r_max)
             groups = []
             for i in range(n):
-                meta = full.frame(i).info
+                meta = full.meta(i)  # the frame's metadata only, no Atoms built
                 if d.split_by not in meta:
                     raise ValueError(f"{path}: frame {i} has no {d.split_by!r} to split by")
                 groups.append(meta[d.split_by])
@@ -67,7 +55,7 @@ def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
     zs = stats["elements"]
     tests = {Path(p).name: GraphDataset(read_frames(p, keys), r_max, name=Path(p).name) for p in d.test_files}
     if isinstance(valid, PreprocessedDataset):
-        unknown = _elements(valid) - set(zs)
+        unknown = set(store_elements(valid)) - set(zs)
         if unknown:
             raise ValueError(f"valid contains elements {sorted(unknown)} absent from the training set")
     model_config = {
