@@ -8,8 +8,11 @@ from mlip.data.graph import Frame, atoms_to_graph, frame_to_graph, validate_stru
 from mlip.data.nacl import TosiFumiNaCl, generate_nacl_dataset
 from mlip.data.neighbors import neighbor_list
 from mlip.data.readers import LabelKeys, atoms_to_frame, read_frames, read_mptrj_json, split_isolated_atoms
+from mlip.data.references import EnergyReferences, load_energy_references
+from mlip.data.sources import iter_atoms
 
 __all__ = [
+    "EnergyReferences",
     "Frame",
     "GraphDataset",
     "LabelKeys",
@@ -20,6 +23,8 @@ __all__ = [
     "frame_to_graph",
     "generate_emt_dataset",
     "generate_nacl_dataset",
+    "iter_atoms",
+    "load_energy_references",
     "TosiFumiNaCl",
     "make_loader",
     "neighbor_list",

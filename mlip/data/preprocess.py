@@ -1,8 +1,8 @@
 """``mlip-preprocess SRC... OUT [--workers N] [--shard-size F]``: any supported source -> the sharded format of
 :mod:`mlip.data.store`.
 
-Sources are streamed (MPtrj JSON by :func:`mlip.data.mptrj.read_mptrj`, everything else by ``ase.io.iread``,
-including ASE databases), cut into shards of ``shard_size`` frames in file order and written by ``workers``
+Sources are streamed by :func:`mlip.data.sources.iter_atoms` (MPtrj JSON, fairchem ``aselmdb``, legacy OC20
+LMDB, ASE databases and every ``ase.io`` format; files or directories of LMDB files), cut into shards of ``shard_size`` frames in file order and written by ``workers``
 processes, at most ``2 * workers`` shards in flight, so memory is bounded by a few shards whatever the source's
 size. Shard ``k`` always holds frames ``k * shard_size ...`` of the concatenated sources, so a rerun after an
 interruption finds the shards already written, leaves them, and writes the rest; ``manifest.json`` is written
@@ -20,32 +20,31 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 from mlip.data.graph import Frame
-from mlip.data.readers import LabelKeys, _is_mptrj_json, atoms_to_frame
+from mlip.data.readers import LabelKeys, atoms_to_frame
+from mlip.data.references import EnergyReferences
+from mlip.data.sources import iter_atoms
 from mlip.data.store import FORMAT, VERSION, shard_name, write_shard
 
 __all__ = ["iter_frames", "main", "preprocess"]
 
 
 def iter_frames(
-    path: str | Path, keys: LabelKeys | None = None, *, mptrj_energy: str = "uncorrected"
+    path: str | Path,
+    keys: LabelKeys | None = None,
+    *,
+    mptrj_energy: str = "uncorrected",
+    references: EnergyReferences | None = None,
 ) -> Iterator[Frame]:
-    """Stream the labelled frames of one source file (labels looked up with ``keys``, default search order)."""
+    """Stream the labelled frames of one source (labels looked up with ``keys``, default search order;
+    ``references`` subtracts per-system reference energies)."""
     keys = LabelKeys() if keys is None else keys
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such data file: {path}")
-    if path.suffix == ".json" and _is_mptrj_json(path):
-        from mlip.data.mptrj import read_mptrj
-
-        for atoms in read_mptrj(path, energy=mptrj_energy):
-            yield atoms_to_frame(
-                atoms, keys, where=f"{path.name}:{atoms.info['mp_id']}/{atoms.info['frame_id']}"
-            )
-        return
-    import ase.io
-
-    for i, atoms in enumerate(ase.io.iread(str(path), index=":")):
-        yield atoms_to_frame(atoms, keys, where=f"{path.name}[{i}]")
+    name = Path(path).name
+    for i, atoms in enumerate(iter_atoms(path, mptrj_energy=mptrj_energy)):
+        where = f"{name}[{i}]"
+        if "mp_id" in atoms.info:
+            where = f"{name}:{atoms.info['mp_id']}/{atoms.info['frame_id']}"
+        frame = atoms_to_frame(atoms, keys, where=where)
+        yield frame if references is None else references.apply(frame, where=where)
 
 
 def _chunks(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
@@ -67,20 +66,37 @@ def preprocess(
     workers: int = 1,
     keys: LabelKeys | None = None,
     mptrj_energy: str = "uncorrected",
+    energy_references: str | Path | None = None,
 ) -> dict:
-    """Convert ``sources`` into ``out`` (see the module docstring); returns the manifest."""
+    """Convert ``sources`` into ``out`` (see the module docstring); returns the manifest.
+
+    ``keys.fixed_tags`` marks atoms of those tags fixed (OC20: ``(0,)``); ``energy_references`` (a file read by
+    :func:`mlip.data.references.load_energy_references`) stores referenced instead of total energies.
+    """
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    keys = LabelKeys() if keys is None else keys
+    settings = {
+        "sources": [str(s) for s in sources],
+        "shard_size": shard_size,
+        "mptrj_energy": mptrj_energy,
+        "fixed_tags": [int(t) for t in keys.fixed_tags],
+        "energy_references": None if energy_references is None else str(energy_references),
+    }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     old = out / "manifest.json"
     if old.is_file():
         previous = json.loads(old.read_text())
-        if previous.get("shard_size") != shard_size or previous.get("sources") != [str(s) for s in sources]:
+        changed = [k for k, v in settings.items() if previous.get(k, v if k == "fixed_tags" else None) != v]
+        if changed:
             raise ValueError(
-                f"{out} holds a dataset made from other sources or shard size; use a new directory"
+                f"{out} holds a dataset made with other {', '.join(changed)}; use a new directory"
             )
-    frames = (f for src in sources for f in iter_frames(src, keys, mptrj_energy=mptrj_energy))
+    refs = None if energy_references is None else EnergyReferences.from_file(energy_references)
+    frames = (
+        f for src in sources for f in iter_frames(src, keys, mptrj_energy=mptrj_energy, references=refs)
+    )
     infos: list[dict] = []
     if workers <= 1:
         for k, chunk in enumerate(_chunks(frames, shard_size)):
@@ -102,9 +118,7 @@ def preprocess(
     manifest = {
         "format": FORMAT,
         "version": VERSION,
-        "sources": [str(s) for s in sources],
-        "shard_size": shard_size,
-        "mptrj_energy": mptrj_energy,
+        **settings,
         "n_frames": sum(s["n_frames"] for s in infos),
         "n_atoms": sum(s["n_atoms"] for s in infos),
         "shards": infos,
@@ -117,11 +131,22 @@ def preprocess(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mlip-preprocess", description=__doc__.split("\n\n")[0])
-    p.add_argument("sources", nargs="+", help="data files (MPtrj JSON, extxyz, ASE db, any ASE format)")
+    p.add_argument(
+        "sources", nargs="+",
+        help="data files or directories (MPtrj JSON, aselmdb, OC20 LMDB, extxyz, ASE db, any ASE format)",
+    )  # fmt: skip
     p.add_argument("out", help="output directory")
     p.add_argument("--workers", type=int, default=1, help="processes writing shards (default 1)")
     p.add_argument("--shard-size", type=int, default=10_000, help="frames per shard (default 10000)")
     p.add_argument("--mptrj-energy", choices=["uncorrected", "corrected"], default="uncorrected")
+    p.add_argument(
+        "--fixed-tags", type=int, nargs="*", default=[], metavar="TAG",
+        help="atoms with these tags are fixed, out of the force loss (OC20: 0, the subsurface atoms)",
+    )  # fmt: skip
+    p.add_argument(
+        "--energy-references", metavar="FILE", default=None,
+        help="subtract per-system reference energies (OC20 S2EF .txt files or oc20_ref.pkl): adsorption energies",
+    )  # fmt: skip
     args = p.parse_args(argv)
     start = time.perf_counter()
     manifest = preprocess(
@@ -130,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         shard_size=args.shard_size,
         workers=args.workers,
         mptrj_energy=args.mptrj_energy,
+        keys=LabelKeys(fixed_tags=tuple(args.fixed_tags)),
+        energy_references=args.energy_references,
     )
     dt = time.perf_counter() - start
     print(

@@ -1,4 +1,5 @@
-"""Readers: any ASE-readable file, ASE databases and MPtrj JSON -> labelled :class:`~mlip.data.graph.Frame`.
+"""Readers: every source of :mod:`mlip.data.sources` (ASE formats and databases, MPtrj JSON, fairchem
+``aselmdb``, legacy OC20 LMDB) -> labelled :class:`~mlip.data.graph.Frame`.
 
 Label lookup (``LabelKeys``). A key that is given is looked up in ``info`` / ``arrays`` and the attached
 calculator's results; a frame without it is unlabelled for that quantity (masked in the loss; a training set
@@ -12,6 +13,10 @@ with no labels at all is an error). When a key is not given, the first found of:
   ``arrays["charges"]``.
 
 The net charge of a structure is ``info["charge"]`` (0 when absent).
+
+Fixed atoms (left out of the force loss): a ``FixAtoms`` constraint, ``arrays["move_mask"]`` false,
+``arrays["fixed"]`` true, and, when ``LabelKeys.fixed_tags`` is given, atoms whose tag is in it (OC20: tag 0
+marks subsurface slab atoms, held fixed in its relaxations).
 
 Stress may be 6 Voigt numbers (xx, yy, zz, yz, xz, xy, ASE order) or a 3x3 / 9-vector, always eV/Å³ with ASE's
 sign. MPtrj JSON holds kBar with VASP's sign; :func:`read_mptrj_json` converts it.
@@ -27,6 +32,7 @@ import ase.io
 import numpy as np
 
 from mlip.data.graph import Frame
+from mlip.data.references import EnergyReferences
 
 ISOLATED_ATOM_TYPES = frozenset({"isolatedatom", "isolated_atom"})
 
@@ -42,6 +48,7 @@ class LabelKeys:
     charges_key: str | None = None
     weight_key: str = "config_weight"
     config_type_key: str = "config_type"
+    fixed_tags: tuple[int, ...] = ()
 
 
 def _as_stress(value, where: str) -> np.ndarray:
@@ -79,9 +86,9 @@ def _label(atoms: ase.Atoms, results: dict, key: str | None, kind: str, name: st
     return None
 
 
-def fixed_atoms(atoms: ase.Atoms) -> np.ndarray:
+def fixed_atoms(atoms: ase.Atoms, fixed_tags: tuple[int, ...] = ()) -> np.ndarray:
     """``[N]`` bool: atoms fixed by a ``FixAtoms`` constraint, ``arrays["move_mask"]`` false (OC20 extxyz; ASE turns
-    it into FixAtoms on reading) or ``arrays["fixed"]`` true (fairchem's graphs)."""
+    it into FixAtoms on reading), ``arrays["fixed"]`` true (fairchem's graphs) or a tag in ``fixed_tags``."""
     from ase.constraints import FixAtoms
 
     fixed = np.zeros(len(atoms), dtype=bool)
@@ -92,6 +99,8 @@ def fixed_atoms(atoms: ase.Atoms) -> np.ndarray:
         fixed |= ~np.asarray(atoms.arrays["move_mask"], dtype=bool)
     if "fixed" in atoms.arrays:
         fixed |= np.asarray(atoms.arrays["fixed"], dtype=bool)
+    if fixed_tags:
+        fixed |= np.isin(atoms.get_tags(), np.asarray(fixed_tags, dtype=np.int64))
     return fixed
 
 
@@ -119,7 +128,7 @@ def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: st
             stress = _as_stress(atoms.info["stress"], where)
     config_type = atoms.info.get(keys.config_type_key)
     weight = float(atoms.info.get(keys.weight_key, 1.0))
-    fixed = fixed_atoms(atoms)
+    fixed = fixed_atoms(atoms, tuple(keys.fixed_tags))
     bare = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     if "charge" in atoms.info:
         bare.info["charge"] = float(np.asarray(atoms.info["charge"]).reshape(()))
@@ -163,25 +172,31 @@ def _is_mptrj_json(path: Path) -> bool:
 
 
 def read_frames(
-    path: str | Path, keys: LabelKeys = LabelKeys(), *, index: str = ":", mptrj_energy: str = "uncorrected"
+    path: str | Path,
+    keys: LabelKeys = LabelKeys(),
+    *,
+    index: str = ":",
+    mptrj_energy: str = "uncorrected",
+    references: EnergyReferences | None = None,
 ) -> list[Frame]:
     """Every frame of ``path`` with its labels.
 
-    Formats: MPtrj JSON (detected by content; ``mptrj_energy`` picks the uncorrected or corrected energy), ASE
-    databases (``.db``, ASE-JSON databases) and anything ``ase.io.read`` reads (extxyz first).
+    Formats: those of :func:`mlip.data.sources.iter_atoms` (MPtrj JSON, ``aselmdb``, legacy OC20 LMDB, files or
+    directories; ASE databases and anything ``ase.io`` reads). ``mptrj_energy`` picks MPtrj's uncorrected or
+    corrected energy; ``index`` selects frames of ASE-read files; ``references`` turns total energies into
+    referenced ones (:class:`mlip.data.references.EnergyReferences`).
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such data file: {path}")
-    if path.suffix == ".json" and _is_mptrj_json(path):
-        return read_mptrj_json(path, energy=mptrj_energy)
-    try:
-        images = ase.io.read(str(path), index=index)
-    except Exception as err:
-        raise ValueError(f"cannot read {path} with ASE: {err}") from err
-    if isinstance(images, ase.Atoms):
-        images = [images]
-    return [atoms_to_frame(a, keys, where=f"{path.name}[{i}]") for i, a in enumerate(images)]
+    from mlip.data.sources import iter_atoms
+
+    name = Path(path).name
+    frames = []
+    for i, atoms in enumerate(iter_atoms(path, mptrj_energy=mptrj_energy, index=index)):
+        where = f"{name}[{i}]"
+        if "mp_id" in atoms.info:
+            where = f"{name}:{atoms.info['mp_id']}/{atoms.info['frame_id']}"
+        frame = atoms_to_frame(atoms, keys, where=where)
+        frames.append(frame if references is None else references.apply(frame, where=where))
+    return frames
 
 
 def split_isolated_atoms(frames: list[Frame]) -> tuple[list[Frame], dict[int, float]]:

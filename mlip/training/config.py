@@ -24,6 +24,12 @@ class DataConfig:
     ``mptrj_energy``: ``uncorrected`` or ``corrected`` energies from MPtrj JSON. ``max_atoms_per_batch``: when
     set, training batches are filled up to that many atoms (and at most ``batch_size`` frames) by
     :class:`mlip.data.sampler.BudgetBatchSampler`, which also shares them out over distributed ranks.
+    ``fixed_tags``: atoms with these tags count as fixed and are left out of the force loss (OC20: ``[0]``, the
+    subsurface atoms). ``energy_references``: a file of per-system reference energies
+    (:func:`mlip.data.references.load_energy_references`) subtracted from every frame, which turns OC20's total
+    energies into adsorption energies; ``system_key`` is the ``info`` key with each frame's system id. For a
+    preprocessed directory both are fixed when it is written (``mlip-preprocess --fixed-tags/--energy-references``)
+    and must match its manifest here.
     """
 
     train_file: str | None = None
@@ -36,6 +42,9 @@ class DataConfig:
     split_by: str | None = None
     format: str = "auto"
     mptrj_energy: str = "uncorrected"
+    fixed_tags: list[int] = field(default_factory=list)
+    energy_references: str | None = None
+    system_key: str = "sid"
     energy_key: str | None = None
     forces_key: str | None = None
     stress_key: str | None = None

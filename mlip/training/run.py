@@ -25,6 +25,7 @@ from mlip.data import (
     split_isolated_atoms,
 )
 from mlip.data.batch import collate
+from mlip.data.references import EnergyReferences
 from mlip.data.sampler import BudgetBatchSampler
 from mlip.models import save_model
 from mlip.training.config import DEFAULT_MODEL, RunConfig
@@ -51,7 +52,14 @@ def _label_keys(cfg) -> LabelKeys:
         stress_key=cfg.stress_key,
         virials_key=cfg.virials_key,
         charges_key=cfg.charges_key,
+        fixed_tags=tuple(int(t) for t in cfg.fixed_tags),
     )
+
+
+def _references(cfg) -> EnergyReferences | None:
+    if cfg.energy_references is None:
+        return None
+    return EnergyReferences.from_file(cfg.energy_references, key=cfg.system_key)
 
 
 def load_frames(cfg) -> tuple[list[Frame], list[Frame], dict[str, list[Frame]], dict[int, float]]:
@@ -73,8 +81,12 @@ def load_frames(cfg) -> tuple[list[Frame], list[Frame], dict[str, list[Frame]], 
         frames = generate_emt_dataset(cfg.emt_frames, seed=cfg.seed)
         tests = {"emt_test": generate_emt_dataset(cfg.emt_test_frames, seed=cfg.seed + 1000)}
     else:
-        frames = read_frames(cfg.train_file, keys, mptrj_energy=cfg.mptrj_energy)
-        tests = {Path(p).name: read_frames(p, keys, mptrj_energy=cfg.mptrj_energy) for p in cfg.test_files}
+        refs = _references(cfg)
+        frames = read_frames(cfg.train_file, keys, mptrj_energy=cfg.mptrj_energy, references=refs)
+        tests = {
+            Path(p).name: read_frames(p, keys, mptrj_energy=cfg.mptrj_energy, references=refs)
+            for p in cfg.test_files
+        }
     frames, isolated = split_isolated_atoms(frames)
     if cfg.e0_file:
         _, extra = split_isolated_atoms(read_frames(cfg.e0_file, keys))
@@ -82,7 +94,9 @@ def load_frames(cfg) -> tuple[list[Frame], list[Frame], dict[str, list[Frame]], 
     if cfg.valid_file:
         train, valid = (
             frames,
-            split_isolated_atoms(read_frames(cfg.valid_file, keys, mptrj_energy=cfg.mptrj_energy))[0],
+            split_isolated_atoms(
+                read_frames(cfg.valid_file, keys, mptrj_energy=cfg.mptrj_energy, references=_references(cfg))
+            )[0],
         )
     else:
         train, valid = split_frames(

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mlip.data import GraphDataset, read_frames, split_indices, split_isolated_atoms
+from mlip.data.references import EnergyReferences
 from mlip.data.store import PreprocessedDataset, read_manifest
 from mlip.data.store_stats import store_elements, store_statistics
 
@@ -15,8 +16,34 @@ __all__ = ["is_preprocessed", "prepare_preprocessed"]
 
 
 def is_preprocessed(path: str | Path | None) -> bool:
-    """True for a directory written by ``mlip-preprocess`` (complete or not)."""
-    return path is not None and Path(path).is_dir()
+    """True for a directory written by ``mlip-preprocess`` (complete or not), not for a directory of LMDB files."""
+    if path is None or not Path(path).is_dir():
+        return False
+    from mlip.data.sources import lmdb_kind
+
+    return lmdb_kind(path) is None
+
+
+def _check_settings(d, manifest: dict, path: Path) -> None:
+    """Fixed tags, energy references and MPtrj energies are applied when the directory is written: the
+    config must agree with the manifest rather than be silently ignored."""
+    wanted = {
+        "fixed_tags": [int(t) for t in d.fixed_tags],
+        "energy_references": d.energy_references,
+        "mptrj_energy": d.mptrj_energy,
+    }
+    for key, value in wanted.items():
+        stored = manifest.get(key, [] if key == "fixed_tags" else None)
+        if key == "energy_references" and value is not None and stored is not None:
+            same = Path(value).resolve() == Path(stored).resolve()
+        else:
+            same = stored == value or (key == "mptrj_energy" and value == "uncorrected" and stored is None)
+        if not same:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(
+                f"data.{key} is {value!r} but {path} was written with {stored!r}; it is applied by "
+                f"mlip-preprocess ({flag}), so rerun it into a new directory or change the config"
+            )
 
 
 def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
@@ -24,6 +51,10 @@ def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
     directory. ``model_config`` must hold ``r_max``; atomic numbers, E0s and the statistics are filled in."""
     path = Path(d.train_file)
     manifest = read_manifest(path)
+    _check_settings(d, manifest, path)
+    refs = None
+    if manifest.get("energy_references"):
+        refs = EnergyReferences.from_file(manifest["energy_references"], key=d.system_key)
     r_max = float(model_config.get("r_max", 5.0))
     n = manifest["n_frames"]
     if d.valid_file:
@@ -44,7 +75,9 @@ def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
         valid = PreprocessedDataset(path, r_max, indices=valid_idx, name="valid")
     train = PreprocessedDataset(path, r_max, indices=train_idx, name="train")
     if valid is None:
-        valid = GraphDataset(split_isolated_atoms(read_frames(d.valid_file, keys))[0], r_max, name="valid")
+        valid = GraphDataset(
+            split_isolated_atoms(read_frames(d.valid_file, keys, references=refs))[0], r_max, name="valid"
+        )
     spec = d.e0s if d.e0s is not None else "average"
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
@@ -53,7 +86,10 @@ def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
     )  # set from RANK / LOCAL_RANK / SLURM_PROCID before the trainer exists
     stats = store_statistics(train, e0_spec=spec, wait_seconds=None if rank == 0 else 3600.0)
     zs = stats["elements"]
-    tests = {Path(p).name: GraphDataset(read_frames(p, keys), r_max, name=Path(p).name) for p in d.test_files}
+    tests = {
+        Path(p).name: GraphDataset(read_frames(p, keys, references=refs), r_max, name=Path(p).name)
+        for p in d.test_files
+    }
     if isinstance(valid, PreprocessedDataset):
         unknown = set(store_elements(valid)) - set(zs)
         if unknown:

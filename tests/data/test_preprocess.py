@@ -13,7 +13,7 @@ import torch
 from mlip import keys as K
 from mlip.data.graph import frame_to_graph
 from mlip.data.preprocess import preprocess
-from mlip.data.readers import read_frames
+from mlip.data.readers import LabelKeys, read_frames
 from mlip.data.store import PreprocessedDataset
 
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "mptrj_sample"
@@ -78,8 +78,10 @@ def test_an_interrupted_run_resumes_without_corrupt_shards(tmp_path):
 
 def test_rerun_with_other_settings_is_refused(tmp_path):
     preprocess(SOURCES, tmp_path / "out", shard_size=4)
-    with pytest.raises(ValueError, match="other sources or shard size"):
+    with pytest.raises(ValueError, match="made with other shard_size"):
         preprocess(SOURCES, tmp_path / "out", shard_size=5)
+    with pytest.raises(ValueError, match="made with other fixed_tags"):
+        preprocess(SOURCES, tmp_path / "out", shard_size=4, keys=LabelKeys(fixed_tags=(0,)))
 
 
 def test_command_line(tmp_path):

@@ -1,0 +1,203 @@
+"""The legacy OC20/OC22 LMDB layout: pickled PyTorch Geometric ``Data`` objects, read without PyG.
+
+Layout (fairchem ``LmdbDataset``, written by its ``preprocess_ef.py`` / ``AtomsToGraphs``): a file ``*.lmdb``
+(``subdir=False``) or a directory of them (``data.0000.lmdb``, ...), read in sorted order. Key ``b"<i>"``
+(``i = 0, 1, ...`` as ASCII decimal) holds ``pickle.dumps(data)``; the optional key ``b"length"`` holds the
+pickled count. The fields of ``data`` used here, as fairchem documents them:
+
+==================  ==========================  ===========================================================
+field               shape, dtype                meaning
+==================  ==========================  ===========================================================
+``pos``             ``[N, 3]`` float32          positions, Å (wrapped into the cell by ``AtomsToGraphs``)
+``atomic_numbers``  ``[N]`` float32 / uint8     Z
+``cell``            ``[1, 3, 3]`` float32       rows are lattice vectors, Å
+``natoms``          int                         N
+``tags``            ``[N]`` int                 OC20: 0 subsurface, 1 surface, 2 adsorbate
+``fixed``           ``[N]`` int / float         1 = held fixed in the relaxation (FixAtoms)
+``y`` / ``energy``  float                       S2EF energy, eV (usually referenced: adsorption energy)
+``force`` / ``forces``  ``[N, 3]`` float32      eV/Å
+``stress``          ``[3, 3]`` or ``[1, 3, 3]``  eV/Å³, ASE sign (OC22, OMat-style sets)
+``y_init``, ``y_relaxed``, ``pos_relaxed``  IS2RE: energies of the initial (``pos``) and relaxed structure
+``sid``, ``fid``    int                         system id, frame index in its relaxation
+``pbc``             ``[3]`` or ``[1, 3]`` bool  periodicity (absent in OC20: all periodic)
+==================  ==========================  ===========================================================
+
+PyG 1.x pickled these fields straight into the object's ``__dict__``; PyG 2.x keeps them in
+``__dict__["_store"]``, a ``GlobalStorage`` whose state holds ``_mapping``. Both are read. Unpickling runs code
+named by the file, so :class:`_OC20Unpickler` admits only the classes such files need: the PyG classes are
+replaced by an inert stand-in that records its state, and tensors are rebuilt through ``torch.load`` with
+``weights_only=True``. Anything else is refused with a clear error.
+
+Each record becomes an ``ase.Atoms`` with a SinglePointCalculator (energy, forces, stress), ``tags``, a
+``FixAtoms`` constraint for ``fixed`` atoms and ``info`` ``sid`` / ``fid``. An IS2RE record gives its initial
+structure with ``y_init`` and, when present, its relaxed structure with ``y_relaxed`` (no forces).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+
+import ase
+import numpy as np
+
+from mlip.data.lmdb_env import lmdb_files, open_lmdb
+
+__all__ = ["count_pyg_lmdb", "fields_to_atoms", "iter_pyg_lmdb", "record_fields"]
+
+
+class PygStandIn:
+    """Stands in for ``torch_geometric.data.Data`` / ``GlobalStorage`` / ...: keeps the unpickled state."""
+
+    def __init__(self, *args, **kwargs):
+        self.state: dict = {}
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple):  # (dict state, slot state)
+            state = {**(state[0] or {}), **(state[1] or {})}
+        self.state = dict(state)
+
+
+def _load_storage(blob: bytes):
+    """``torch.storage._load_from_bytes`` without arbitrary code: the storage pickle loaded weights-only."""
+    import torch
+
+    return torch.load(io.BytesIO(blob), weights_only=True)
+
+
+_ALLOWED = {
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_tensor"),
+    ("collections", "OrderedDict"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class _OC20Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if module.startswith("torch_geometric."):
+            return PygStandIn
+        if (module, name) == ("torch.storage", "_load_from_bytes"):
+            return _load_storage
+        if (module, name) in _ALLOWED or (module == "numpy.dtypes" and name.endswith("DType")):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"refusing to unpickle {module}.{name}: not part of an OC20 LMDB record (tensors, numbers, PyG Data)"
+        )
+
+
+def record_fields(blob: bytes, *, where: str = "record") -> dict:
+    """The fields of one pickled ``Data`` record (PyG 1.x or 2.x layout) as a plain dict."""
+    try:
+        obj = _OC20Unpickler(io.BytesIO(blob)).load()
+    except Exception as err:
+        raise ValueError(f"{where}: cannot read the pickled record: {err}") from err
+    if isinstance(obj, dict):
+        return obj
+    if not isinstance(obj, PygStandIn):
+        raise ValueError(f"{where}: expected a PyG Data object, got {type(obj).__name__}")
+    state = obj.state
+    store = state.get("_store")
+    if isinstance(store, PygStandIn):  # PyG 2.x: GlobalStorage(_mapping=...)
+        return dict(store.state.get("_mapping", {}))
+    return {k: v for k, v in state.items() if not k.startswith("_")}
+
+
+def _np(value, dtype=np.float64) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=dtype)
+
+
+def _scalar(value) -> float:
+    return float(_np(value).reshape(-1)[0])
+
+
+def _first(fields: dict, *names: str):
+    for n in names:
+        if fields.get(n) is not None:
+            return fields[n]
+    return None
+
+
+def fields_to_atoms(fields: dict, *, where: str = "record") -> list[ase.Atoms]:
+    """One record's fields -> its labelled structures (one for S2EF, up to two for IS2RE)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.constraints import FixAtoms
+
+    for key in ("pos", "atomic_numbers"):
+        if fields.get(key) is None:
+            raise ValueError(f"{where}: the record has no {key!r} (is this an OC20 LMDB?)")
+    numbers = np.rint(_np(fields["atomic_numbers"])).astype(int).reshape(-1)
+    n = len(numbers)
+    cell = _np(fields["cell"]).reshape(3, 3) if fields.get("cell") is not None else np.zeros((3, 3))
+    pbc = _np(fields["pbc"], bool).reshape(-1)[:3] if fields.get("pbc") is not None else cell.any(axis=1)
+    tags = _np(fields["tags"], np.int64).reshape(n) if fields.get("tags") is not None else None
+    fixed = _np(fields["fixed"]).reshape(n) > 0.5 if fields.get("fixed") is not None else None
+    info = {k: int(_scalar(fields[k])) for k in ("sid", "fid") if fields.get(k) is not None}
+
+    def build(positions, energy, forces, stress) -> ase.Atoms:
+        atoms = ase.Atoms(numbers=numbers, positions=_np(positions).reshape(n, 3), cell=cell, pbc=pbc)
+        if tags is not None:
+            atoms.set_tags(tags)
+        if fixed is not None and fixed.any():
+            atoms.set_constraint(FixAtoms(mask=fixed))
+        atoms.info.update(info)
+        results = {}
+        if energy is not None:
+            results["energy"] = _scalar(energy)
+        if forces is not None:
+            results["forces"] = _np(forces).reshape(n, 3)
+        if stress is not None:
+            s = _np(stress).reshape(3, 3)
+            results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+        if results:
+            atoms.calc = SinglePointCalculator(atoms, **results)
+        return atoms
+
+    energy = _first(fields, "energy", "y")
+    forces = _first(fields, "forces", "force")
+    if energy is not None or forces is not None or fields.get("y_init") is None:
+        return [build(fields["pos"], energy, forces, fields.get("stress"))]
+    out = [build(fields["pos"], fields["y_init"], None, None)]
+    if fields.get("pos_relaxed") is not None and fields.get("y_relaxed") is not None:
+        out.append(build(fields["pos_relaxed"], fields["y_relaxed"], None, None))
+    return out
+
+
+def _keys(txn) -> list[bytes]:
+    keys = [k for k in txn.cursor().iternext(keys=True, values=False) if k.isdigit()]
+    return sorted(keys, key=int)
+
+
+def iter_pyg_lmdb(path: str | Path) -> Iterator[ase.Atoms]:
+    """Stream the structures of one legacy LMDB file or of every ``*.lmdb`` file in a directory."""
+    for file in lmdb_files(path, ".lmdb"):
+        env = open_lmdb(file)
+        try:
+            with env.begin() as txn:
+                for key in _keys(txn):
+                    where = f"{file.name}[{key.decode()}]"
+                    yield from fields_to_atoms(record_fields(txn.get(key), where=where), where=where)
+        finally:
+            env.close()
+
+
+def count_pyg_lmdb(path: str | Path) -> int:
+    """Number of records (IS2RE records may give two structures each)."""
+    total = 0
+    for file in lmdb_files(path, ".lmdb"):
+        env = open_lmdb(file)
+        try:
+            with env.begin() as txn:
+                total += len(_keys(txn))
+        finally:
+            env.close()
+    return total
