@@ -25,8 +25,9 @@ field               shape, dtype                meaning
 PyG 1.x pickled these fields straight into the object's ``__dict__``; PyG 2.x keeps them in
 ``__dict__["_store"]``, a ``GlobalStorage`` whose state holds ``_mapping``. Both are read. Unpickling runs code
 named by the file, so :class:`_OC20Unpickler` admits only the classes such files need: the PyG classes are
-replaced by an inert stand-in that records its state, and tensors are rebuilt through ``torch.load`` with
-``weights_only=True``. Anything else is refused with a clear error.
+replaced by an inert stand-in that records its state, and tensors are decoded into NumPy arrays by
+:func:`_load_storage` (torch's legacy storage layout, parsed without torch). Anything else is refused with a
+clear error.
 
 Each record becomes an ``ase.Atoms`` with a SinglePointCalculator (energy, forces, stress), ``tags``, a
 ``FixAtoms`` constraint for ``fixed`` atoms and ``info`` ``sid`` / ``fid``. An IS2RE record gives its initial
@@ -60,16 +61,66 @@ class PygStandIn:
         self.state = dict(state)
 
 
-def _load_storage(blob: bytes):
-    """``torch.storage._load_from_bytes`` without arbitrary code: the storage pickle loaded weights-only."""
-    import torch
+# torch's legacy storage classes (the names a pickled tensor refers to) and their element types
+_STORAGE_DTYPES = {
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
+}
 
-    return torch.load(io.BytesIO(blob), weights_only=True)
+
+class _StorageUnpickler(pickle.Unpickler):
+    """The pickles inside one storage blob: numbers, dicts, a persistent id naming a storage class."""
+
+    def find_class(self, module: str, name: str):
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return np.dtype(_STORAGE_DTYPES[name])
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name} inside a tensor storage")
+
+    def persistent_load(self, pid):
+        return pid
+
+
+def _load_storage(blob: bytes) -> np.ndarray:
+    """``torch.storage._load_from_bytes`` decoded without torch and without running code: the blob is torch's
+    legacy serialisation of one storage (pickles of the magic number, protocol and system info; of the storage's
+    persistent id ``("storage", type, key, location, numel, view)``; of the key list; then per key the element
+    count as little-endian int64 and the raw elements). Returns the elements as a 1-D array."""
+    f = io.BytesIO(blob)
+    for _ in range(3):  # magic number, protocol version, sys_info
+        _StorageUnpickler(f).load()
+    pid = _StorageUnpickler(f).load()
+    keys = _StorageUnpickler(f).load()
+    if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[1], np.dtype)):
+        raise pickle.UnpicklingError("a tensor storage of an unknown layout")
+    if len(keys) != 1:
+        raise pickle.UnpicklingError(f"expected one storage per blob, found {len(keys)}")
+    dtype = pid[1]
+    numel = int.from_bytes(f.read(8), "little", signed=True)
+    data = f.read(numel * dtype.itemsize)
+    if len(data) != numel * dtype.itemsize:
+        raise pickle.UnpicklingError("a truncated tensor storage")
+    return np.frombuffer(data, dtype=dtype.newbyteorder("<"))
+
+
+def _rebuild_tensor(storage: np.ndarray, offset: int, size, stride, *args) -> np.ndarray:
+    """``torch._utils._rebuild_tensor_v2`` as a NumPy array (a copy of the strided view)."""
+    if len(size) == 0:
+        return storage[offset : offset + 1].reshape(()).copy()
+    item = storage.itemsize
+    view = np.lib.stride_tricks.as_strided(
+        storage[offset:], shape=tuple(size), strides=tuple(s * item for s in stride)
+    )
+    return view.copy()
 
 
 _ALLOWED = {
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_tensor"),
     ("collections", "OrderedDict"),
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
@@ -86,6 +137,8 @@ class _OC20Unpickler(pickle.Unpickler):
             return PygStandIn
         if (module, name) == ("torch.storage", "_load_from_bytes"):
             return _load_storage
+        if (module, name) in (("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")):
+            return _rebuild_tensor
         if (module, name) in _ALLOWED or (module == "numpy.dtypes" and name.endswith("DType")):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(
@@ -111,7 +164,7 @@ def record_fields(blob: bytes, *, where: str = "record") -> dict:
 
 
 def _np(value, dtype=np.float64) -> np.ndarray:
-    if hasattr(value, "detach"):
+    if hasattr(value, "detach"):  # a tensor (records built in memory, not unpickled)
         value = value.detach().cpu().numpy()
     return np.asarray(value, dtype=dtype)
 

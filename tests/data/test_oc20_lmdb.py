@@ -168,3 +168,31 @@ def test_corrupt_lmdb_records_raise_clear_errors(tmp_path):
     (tmp_path / "garbage.lmdb").write_bytes(b"\0" * 100)
     with pytest.raises(ValueError, match="cannot open"):
         read_frames(tmp_path / "garbage.lmdb")
+
+
+def test_pickled_tensors_decode_to_equal_arrays_without_torch():
+    import io
+
+    import torch
+
+    from mlip.data.pyg_lmdb import _OC20Unpickler
+
+    tensors = [
+        torch.randn(4, 3),
+        torch.arange(5),
+        torch.arange(12).reshape(3, 4).T,  # strided
+        torch.randn(3, 3, dtype=torch.float64)[1:],  # offset into its storage
+        torch.tensor([True, False]),
+        torch.tensor(3.5),  # 0-d
+        torch.zeros(5, dtype=torch.uint8),
+        torch.ones(2, dtype=torch.int32),
+        torch.ones(3, dtype=torch.float16),
+        torch.randn(1, 3, 3),
+    ]
+    for t in tensors:
+        got = _OC20Unpickler(io.BytesIO(pickle.dumps(t, protocol=pickle.HIGHEST_PROTOCOL))).load()
+        assert isinstance(got, np.ndarray)
+        assert got.dtype == t.numpy().dtype
+        np.testing.assert_array_equal(got, t.numpy())
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        _OC20Unpickler(io.BytesIO(pickle.dumps(torch.ones(2, dtype=torch.bfloat16)))).load()
