@@ -97,7 +97,9 @@ def _load_storage(blob: bytes) -> np.ndarray:
         _StorageUnpickler(f).load()
     pid = _StorageUnpickler(f).load()
     keys = _StorageUnpickler(f).load()
-    if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[1], np.dtype)):
+    if not (
+        isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[1], np.dtype)
+    ):
         raise pickle.UnpicklingError("a tensor storage of an unknown layout")
     if len(keys) != 1:
         raise pickle.UnpicklingError(f"expected one storage per blob, found {len(keys)}")
