@@ -25,16 +25,9 @@ from pathlib import Path
 import ase
 import numpy as np
 
-from mlip.data.lmdb_env import lmdb_files, open_lmdb
+from mlip.data.lmdb_env import iter_records, lmdb_files, open_lmdb, record_keys
 
 __all__ = ["count_aselmdb", "iter_aselmdb", "row_to_atoms", "write_aselmdb"]
-
-RESERVED_KEYS = frozenset({b"nextid", b"metadata", b"deleted_ids"})
-
-
-def _row_ids(txn) -> list[int]:
-    ids = [int(k) for k in txn.cursor().iternext(keys=True, values=False) if k not in RESERVED_KEYS]
-    return sorted(ids)
 
 
 def _decode_row(blob: bytes, where: str) -> dict:
@@ -61,30 +54,21 @@ def row_to_atoms(row: dict, *, where: str = "row") -> ase.Atoms:
     return atoms
 
 
-def iter_aselmdb(path: str | Path) -> Iterator[ase.Atoms]:
-    """Stream the rows of one ``*.aselmdb`` file or of every such file in a directory, in id order."""
-    for file in lmdb_files(path, ".aselmdb"):
-        env = open_lmdb(file)
-        try:
-            with env.begin() as txn:
-                for idx in _row_ids(txn):
-                    where = f"{file.name}[id {idx}]"
-                    yield row_to_atoms(_decode_row(txn.get(str(idx).encode("ascii")), where), where=where)
-        finally:
-            env.close()
+def iter_aselmdb(path: str | Path, keys: list[bytes] | None = None) -> Iterator[ase.Atoms]:
+    """Stream the rows of one ``*.aselmdb`` file or of every such file in a directory, in id order; ``keys``
+    (one file only) reads just those rows."""
+    files = lmdb_files(path, ".aselmdb")
+    if keys is not None and len(files) != 1:
+        raise ValueError("keys select rows of one file, not of a directory")
+    for file in files:
+        for key, blob in iter_records(file, keys):
+            where = f"{file.name}[id {key.decode()}]"
+            yield row_to_atoms(_decode_row(blob, where), where=where)
 
 
 def count_aselmdb(path: str | Path) -> int:
     """Number of rows (without decoding them)."""
-    total = 0
-    for file in lmdb_files(path, ".aselmdb"):
-        env = open_lmdb(file)
-        try:
-            with env.begin() as txn:
-                total += len(_row_ids(txn))
-        finally:
-            env.close()
-    return total
+    return sum(len(record_keys(f)) for f in lmdb_files(path, ".aselmdb"))
 
 
 def _json_default(obj):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["lmdb_files", "open_lmdb"]
+__all__ = ["iter_records", "lmdb_files", "open_lmdb", "record_keys"]
 
 
 def open_lmdb(path: str | Path, *, write: bool = False):
@@ -36,3 +37,30 @@ def lmdb_files(path: str | Path, suffix: str) -> list[Path]:
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     return [path]
+
+
+def record_keys(file: str | Path) -> list[bytes]:
+    """The record keys of one file (ASCII decimal integers; bookkeeping keys such as ``nextid`` or ``length``
+    skipped), in numeric order."""
+    env = open_lmdb(file)
+    try:
+        with env.begin() as txn:
+            keys = [k for k in txn.cursor().iternext(keys=True, values=False) if k.isdigit()]
+    finally:
+        env.close()
+    return sorted(keys, key=int)
+
+
+def iter_records(file: str | Path, keys: list[bytes] | None = None) -> Iterator[tuple[bytes, bytes]]:
+    """``(key, value)`` for ``keys`` (default: :func:`record_keys`) of one file, read in one transaction."""
+    keys = record_keys(file) if keys is None else keys
+    env = open_lmdb(file)
+    try:
+        with env.begin() as txn:
+            for key in keys:
+                value = txn.get(key)
+                if value is None:
+                    raise KeyError(f"{Path(file).name}: no record {key.decode()!r}")
+                yield key, value
+    finally:
+        env.close()

@@ -2,11 +2,12 @@
 :mod:`mlip.data.store`.
 
 Sources are streamed by :func:`mlip.data.sources.iter_atoms` (MPtrj JSON, fairchem ``aselmdb``, legacy OC20
-LMDB, ASE databases and every ``ase.io`` format; files or directories of LMDB files), cut into shards of ``shard_size`` frames in file order and written by ``workers``
-processes, at most ``2 * workers`` shards in flight, so memory is bounded by a few shards whatever the source's
-size. Shard ``k`` always holds frames ``k * shard_size ...`` of the concatenated sources, so a rerun after an
-interruption finds the shards already written, leaves them, and writes the rest; ``manifest.json`` is written
-last, atomically.
+LMDB, ASE databases and every ``ase.io`` format; files or directories of LMDB files) and cut into shards of
+``shard_size`` frames in file order, each source (each LMDB file) starting a new shard. ``workers`` processes write
+the shards, at most ``2 * workers`` in flight, so memory is bounded by a few shards whatever the source's size.
+LMDB files allow random access, so their workers also read and convert their own records; other sources are read
+by the main process. Shard ``k`` always holds the same frames, so a rerun after an interruption finds the shards
+already written, leaves them, and writes the rest; ``manifest.json`` is written last, atomically.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
+from mlip.data.aselmdb import iter_aselmdb
 from mlip.data.graph import Frame
+from mlip.data.lmdb_env import lmdb_files, record_keys
+from mlip.data.pyg_lmdb import iter_pyg_lmdb
 from mlip.data.readers import LabelKeys, atoms_to_frame
 from mlip.data.references import EnergyReferences
-from mlip.data.sources import iter_atoms
+from mlip.data.sources import iter_atoms, lmdb_kind
 from mlip.data.store import FORMAT, VERSION, shard_name, write_shard
 
 __all__ = ["iter_frames", "main", "preprocess"]
@@ -45,6 +49,55 @@ def iter_frames(
             where = f"{name}:{atoms.info['mp_id']}/{atoms.info['frame_id']}"
         frame = atoms_to_frame(atoms, keys, where=where)
         yield frame if references is None else references.apply(frame, where=where)
+
+
+# per worker process: the label keys and reference energies, set once by the pool's initializer (the reference
+# table of OC20 holds ~10^6 systems: too large to send with every task)
+_WORKER: dict = {}
+
+
+def _init_worker(keys: LabelKeys, references: EnergyReferences | None) -> None:
+    _WORKER.update(keys=keys, references=references)
+
+
+def _plan(
+    sources: list[str | Path],
+    shard_size: int,
+    keys: LabelKeys,
+    refs: EnergyReferences | None,
+    mptrj_energy: str,
+) -> Iterator[tuple]:
+    """The shards to write, in order. An LMDB source (random access) becomes ``("lmdb", kind, file, keys)``
+    tasks of ``shard_size`` records that a worker reads and converts itself, so reading scales with the workers;
+    any other source is streamed here and cut into ``("frames", [Frame, ...])`` tasks. Each source starts a new
+    shard."""
+    for src in sources:
+        kind = lmdb_kind(src)
+        if kind is None:
+            frames = iter_frames(src, keys, mptrj_energy=mptrj_energy, references=refs)
+            yield from (("frames", chunk) for chunk in _chunks(frames, shard_size))
+            continue
+        for file in lmdb_files(src, ".aselmdb" if kind == "aselmdb" else ".lmdb"):
+            rec = record_keys(file)
+            yield from (("lmdb", kind, file, rec[i : i + shard_size]) for i in range(0, len(rec), shard_size))
+
+
+def _write_task(task: tuple, directory: Path, context: dict | None = None) -> dict:
+    """Write one planned shard (a complete one already on disk is only measured)."""
+    if directory.is_dir():
+        return write_shard([], directory)
+    if task[0] == "frames":
+        return write_shard(task[1], directory)
+    _, kind, file, rec = task
+    ctx = _WORKER if context is None else context
+    keys, refs = ctx["keys"], ctx["references"]
+    read = iter_aselmdb if kind == "aselmdb" else iter_pyg_lmdb
+    frames = []
+    for atoms in read(file, rec):
+        where = f"{file.name}[{atoms.info.get('sid', '?')}/{atoms.info.get('fid', len(frames))}]"
+        frame = atoms_to_frame(atoms, keys, where=where)
+        frames.append(frame if refs is None else refs.apply(frame, where=where))
+    return write_shard(frames, directory)
 
 
 def _chunks(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
@@ -94,23 +147,21 @@ def preprocess(
                 f"{out} holds a dataset made with other {', '.join(changed)}; use a new directory"
             )
     refs = None if energy_references is None else EnergyReferences.from_file(energy_references)
-    frames = (
-        f for src in sources for f in iter_frames(src, keys, mptrj_energy=mptrj_energy, references=refs)
-    )
+    tasks = _plan(sources, shard_size, keys, refs, mptrj_energy)
     infos: list[dict] = []
     if workers <= 1:
-        for k, chunk in enumerate(_chunks(frames, shard_size)):
-            infos.append(write_shard(chunk, out / shard_name(k)))
+        context = {"keys": keys, "references": refs}
+        infos = [_write_task(task, out / shard_name(k), context) for k, task in enumerate(tasks)]
     else:
         pending: list[Future] = []
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for k, chunk in enumerate(_chunks(frames, shard_size)):
-                if (out / shard_name(k)).is_dir():
-                    infos.append(
-                        write_shard(chunk, out / shard_name(k))
-                    )  # complete already: only reads its size
+        with ProcessPoolExecutor(
+            max_workers=workers, initializer=_init_worker, initargs=(keys, refs)
+        ) as pool:
+            for k, task in enumerate(tasks):
+                if (out / shard_name(k)).is_dir():  # complete already: only its size is read
+                    infos.append(_write_task(task, out / shard_name(k)))
                     continue
-                pending.append(pool.submit(write_shard, chunk, out / shard_name(k)))
+                pending.append(pool.submit(_write_task, task, out / shard_name(k)))
                 while len(pending) >= 2 * workers:
                     infos.append(pending.pop(0).result())
             infos.extend(p.result() for p in pending)

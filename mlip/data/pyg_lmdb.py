@@ -44,7 +44,7 @@ from pathlib import Path
 import ase
 import numpy as np
 
-from mlip.data.lmdb_env import lmdb_files, open_lmdb
+from mlip.data.lmdb_env import iter_records, lmdb_files, record_keys
 
 __all__ = ["count_pyg_lmdb", "fields_to_atoms", "iter_pyg_lmdb", "record_fields"]
 
@@ -227,32 +227,18 @@ def fields_to_atoms(fields: dict, *, where: str = "record") -> list[ase.Atoms]:
     return out
 
 
-def _keys(txn) -> list[bytes]:
-    keys = [k for k in txn.cursor().iternext(keys=True, values=False) if k.isdigit()]
-    return sorted(keys, key=int)
-
-
-def iter_pyg_lmdb(path: str | Path) -> Iterator[ase.Atoms]:
-    """Stream the structures of one legacy LMDB file or of every ``*.lmdb`` file in a directory."""
-    for file in lmdb_files(path, ".lmdb"):
-        env = open_lmdb(file)
-        try:
-            with env.begin() as txn:
-                for key in _keys(txn):
-                    where = f"{file.name}[{key.decode()}]"
-                    yield from fields_to_atoms(record_fields(txn.get(key), where=where), where=where)
-        finally:
-            env.close()
+def iter_pyg_lmdb(path: str | Path, keys: list[bytes] | None = None) -> Iterator[ase.Atoms]:
+    """Stream the structures of one legacy LMDB file or of every ``*.lmdb`` file in a directory; ``keys`` (one
+    file only) reads just those records."""
+    files = lmdb_files(path, ".lmdb")
+    if keys is not None and len(files) != 1:
+        raise ValueError("keys select records of one file, not of a directory")
+    for file in files:
+        for key, blob in iter_records(file, keys):
+            where = f"{file.name}[{key.decode()}]"
+            yield from fields_to_atoms(record_fields(blob, where=where), where=where)
 
 
 def count_pyg_lmdb(path: str | Path) -> int:
     """Number of records (IS2RE records may give two structures each)."""
-    total = 0
-    for file in lmdb_files(path, ".lmdb"):
-        env = open_lmdb(file)
-        try:
-            with env.begin() as txn:
-                total += len(_keys(txn))
-        finally:
-            env.close()
-    return total
+    return sum(len(record_keys(f)) for f in lmdb_files(path, ".lmdb"))

@@ -1,10 +1,11 @@
 """The preprocessed on-disk format: shards of memory-mapped NumPy arrays, read with flat memory.
 
-Why memory-mapped ``.npy`` shards rather than LMDB or HDF5: they need nothing beyond NumPy (no extra binary
-dependency in the install), a reader maps only the pages it touches (memory stays flat however large the set),
-every data-loader worker can open them independently after a ``fork`` (no shared handles or locks, unlike LMDB
-environments and HDF5 files), and a shard is written in a temporary directory and renamed into place, which is
-atomic on POSIX file systems: an interrupted run leaves no half-written shard, and a rerun skips the complete ones.
+Why memory-mapped ``.npy`` shards rather than LMDB or HDF5 (``lmdb`` is installed, to read OC20's files): they
+are read with NumPy alone and without decoding (no unpickling or JSON per frame), a reader maps only the pages
+it touches (memory stays flat however large the set), every data-loader worker can open them independently
+after a ``fork`` (no shared handles or locks, unlike LMDB environments and HDF5 files), and a shard is written
+in a temporary directory and renamed into place, which is atomic on POSIX file systems: an interrupted run
+leaves no half-written shard, and a rerun skips the complete ones.
 
 Layout of ``OUT/``::
 

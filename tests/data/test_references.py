@@ -89,22 +89,43 @@ def test_frames_without_a_system_id_are_refused(tmp_path):
         read_frames(tmp_path / "cu.extxyz", references=EnergyReferences({"1": 0.0}))
 
 
-def test_preprocess_stores_referenced_energies_and_fixed_tags(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_preprocess_stores_referenced_energies_and_fixed_tags(tmp_path, workers):
+    """LMDB records are read by the workers themselves; the result is the same for 1 and 2 of them."""
     txt = _s2ef_txt(tmp_path / "ref.txt", 36)
     manifest = preprocess(
-        [_legacy(tmp_path)],
-        tmp_path / "out",
-        shard_size=10,
-        keys=LabelKeys(fixed_tags=(0,)),
+        [_legacy(tmp_path)], tmp_path / "out", shard_size=10, workers=workers, keys=LabelKeys(fixed_tags=(0,)),
         energy_references=txt,
-    )
+    )  # fmt: skip
+    assert [s["n_frames"] for s in manifest["shards"]] == [10, 10, 10, 6]
     assert manifest["fixed_tags"] == [0]
     assert manifest["energy_references"] == str(txt)
     ds = PreprocessedDataset(tmp_path / "out", r_max=5.0)
     total = read_frames(TRAJ)
-    for i in (0, 17, 35):
+    direct = read_frames(
+        _legacy(tmp_path), LabelKeys(fixed_tags=(0,)), references=EnergyReferences.from_file(txt)
+    )
+    assert len(ds) == len(direct) == 36
+    for i, ref in enumerate(direct):
         frame = ds.frame(i)
-        assert frame.energy == pytest.approx(total[i].energy + 60.25, abs=1e-9)
+        assert frame.energy == ref.energy == pytest.approx(total[i].energy + 60.25, abs=1e-9)
+        np.testing.assert_array_equal(frame.atoms.positions, ref.atoms.positions)
+        np.testing.assert_array_equal(frame.forces, ref.forces)
         assert frame.info["sid"] == "1000156"
         # the sample's trajectories carry no tags: every atom has tag 0 and counts as fixed
         assert frame.fixed.all()
+
+
+def test_an_interrupted_lmdb_conversion_resumes(tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    preprocess([_legacy(tmp_path)], out, shard_size=10, workers=2)
+    (out / "manifest.json").unlink()
+    shutil.rmtree(out / "shard-000002")
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*")}
+    manifest = preprocess([_legacy(tmp_path)], out, shard_size=10, workers=2)
+    assert manifest["n_frames"] == 36
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*") if p.name in stamps} == stamps
+    ds = PreprocessedDataset(out, r_max=5.0)
+    np.testing.assert_array_equal(ds.frame(25).forces, read_frames(_legacy(tmp_path))[25].forces)
