@@ -25,7 +25,7 @@ from pathlib import Path
 import ase
 import numpy as np
 
-from mlip.data.lmdb_env import iter_records, lmdb_files, open_lmdb, record_keys
+from mlip.data.lmdb_env import iter_source_records, lmdb_files, open_lmdb, record_keys
 
 __all__ = ["count_aselmdb", "iter_aselmdb", "row_to_atoms", "write_aselmdb"]
 
@@ -57,13 +57,9 @@ def row_to_atoms(row: dict, *, where: str = "row") -> ase.Atoms:
 def iter_aselmdb(path: str | Path, keys: list[bytes] | None = None) -> Iterator[ase.Atoms]:
     """Stream the rows of one ``*.aselmdb`` file or of every such file in a directory, in id order; ``keys``
     (one file only) reads just those rows."""
-    files = lmdb_files(path, ".aselmdb")
-    if keys is not None and len(files) != 1:
-        raise ValueError("keys select rows of one file, not of a directory")
-    for file in files:
-        for key, blob in iter_records(file, keys):
-            where = f"{file.name}[id {key.decode()}]"
-            yield row_to_atoms(_decode_row(blob, where), where=where)
+    for file, key, blob in iter_source_records(path, ".aselmdb", keys):
+        where = f"{file.name}[id {key.decode()}]"
+        yield row_to_atoms(_decode_row(blob, where), where=where)
 
 
 def count_aselmdb(path: str | Path) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["iter_records", "lmdb_files", "open_lmdb", "record_keys"]
+__all__ = ["iter_records", "iter_source_records", "lmdb_files", "open_lmdb", "record_keys"]
 
 
 def open_lmdb(path: str | Path, *, write: bool = False):
@@ -64,3 +64,14 @@ def iter_records(file: str | Path, keys: list[bytes] | None = None) -> Iterator[
                 yield key, value
     finally:
         env.close()
+
+
+def iter_source_records(path: str | Path, suffix: str, keys: list[bytes] | None = None):
+    """``(file, key, value)`` over the records of one file or of every ``*<suffix>`` file of a directory;
+    ``keys`` (one file only) selects records."""
+    files = lmdb_files(path, suffix)
+    if keys is not None and len(files) != 1:
+        raise ValueError("keys select records of one file, not of a directory")
+    for file in files:
+        for key, value in iter_records(file, keys):
+            yield file, key, value

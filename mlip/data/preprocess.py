@@ -134,7 +134,7 @@ def preprocess(
         "shard_size": shard_size,
         "mptrj_energy": mptrj_energy,
         "fixed_tags": [int(t) for t in keys.fixed_tags],
-        "energy_references": None if energy_references is None else str(energy_references),
+        "energy_references": None if energy_references is None else str(Path(energy_references).resolve()),
     }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ from pathlib import Path
 import ase
 import numpy as np
 
-from mlip.data.lmdb_env import iter_records, lmdb_files, record_keys
+from mlip.data.lmdb_env import iter_source_records, lmdb_files, record_keys
 
 __all__ = ["count_pyg_lmdb", "fields_to_atoms", "iter_pyg_lmdb", "record_fields"]
 
@@ -230,13 +230,9 @@ def fields_to_atoms(fields: dict, *, where: str = "record") -> list[ase.Atoms]:
 def iter_pyg_lmdb(path: str | Path, keys: list[bytes] | None = None) -> Iterator[ase.Atoms]:
     """Stream the structures of one legacy LMDB file or of every ``*.lmdb`` file in a directory; ``keys`` (one
     file only) reads just those records."""
-    files = lmdb_files(path, ".lmdb")
-    if keys is not None and len(files) != 1:
-        raise ValueError("keys select records of one file, not of a directory")
-    for file in files:
-        for key, blob in iter_records(file, keys):
-            where = f"{file.name}[{key.decode()}]"
-            yield from fields_to_atoms(record_fields(blob, where=where), where=where)
+    for file, key, blob in iter_source_records(path, ".lmdb", keys):
+        where = f"{file.name}[{key.decode()}]"
+        yield from fields_to_atoms(record_fields(blob, where=where), where=where)
 
 
 def count_pyg_lmdb(path: str | Path) -> int:

@@ -44,3 +44,14 @@ def tiny_facet(dtype: torch.dtype = torch.float64, *, gamma: float = 0.7, **over
         for g in model.gammas:
             g.fill_(gamma)
     return model
+
+
+def tiny_run_config(**data) -> dict:
+    """A ``RunConfig`` dictionary for fast end-to-end ``train.py`` tests: an 8-channel MACE (max_ell 1, max_L 1,
+    correlation 2, r_max 4 Å) trained for one epoch; ``data`` fills the ``data`` section."""
+    return {
+        "model": {"name": "mace", "r_max": 4.0, "channels": 8, "max_ell": 1, "max_L": 1, "correlation": 2,
+                  "radial_mlp": [8]},
+        "data": dict(data),
+        "train": {"max_epochs": 1, "progress_bar": False},
+    }  # fmt: skip

@@ -99,7 +99,7 @@ def test_preprocess_stores_referenced_energies_and_fixed_tags(tmp_path, workers)
     )  # fmt: skip
     assert [s["n_frames"] for s in manifest["shards"]] == [10, 10, 10, 6]
     assert manifest["fixed_tags"] == [0]
-    assert manifest["energy_references"] == str(txt)
+    assert manifest["energy_references"] == str(txt.resolve())  # absolute: training may run elsewhere
     ds = PreprocessedDataset(tmp_path / "out", r_max=5.0)
     total = read_frames(TRAJ)
     direct = read_frames(

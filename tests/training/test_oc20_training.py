@@ -8,6 +8,7 @@ import pytest
 from mlip import keys as K
 from mlip.data.preprocess import preprocess
 from mlip.data.readers import LabelKeys
+from mlip.testing.models import tiny_run_config
 from mlip.testing.oc20_lmdb import write_pyg_lmdb
 from mlip.training.config import RunConfig
 from mlip.training.run import prepare_data, run_training
@@ -17,11 +18,7 @@ TRAJ = OC20 / "traj" / "random1000156.traj"
 
 pytestmark = pytest.mark.skipif(not OC20.exists(), reason="../shared/data/oc20_s2ef_sample is not available")
 
-TINY = {
-    "model": {"name": "mace", "r_max": 4.0, "channels": 8, "max_ell": 1, "max_L": 1, "correlation": 2,
-              "radial_mlp": [8]},
-    "train": {"max_epochs": 1, "progress_bar": False},
-}  # fmt: skip
+TINY = tiny_run_config()
 
 
 @pytest.fixture(scope="module")

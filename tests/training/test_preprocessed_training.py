@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from mlip.data.preprocess import preprocess
+from mlip.testing.models import tiny_run_config
 from mlip.training.config import RunConfig
 from mlip.training.run import prepare_data, run_training
 
@@ -14,11 +15,7 @@ SOURCE = SAMPLE / "orb_mptrj_reconstructed.json"
 
 pytestmark = pytest.mark.skipif(not SOURCE.exists(), reason="../shared/data/mptrj_sample is not available")
 
-TINY = {
-    "model": {"name": "mace", "r_max": 4.0, "channels": 8, "max_ell": 1, "max_L": 1, "correlation": 2,
-              "radial_mlp": [8]},
-    "train": {"max_epochs": 1, "progress_bar": False},
-}  # fmt: skip
+TINY = tiny_run_config()
 
 
 @pytest.fixture(scope="module")
