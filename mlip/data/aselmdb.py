@@ -31,8 +31,12 @@ __all__ = ["count_aselmdb", "iter_aselmdb", "row_to_atoms", "write_aselmdb"]
 
 
 def _decode_row(blob: bytes, where: str) -> dict:
+    """Plain JSON (fairchem writes NumPy arrays as nested lists); ASE's ``{"__ndarray__": ...}`` encoding, which
+    older writers used, is decoded as well."""
+    from ase.io.jsonio import decode
+
     try:
-        return json.loads(zlib.decompress(blob))
+        return decode(zlib.decompress(blob).decode())
     except (zlib.error, ValueError) as err:
         raise ValueError(f"{where}: not an aselmdb row (zlib-compressed JSON expected): {err}") from err
 

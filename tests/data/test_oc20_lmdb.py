@@ -196,3 +196,24 @@ def test_pickled_tensors_decode_to_equal_arrays_without_torch():
         np.testing.assert_array_equal(got, t.numpy())
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
         _OC20Unpickler(io.BytesIO(pickle.dumps(torch.ones(2, dtype=torch.bfloat16)))).load()
+
+
+def test_rows_in_ase_json_encoding_are_read_too(native, tmp_path):
+    """Older aselmdb writers stored arrays in ASE's ``{"__ndarray__": ...}`` encoding instead of plain lists."""
+    import zlib
+
+    from ase.db.row import AtomsRow
+    from ase.io.jsonio import encode
+
+    from mlip.data.lmdb_env import open_lmdb
+
+    atoms = ase.io.read(TRAJS[1000163], "3")
+    row = AtomsRow(atoms)
+    dct = {k: row[k] for k in row.__dict__ if k[0] != "_" and k not in row._keys and k != "id"}
+    dct["constraints"] = [c.todict() for c in atoms.constraints]
+    env = open_lmdb(tmp_path / "old.aselmdb", write=True)
+    with env.begin(write=True) as txn:
+        txn.put(b"1", zlib.compress(encode(dct).encode()))
+    env.close()
+    assert '"__ndarray__"' in encode(dct)
+    _assert_same_frames(read_frames(tmp_path / "old.aselmdb"), native[1000163][3:4])
