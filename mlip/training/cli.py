@@ -1,7 +1,10 @@
-"""``python train.py [--config FILE.yaml] [--run-dir DIR] [--resume [CKPT]] [section.key=value ...]``.
+"""``python train.py [--config FILE.yaml] [--run-dir DIR] [--resume [CKPT]] [--trainer.devices N]
+[--trainer.num_nodes N] [--trainer.strategy S] [--trainer.accelerator A] [section.key=value ...]``.
 
 YAML is read here and nowhere else. Overrides use dotted keys, values parsed as YAML
-(``train.max_epochs=5``, ``model.channels=64``, ``data.test_files=[a.xyz,b.xyz]``).
+(``train.max_epochs=5``, ``model.channels=64``, ``data.test_files=[a.xyz,b.xyz]``). The ``--trainer.*`` flags are
+Lightning-style spellings of ``train.devices=``, ``train.num_nodes=``, ``train.strategy=`` and
+``train.accelerator=``, applied after the YAML file and before the overrides.
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ def apply_override(raw: dict, item: str) -> None:
     node[parts[-1]] = yaml.safe_load(value)
 
 
+TRAINER_FLAGS = (
+    ("devices", int, "processes (GPUs) per node: train.devices"),
+    ("num_nodes", int, "nodes: train.num_nodes"),
+    ("strategy", str, "Lightning strategy, e.g. ddp: train.strategy"),
+    ("accelerator", str, "cpu, gpu, cuda or auto: train.accelerator"),
+)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -40,19 +51,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--resume", nargs="?", const="last", help="resume from CKPT (default: RUN_DIR/checkpoints/last.ckpt)"
     )
+    for flag, kind, what in TRAINER_FLAGS:
+        parser.add_argument(f"--trainer.{flag}", dest=f"trainer_{flag}", type=kind, help=what)
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def raw_config(args: argparse.Namespace) -> dict:
+    """The run's configuration dictionary: the YAML file, then the ``--trainer.*`` flags, then the overrides."""
     raw: dict = {}
     if args.config:
         with open(args.config) as fh:
             raw = yaml.safe_load(fh) or {}
+    for flag, _, _ in TRAINER_FLAGS:
+        value = getattr(args, f"trainer_{flag}")
+        if value is not None:
+            raw.setdefault("train", {})[flag] = value
     for item in args.overrides:
         apply_override(raw, item)
-    cfg = RunConfig.from_dict(raw)
+    return raw
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = RunConfig.from_dict(raw_config(args))
     run_dir = Path(args.run_dir or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
     from mlip.training.run import run_training
 

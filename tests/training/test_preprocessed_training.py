@@ -76,12 +76,13 @@ def test_ddp_on_a_preprocessed_directory(store, tmp_path):
 
     root = Path(__file__).resolve().parents[2]
     cfg = tmp_path / "cfg.yaml"
-    raw = {**TINY, "data": {"train_file": str(store), "batch_size": 4, "valid_fraction": 0.2, "seed": 7},
-           "train": {**TINY["train"], "devices": 2, "strategy": "ddp"}}  # fmt: skip
+    raw = {**TINY, "data": {"train_file": str(store), "batch_size": 4, "valid_fraction": 0.2, "seed": 7}}
     cfg.write_text(yaml.safe_dump(raw))
     proc = subprocess.run(
-        [sys.executable, str(root / "train.py"), "--config", str(cfg), "--run-dir", str(tmp_path / "run")],
+        [sys.executable, str(root / "train.py"), "--config", str(cfg), "--run-dir", str(tmp_path / "run"),
+         "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"],
         capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONPATH=str(root)),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MEMBER: 2/2" in proc.stdout + proc.stderr  # the --trainer.* flags started two processes
     assert (tmp_path / "run" / "metrics.json").is_file()
