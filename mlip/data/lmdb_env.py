@@ -1,16 +1,22 @@
-"""Opening LMDB files the way fairchem writes them (one file per environment, ``subdir=False``)."""
+"""Opening LMDB environments: single files, the way fairchem writes them (``subdir=False``), or directories holding
+``data.mdb`` (LMDB's default layout)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["iter_records", "iter_source_records", "lmdb_files", "open_lmdb", "record_keys"]
+__all__ = ["is_env_dir", "iter_records", "iter_source_records", "lmdb_files", "open_lmdb", "record_keys"]
+
+
+def is_env_dir(path: str | Path) -> bool:
+    """True for a directory that is itself one LMDB environment (holds ``data.mdb``)."""
+    return Path(path).is_dir() and (Path(path) / "data.mdb").is_file()
 
 
 def open_lmdb(path: str | Path, *, write: bool = False):
-    """An ``lmdb.Environment`` on the single file ``path``: read-only and lock-free (safe in many data-loader
-    workers at once), or writable for a new file."""
+    """An ``lmdb.Environment`` on the file (or ``data.mdb`` directory) ``path``: read-only and lock-free (safe in
+    many data-loader workers at once), or writable for a new single file."""
     try:
         import lmdb
     except ImportError as err:  # pragma: no cover - lmdb is a dependency
@@ -18,17 +24,21 @@ def open_lmdb(path: str | Path, *, write: bool = False):
     path = Path(path)
     if write:
         return lmdb.open(str(path), map_size=1 << 40, subdir=False, meminit=False, map_async=True)
-    if not path.is_file():
+    subdir = is_env_dir(path)
+    if not (path.is_file() or subdir):
         raise FileNotFoundError(f"no such LMDB file: {path}")
     try:
-        return lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False, meminit=False)
+        return lmdb.open(str(path), subdir=subdir, readonly=True, lock=False, readahead=False, meminit=False)
     except lmdb.Error as err:
         raise ValueError(f"cannot open {path} as an LMDB file: {err}") from err
 
 
 def lmdb_files(path: str | Path, suffix: str) -> list[Path]:
-    """``[path]`` for a file, or the files ``*<suffix>`` of a directory in sorted order."""
+    """``[path]`` for a file or a ``data.mdb`` directory, or the files ``*<suffix>`` of a directory in sorted
+    order."""
     path = Path(path)
+    if is_env_dir(path):
+        return [path]
     if path.is_dir():
         files = sorted(path.glob(f"*{suffix}"))
         if not files:

@@ -7,6 +7,7 @@ MPtrj JSON                          ``.json`` whose first record has ``structure
 fairchem ``aselmdb``                ``.aselmdb``, or an ``.lmdb`` whose rows are zlib JSON        :func:`mlip.data.aselmdb.iter_aselmdb`
 legacy OC20 LMDB (pickled PyG)      ``.lmdb`` whose records are pickles                           :func:`mlip.data.pyg_lmdb.iter_pyg_lmdb`
 a directory of LMDB files           its ``*.aselmdb`` or ``*.lmdb`` files, read in sorted order   as above
+an LMDB environment directory       it holds ``data.mdb`` (LMDB's default layout)                 as above
 anything else                       ``ase.io.iread`` (extxyz, ``.traj``, ASE ``.db``, ...)         ASE
 ==================================  ============================================================  ==========
 
@@ -31,17 +32,19 @@ _OC20_TRAJ = re.compile(r"^random\d+$")
 
 def lmdb_kind(path: str | Path) -> str | None:
     """``"aselmdb"``, ``"pyg"`` or ``None`` (not an LMDB source) for a file or a directory."""
+    from mlip.data.lmdb_env import is_env_dir, open_lmdb
+
     path = Path(path)
-    if path.is_dir():
+    env_dir = is_env_dir(path)
+    if path.is_dir() and not env_dir:
         if any(path.glob("*.aselmdb")):
             return "aselmdb"
         files = sorted(path.glob("*.lmdb"))
         return lmdb_kind(files[0]) if files else None
     if path.suffix == ".aselmdb":
         return "aselmdb"
-    if path.suffix != ".lmdb":
+    if path.suffix != ".lmdb" and not env_dir:
         return None
-    from mlip.data.lmdb_env import open_lmdb
 
     env = open_lmdb(path)
     try:

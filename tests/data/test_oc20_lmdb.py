@@ -9,6 +9,7 @@ import pytest
 from ase.geometry import wrap_positions
 
 from mlip.data.aselmdb import count_aselmdb, iter_aselmdb, write_aselmdb
+from mlip.data.preprocess import preprocess
 from mlip.data.pyg_lmdb import count_pyg_lmdb, record_fields
 from mlip.data.readers import LabelKeys, read_frames
 from mlip.data.sources import lmdb_kind
@@ -217,3 +218,23 @@ def test_rows_in_ase_json_encoding_are_read_too(native, tmp_path):
     env.close()
     assert '"__ndarray__"' in encode(dct)
     _assert_same_frames(read_frames(tmp_path / "old.aselmdb"), native[1000163][3:4])
+
+
+def test_an_lmdb_environment_directory_is_a_source(native, tmp_path):
+    """LMDB's default layout (a directory holding data.mdb), as other tools write OC20-style records."""
+    import lmdb
+
+    images = ase.io.read(TRAJS[1000163], ":")
+    single = tmp_path / "single.lmdb"
+    write_pyg_lmdb(single, images, sid=1000163)
+    env = lmdb.open(str(tmp_path / "env"), map_size=1 << 30)  # subdir=True: env/data.mdb
+    src = lmdb.open(str(single), subdir=False, readonly=True, lock=False)
+    with env.begin(write=True) as out, src.begin() as inp:
+        for key, value in inp.cursor():
+            out.put(key, value)
+    env.close()
+    src.close()
+    assert lmdb_kind(tmp_path / "env") == "pyg"
+    _assert_same_frames(read_frames(tmp_path / "env"), native[1000163], float32=True)
+    manifest = preprocess([tmp_path / "env"], tmp_path / "out", shard_size=10, workers=2)
+    assert manifest["n_frames"] == len(images)
