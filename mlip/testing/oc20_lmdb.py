@@ -26,49 +26,43 @@ from mlip.data.lmdb_env import open_lmdb
 __all__ = ["atoms_to_record", "write_pyg_lmdb"]
 
 
+class _NamedClass:
+    """Pickled as the global ``module.name`` (a class that need not be importable here)."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+
 class _Named:
-    """An object pickled as an instance of the class ``module.name`` with ``state`` as its ``__dict__``."""
+    """Pickled as an instance of ``module.name`` whose ``__dict__`` (or ``__setstate__`` argument) is ``state``."""
 
     def __init__(self, module: str, name: str, state: dict):
         self.pickle_class = _NamedClass(module, name)
         self.state = state
 
-    def __reduce_ex__(self, protocol):
-        return (_new_object, (self.pickle_class,), self.state)
-
-
-class _NamedClass:
-    def __init__(self, module: str, name: str):
-        self.module, self.name = module, name
-
-
-def _new_object(cls):  # the reconstructor, written as copyreg.__newobj__ (see _Pickler.save_reduce)
-    raise NotImplementedError
-
 
 class _Pickler(pickle._Pickler):
-    """The pure-Python pickler, writing :class:`_NamedClass` as a global ``module.name`` and
-    :func:`_new_object` as ``copyreg.__newobj__``."""
+    """The pure-Python pickler, writing :class:`_NamedClass` as a global and :class:`_Named` as
+    ``NEWOBJ`` + ``BUILD``, the opcodes pickle itself emits for an ordinary instance."""
 
     def save(self, obj, save_persistent_id=True):
         if isinstance(obj, _NamedClass):
             self.save(obj.module)
             self.save(obj.name)
             self.write(pickle.STACK_GLOBAL)
-            return
-        super().save(obj, save_persistent_id)
-
-    def save_reduce(self, func, args, state=None, *rest, obj=None, **kwargs):
-        if func is _new_object:
-            self.save(args[0])
+        elif isinstance(obj, _Named):
+            seen = self.memo.get(id(obj))
+            if seen is not None:  # a reference back (GlobalStorage._parent -> Data)
+                self.write(self.get(seen[0]))
+                return
+            self.save(obj.pickle_class)
             self.save(())
             self.write(pickle.NEWOBJ)
-            if obj is not None:
-                self.memoize(obj)
-            self.save(state)
+            self.memoize(obj)
+            self.save(obj.state)
             self.write(pickle.BUILD)
-            return
-        super().save_reduce(func, args, state, *rest, obj=obj, **kwargs)
+        else:
+            super().save(obj, save_persistent_id)
 
 
 def _pyg_data(fields: dict, layout: str) -> _Named:
