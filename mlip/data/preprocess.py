@@ -24,31 +24,12 @@ from mlip.data.aselmdb import iter_aselmdb
 from mlip.data.graph import Frame
 from mlip.data.lmdb_env import lmdb_files, record_keys
 from mlip.data.pyg_lmdb import iter_pyg_lmdb
-from mlip.data.readers import LabelKeys, atoms_to_frame
+from mlip.data.readers import LabelKeys, iter_frames, labelled_frame
 from mlip.data.references import EnergyReferences
-from mlip.data.sources import iter_atoms, lmdb_kind
+from mlip.data.sources import lmdb_kind
 from mlip.data.store import FORMAT, VERSION, shard_name, write_shard
 
 __all__ = ["iter_frames", "main", "preprocess"]
-
-
-def iter_frames(
-    path: str | Path,
-    keys: LabelKeys | None = None,
-    *,
-    mptrj_energy: str = "uncorrected",
-    references: EnergyReferences | None = None,
-) -> Iterator[Frame]:
-    """Stream the labelled frames of one source (labels looked up with ``keys``, default search order;
-    ``references`` subtracts per-system reference energies)."""
-    keys = LabelKeys() if keys is None else keys
-    name = Path(path).name
-    for i, atoms in enumerate(iter_atoms(path, mptrj_energy=mptrj_energy)):
-        where = f"{name}[{i}]"
-        if "mp_id" in atoms.info:
-            where = f"{name}:{atoms.info['mp_id']}/{atoms.info['frame_id']}"
-        frame = atoms_to_frame(atoms, keys, where=where)
-        yield frame if references is None else references.apply(frame, where=where)
 
 
 # per worker process: the label keys and reference energies, set once by the pool's initializer (the reference
@@ -95,8 +76,7 @@ def _write_task(task: tuple, directory: Path, context: dict | None = None) -> di
     frames = []
     for atoms in read(file, rec):
         where = f"{file.name}[{atoms.info.get('sid', '?')}/{atoms.info.get('fid', len(frames))}]"
-        frame = atoms_to_frame(atoms, keys, where=where)
-        frames.append(frame if refs is None else refs.apply(frame, where=where))
+        frames.append(labelled_frame(atoms, keys, refs, where=where))
     return write_shard(frames, directory)
 
 

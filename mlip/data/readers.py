@@ -24,6 +24,7 @@ sign. MPtrj JSON holds kBar with VASP's sign; :func:`read_mptrj_json` converts i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +172,34 @@ def _is_mptrj_json(path: Path) -> bool:
     return "structure" in record and "uncorrected_total_energy" in record
 
 
+def labelled_frame(
+    atoms: ase.Atoms, keys: LabelKeys, references: EnergyReferences | None = None, *, where: str = "frame"
+) -> Frame:
+    """:func:`atoms_to_frame`, then the per-system reference energy subtracted when ``references`` is given."""
+    frame = atoms_to_frame(atoms, keys, where=where)
+    return frame if references is None else references.apply(frame, where=where)
+
+
+def iter_frames(
+    path: str | Path,
+    keys: LabelKeys | None = None,
+    *,
+    index: str = ":",
+    mptrj_energy: str = "uncorrected",
+    references: EnergyReferences | None = None,
+) -> Iterator[Frame]:
+    """Stream the labelled frames of ``path`` (arguments as :func:`read_frames`)."""
+    from mlip.data.sources import iter_atoms
+
+    keys = LabelKeys() if keys is None else keys
+    name = Path(path).name
+    for i, atoms in enumerate(iter_atoms(path, mptrj_energy=mptrj_energy, index=index)):
+        where = f"{name}[{i}]"
+        if "mp_id" in atoms.info:
+            where = f"{name}:{atoms.info['mp_id']}/{atoms.info['frame_id']}"
+        yield labelled_frame(atoms, keys, references, where=where)
+
+
 def read_frames(
     path: str | Path,
     keys: LabelKeys = LabelKeys(),
@@ -186,17 +215,7 @@ def read_frames(
     corrected energy; ``index`` selects frames of ASE-read files; ``references`` turns total energies into
     referenced ones (:class:`mlip.data.references.EnergyReferences`).
     """
-    from mlip.data.sources import iter_atoms
-
-    name = Path(path).name
-    frames = []
-    for i, atoms in enumerate(iter_atoms(path, mptrj_energy=mptrj_energy, index=index)):
-        where = f"{name}[{i}]"
-        if "mp_id" in atoms.info:
-            where = f"{name}:{atoms.info['mp_id']}/{atoms.info['frame_id']}"
-        frame = atoms_to_frame(atoms, keys, where=where)
-        frames.append(frame if references is None else references.apply(frame, where=where))
-    return frames
+    return list(iter_frames(path, keys, index=index, mptrj_energy=mptrj_energy, references=references))
 
 
 def split_isolated_atoms(frames: list[Frame]) -> tuple[list[Frame], dict[int, float]]:
