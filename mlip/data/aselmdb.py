@@ -26,6 +26,7 @@ import ase
 import numpy as np
 
 from mlip.data.lmdb_env import iter_source_records, lmdb_files, open_lmdb, record_keys
+from mlip.errors import MLIPInputError
 
 __all__ = ["count_aselmdb", "iter_aselmdb", "row_to_atoms", "write_aselmdb"]
 
@@ -38,7 +39,7 @@ def _decode_row(blob: bytes, where: str) -> dict:
     try:
         return decode(zlib.decompress(blob).decode())
     except (zlib.error, ValueError) as err:
-        raise ValueError(f"{where}: not an aselmdb row (zlib-compressed JSON expected): {err}") from err
+        raise MLIPInputError(f"{where}: not an aselmdb row (zlib-compressed JSON expected): {err}") from err
 
 
 def row_to_atoms(row: dict, *, where: str = "row") -> ase.Atoms:
@@ -48,7 +49,7 @@ def row_to_atoms(row: dict, *, where: str = "row") -> ase.Atoms:
 
     for key in ("numbers", "positions"):
         if key not in row:
-            raise ValueError(f"{where}: the row has no {key!r}")
+            raise MLIPInputError(f"{where}: the row has no {key!r}")
     row = dict(row)
     row.setdefault("id", 0)
     atoms = AtomsRow(row).toatoms()

@@ -9,14 +9,18 @@ from torch.utils.data import DataLoader, Dataset
 from mlip import keys as K
 from mlip.data.batch import collate
 from mlip.data.graph import Frame, frame_to_graph
+from mlip.errors import MLIPInputError
 
 
 class GraphDataset(Dataset):
-    """Labelled graphs built once from frames (neighbour lists within ``r_max`` Å)."""
+    """Labelled graphs built once from frames (neighbour lists within ``r_max`` Å); errors name each frame by its
+    ``source`` (file and index) when it has one, else by ``name[i]``."""
 
     def __init__(self, frames: list[Frame], r_max: float, *, name: str = "data") -> None:
         self.name = name
-        self.graphs = [frame_to_graph(f, r_max, where=f"{name}[{i}]") for i, f in enumerate(frames)]
+        self.graphs = [
+            frame_to_graph(f, r_max, where=f.source or f"{name}[{i}]") for i, f in enumerate(frames)
+        ]
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -50,12 +54,12 @@ def split_indices(
     until validation holds at least ``valid_fraction`` of the items."""
     if valid_last is not None:
         if groups is not None:
-            raise ValueError("valid_last and a group split (split_by) cannot be combined")
+            raise MLIPInputError("valid_last and a group split (split_by) cannot be combined")
         if not 0 < valid_last < n:
-            raise ValueError(f"valid_last={valid_last} must be between 1 and {n - 1}")
+            raise MLIPInputError(f"valid_last={valid_last} must be between 1 and {n - 1}")
         return np.arange(n - valid_last), np.arange(n - valid_last, n)
     if not 0.0 < valid_fraction < 1.0:
-        raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
+        raise MLIPInputError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
     rng = np.random.default_rng(seed)
     n_valid = max(1, int(round(valid_fraction * n)))
     is_valid = np.zeros(n, dtype=bool)
@@ -66,7 +70,7 @@ def split_indices(
         for i, g in enumerate(groups):
             members.setdefault(str(g), []).append(i)
         if len(members) < 2:
-            raise ValueError(f"a group split needs at least two groups, found {len(members)}")
+            raise MLIPInputError(f"a group split needs at least two groups, found {len(members)}")
         count = 0
         for name in rng.permutation(sorted(members)).tolist():
             if count >= n_valid:
@@ -91,7 +95,7 @@ def split_frames(
     if group_key is not None:
         missing = [i for i, f in enumerate(frames) if group_key not in f.info]
         if missing:
-            raise ValueError(f"frame {missing[0]} has no info[{group_key!r}] to split by")
+            raise MLIPInputError(f"frame {missing[0]} has no info[{group_key!r}] to split by")
         groups = [str(f.info[group_key]) for f in frames]
     train_idx, valid_idx = split_indices(
         len(frames), valid_fraction=valid_fraction, valid_last=valid_last, seed=seed, groups=groups

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlip.data.graph import Frame
+from mlip.errors import MLIPInputError
 
 
 def fit_e0_least_squares(frames: list[Frame], atomic_numbers: list[int]) -> dict[int, float]:
@@ -14,7 +15,7 @@ def fit_e0_least_squares(frames: list[Frame], atomic_numbers: list[int]) -> dict
     """
     labelled = [f for f in frames if f.energy is not None]
     if not labelled:
-        raise ValueError("cannot fit E0s by least squares: no frame has an energy label")
+        raise MLIPInputError("cannot fit E0s by least squares: no frame has an energy label")
     zs = list(atomic_numbers)
     counts = np.array([[np.sum(f.atoms.numbers == z) for z in zs] for f in labelled], dtype=np.float64)
     energies = np.array([f.energy for f in labelled])
@@ -42,10 +43,10 @@ def resolve_e0(
     elif spec == "zero":
         e0 = {z: 0.0 for z in atomic_numbers}
     else:
-        raise ValueError(f"unknown E0s option {spec!r}: use 'isolated', 'average', 'zero' or a dict")
+        raise MLIPInputError(f"unknown E0s option {spec!r}: use 'isolated', 'average', 'zero' or a dict")
     missing = [chemical_symbols[z] for z in atomic_numbers if z not in e0]
     if missing:
-        raise ValueError(
+        raise MLIPInputError(
             f"no E0 for elements {missing} (E0s={spec!r}); add isolated-atom frames "
             "(config_type=IsolatedAtom), give a dict, or use E0s: average"
         )

@@ -13,6 +13,7 @@ import torch
 
 from mlip import keys as K
 from mlip.data.neighbors import neighbor_list
+from mlip.errors import MLIPInputError
 
 MIN_DISTANCE = 0.1
 """Å. Two atoms closer than this are reported as overlapping."""
@@ -33,6 +34,8 @@ class Frame:
         weight: overall configuration weight (``config_weight``).
         config_type: free-form label (``IsolatedAtom`` marks isolated-atom reference frames).
         info: other metadata (kept for the user, never read by the models).
+        source: where the frame was read, ``"file.xyz[17]"`` (named in every error about it); None for frames
+            made in memory.
     """
 
     atoms: ase.Atoms
@@ -44,6 +47,7 @@ class Frame:
     weight: float = 1.0
     config_type: str | None = None
     info: dict = field(default_factory=dict)
+    source: str | None = None
 
 
 def validate_structure(
@@ -51,16 +55,16 @@ def validate_structure(
 ) -> None:
     """Raise ``ValueError`` for geometry no model should see: empty, NaN/inf coordinates, singular cell."""
     if len(positions) == 0:
-        raise ValueError(f"{where}: has no atoms")
+        raise MLIPInputError(f"{where}: has no atoms")
     bad = np.flatnonzero(~np.isfinite(positions).all(axis=1))
     if len(bad):
-        raise ValueError(f"{where}: positions of atoms {bad[:10].tolist()} are NaN or infinite")
+        raise MLIPInputError(f"{where}: positions of atoms {bad[:10].tolist()} are NaN or infinite")
     if not np.isfinite(cell).all():
-        raise ValueError(f"{where}: the cell contains NaN or infinite values")
+        raise MLIPInputError(f"{where}: the cell contains NaN or infinite values")
     if pbc.any():
         periodic = cell[pbc]
         if np.linalg.matrix_rank(periodic, tol=1e-6) < len(periodic):
-            raise ValueError(
+            raise MLIPInputError(
                 f"{where}: the cell is singular along its periodic directions "
                 f"(pbc={pbc.tolist()}, cell={cell.round(6).tolist()}); give non-zero, independent lattice vectors"
             )
@@ -73,8 +77,9 @@ def _check_overlaps(edge_index: np.ndarray, vectors: np.ndarray, where: str, min
     k = int(np.argmin(d))
     if d[k] < min_distance:
         j, i = edge_index[:, k]
-        raise ValueError(
-            f"{where}: atoms {i} and {j} are {d[k]:.4f} Å apart (overlapping atoms; minimum is {min_distance} Å)"
+        raise MLIPInputError(
+            f"{where}: atoms {i} and {j} are {d[k]:.4f} Å apart (overlapping atoms; minimum is {min_distance} Å; "
+            "positions must be Å)"
         )
 
 
@@ -95,7 +100,7 @@ def atoms_to_graph(
     n = len(atoms)
     total_charge = float(np.asarray(atoms.info.get("charge", 0.0)).reshape(()))
     if not np.isfinite(total_charge):
-        raise ValueError(f"{where}: atoms.info['charge'] is {total_charge}")
+        raise MLIPInputError(f"{where}: atoms.info['charge'] is {total_charge}")
     return {
         K.TOTAL_CHARGE: torch.tensor([total_charge], dtype=torch.float64),
         K.POSITIONS: torch.from_numpy(positions),
@@ -117,14 +122,14 @@ def frame_to_graph(frame: Frame, r_max: float, *, where: str = "frame") -> dict[
     g[K.ENERGY_WEIGHT] = torch.tensor([1.0 if frame.energy is not None else 0.0], dtype=f64)
     forces = np.zeros((n, 3)) if frame.forces is None else np.asarray(frame.forces, dtype=np.float64)
     if forces.shape != (n, 3):
-        raise ValueError(f"{where}: forces have shape {forces.shape}, expected ({n}, 3)")
+        raise MLIPInputError(f"{where}: forces have shape {forces.shape}, expected ({n}, 3)")
     g[K.FORCES] = torch.from_numpy(forces.copy())
     g[K.FORCES_WEIGHT] = torch.tensor([1.0 if frame.forces is not None else 0.0], dtype=f64)
     fixed = (
         np.zeros(n, dtype=bool) if frame.fixed is None else np.asarray(frame.fixed, dtype=bool).reshape(-1)
     )
     if fixed.shape != (n,):
-        raise ValueError(f"{where}: the fixed-atom mask has shape {fixed.shape}, expected ({n},)")
+        raise MLIPInputError(f"{where}: the fixed-atom mask has shape {fixed.shape}, expected ({n},)")
     g[K.FORCES_MASK] = torch.from_numpy((~fixed).astype(np.float64))
     stress = np.zeros((3, 3)) if frame.stress is None else np.asarray(frame.stress, dtype=np.float64)
     g[K.STRESS] = torch.from_numpy(stress.reshape(1, 3, 3).copy())
@@ -133,11 +138,11 @@ def frame_to_graph(frame: Frame, r_max: float, *, where: str = "frame") -> dict[
         np.zeros(n) if frame.charges is None else np.asarray(frame.charges, dtype=np.float64).reshape(-1)
     )
     if charges.shape != (n,):
-        raise ValueError(f"{where}: charges have shape {charges.shape}, expected ({n},)")
+        raise MLIPInputError(f"{where}: charges have shape {charges.shape}, expected ({n},)")
     g[K.CHARGES] = torch.from_numpy(charges.copy())
     g[K.CHARGES_WEIGHT] = torch.tensor([1.0 if frame.charges is not None else 0.0], dtype=f64)
     g[K.WEIGHT] = torch.tensor([frame.weight], dtype=f64)
     for name in (K.ENERGY, K.FORCES, K.STRESS, K.CHARGES):
         if not torch.isfinite(g[name]).all():
-            raise ValueError(f"{where}: the {name} label contains NaN or infinite values")
+            raise MLIPInputError(f"{where}: the {name} label contains NaN or infinite values")
     return g

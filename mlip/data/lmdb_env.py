@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from mlip.errors import MLIPFileNotFoundError, MLIPInputError
+
 __all__ = ["is_env_dir", "iter_records", "iter_source_records", "lmdb_files", "open_lmdb", "record_keys"]
 
 
@@ -26,11 +28,11 @@ def open_lmdb(path: str | Path, *, write: bool = False):
         return lmdb.open(str(path), map_size=1 << 40, subdir=False, meminit=False, map_async=True)
     subdir = is_env_dir(path)
     if not (path.is_file() or subdir):
-        raise FileNotFoundError(f"no such LMDB file: {path}")
+        raise MLIPFileNotFoundError(f"no such LMDB file: {path}")
     try:
         return lmdb.open(str(path), subdir=subdir, readonly=True, lock=False, readahead=False, meminit=False)
     except lmdb.Error as err:
-        raise ValueError(f"cannot open {path} as an LMDB file: {err}") from err
+        raise MLIPInputError(f"cannot open {path} as an LMDB file: {err}") from err
 
 
 def lmdb_files(path: str | Path, suffix: str) -> list[Path]:
@@ -42,10 +44,10 @@ def lmdb_files(path: str | Path, suffix: str) -> list[Path]:
     if path.is_dir():
         files = sorted(path.glob(f"*{suffix}"))
         if not files:
-            raise FileNotFoundError(f"{path} holds no *{suffix} files")
+            raise MLIPFileNotFoundError(f"{path} holds no *{suffix} files")
         return files
     if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise MLIPFileNotFoundError(f"no such file: {path}")
     return [path]
 
 
@@ -70,7 +72,7 @@ def iter_records(file: str | Path, keys: list[bytes] | None = None) -> Iterator[
             for key in keys:
                 value = txn.get(key)
                 if value is None:
-                    raise KeyError(f"{Path(file).name}: no record {key.decode()!r}")
+                    raise MLIPInputError(f"{Path(file).name}: no record {key.decode()!r}")
                 yield key, value
     finally:
         env.close()
@@ -81,7 +83,7 @@ def iter_source_records(path: str | Path, suffix: str, keys: list[bytes] | None 
     ``keys`` (one file only) selects records."""
     files = lmdb_files(path, suffix)
     if keys is not None and len(files) != 1:
-        raise ValueError("keys select records of one file, not of a directory")
+        raise MLIPInputError("keys select records of one file, not of a directory")
     for file in files:
         for key, value in iter_records(file, keys):
             yield file, key, value

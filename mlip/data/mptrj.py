@@ -21,6 +21,8 @@ from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers
 
+from mlip.errors import MLIPInputError
+
 __all__ = ["iter_mptrj_records", "read_mptrj", "mptrj_record_to_atoms"]
 
 _WS = " \t\n\r"
@@ -61,7 +63,7 @@ class _Scanner:
         c = self.peek()
         if c == "" or c not in chars:
             found = "the end of the file" if c == "" else repr(c)
-            raise ValueError(f"MPtrj JSON: expected one of {list(chars)} at character {self.offset + self.pos}, "
+            raise MLIPInputError(f"MPtrj JSON: expected one of {list(chars)} at character {self.offset + self.pos}, "
                              f"found {found} (truncated or not MPtrj's layout)")  # fmt: skip
         self.pos += 1
         return c
@@ -76,7 +78,7 @@ class _Scanner:
                 # the value may run past the buffer: read more and retry, unless the file has ended
                 if self._fill():
                     continue
-                raise ValueError(f"MPtrj JSON: cannot decode the value at character {self.offset + self.pos}: "
+                raise MLIPInputError(f"MPtrj JSON: cannot decode the value at character {self.offset + self.pos}: "
                                  f"{err.msg} (the file is truncated or corrupted)") from None  # fmt: skip
             # a number or literal that ends exactly at the buffer end may continue in the next chunk
             partial = end == len(self.buf) and not isinstance(obj, (dict, list, str))
@@ -103,7 +105,7 @@ def iter_mptrj_records(path: str | Path, *, chunk_size: int = 1 << 20) -> Iterat
                     s.expect(":")
                     record = s.value()
                     if not isinstance(record, dict):
-                        raise ValueError(f"MPtrj JSON: frame {mp_id}/{frame_id} is not an object")
+                        raise MLIPInputError(f"MPtrj JSON: frame {mp_id}/{frame_id} is not an object")
                     yield str(mp_id), str(frame_id), record
                     if s.expect(",}") == "}":
                         break
@@ -118,7 +120,7 @@ def mptrj_record_to_atoms(record: dict, *, energy: str = "uncorrected", where: s
     stress (eV/Å³, ASE sign) and, when present, magnetic moments."""
     key = {"uncorrected": "uncorrected_total_energy", "corrected": "corrected_total_energy"}.get(energy)
     if key is None:
-        raise ValueError(f"energy must be 'uncorrected' or 'corrected', got {energy!r}")
+        raise MLIPInputError(f"energy must be 'uncorrected' or 'corrected', got {energy!r}")
     try:
         structure = record["structure"]
         cell = np.asarray(structure["lattice"]["matrix"], dtype=np.float64).reshape(3, 3)
@@ -126,15 +128,15 @@ def mptrj_record_to_atoms(record: dict, *, energy: str = "uncorrected", where: s
         for site in structure["sites"]:
             species = site["species"]
             if len(species) != 1 or abs(float(species[0].get("occu", 1.0)) - 1.0) > 1e-8:
-                raise ValueError(f"{where}: a disordered site ({species}) cannot become an atom")
+                raise MLIPInputError(f"{where}: a disordered site ({species}) cannot become an atom")
             numbers.append(atomic_numbers[species[0]["element"]])
             positions.append(site["xyz"] if "xyz" in site else np.asarray(site["abc"]) @ cell)
         value = record[key]
         forces = np.asarray(record["force"], dtype=np.float64).reshape(len(numbers), 3)
     except KeyError as err:
-        raise ValueError(f"{where}: missing field {err} (MPtrj layout expected)") from None
+        raise MLIPInputError(f"{where}: missing field {err} (MPtrj layout expected)") from None
     if value is None:
-        raise ValueError(f"{where}: {key} is null")
+        raise MLIPInputError(f"{where}: {key} is null")
     atoms = Atoms(numbers=numbers, positions=np.asarray(positions, dtype=np.float64), cell=cell, pbc=True)
     results = {"energy": float(value), "forces": forces}
     if record.get("stress") is not None:
@@ -153,7 +155,7 @@ def read_mptrj(
     ``mp_id`` and ``frame_id``). ``energy`` picks ``uncorrected_total_energy`` (raw DFT, the default) or
     ``corrected_total_energy`` (with the MP2020 compatibility corrections)."""
     if energy not in ("uncorrected", "corrected"):
-        raise ValueError(f"energy must be 'uncorrected' or 'corrected', got {energy!r}")
+        raise MLIPInputError(f"energy must be 'uncorrected' or 'corrected', got {energy!r}")
     for mp_id, frame_id, record in iter_mptrj_records(path, chunk_size=chunk_size):
         atoms = mptrj_record_to_atoms(record, energy=energy, where=f"{Path(path).name}:{mp_id}/{frame_id}")
         atoms.info.update(mp_id=mp_id, frame_id=frame_id)

@@ -28,6 +28,7 @@ from mlip.data.readers import LabelKeys, iter_frames, labelled_frame
 from mlip.data.references import EnergyReferences
 from mlip.data.sources import lmdb_kind
 from mlip.data.store import FORMAT, VERSION, shard_name, write_shard
+from mlip.errors import MLIPInputError
 
 __all__ = ["iter_frames", "main", "preprocess"]
 
@@ -107,7 +108,7 @@ def preprocess(
     :func:`mlip.data.references.load_energy_references`) stores referenced instead of total energies.
     """
     if shard_size < 1:
-        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        raise MLIPInputError(f"shard_size must be >= 1, got {shard_size}")
     keys = LabelKeys() if keys is None else keys
     settings = {
         "sources": [str(s) for s in sources],
@@ -123,7 +124,7 @@ def preprocess(
         previous = json.loads(old.read_text())
         changed = [k for k, v in settings.items() if previous.get(k, v if k == "fixed_tags" else None) != v]
         if changed:
-            raise ValueError(
+            raise MLIPInputError(
                 f"{out} holds a dataset made with other {', '.join(changed)}; use a new directory"
             )
     refs = None if energy_references is None else EnergyReferences.from_file(energy_references)

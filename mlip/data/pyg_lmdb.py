@@ -45,6 +45,7 @@ import ase
 import numpy as np
 
 from mlip.data.lmdb_env import iter_source_records, lmdb_files, record_keys
+from mlip.errors import MLIPInputError
 
 __all__ = ["count_pyg_lmdb", "fields_to_atoms", "iter_pyg_lmdb", "record_fields"]
 
@@ -153,11 +154,11 @@ def record_fields(blob: bytes, *, where: str = "record") -> dict:
     try:
         obj = _OC20Unpickler(io.BytesIO(blob)).load()
     except Exception as err:
-        raise ValueError(f"{where}: cannot read the pickled record: {err}") from err
+        raise MLIPInputError(f"{where}: cannot read the pickled record: {err}") from err
     if isinstance(obj, dict):
         return obj
     if not isinstance(obj, PygStandIn):
-        raise ValueError(f"{where}: expected a PyG Data object, got {type(obj).__name__}")
+        raise MLIPInputError(f"{where}: expected a PyG Data object, got {type(obj).__name__}")
     state = obj.state
     store = state.get("_store")
     if isinstance(store, PygStandIn):  # PyG 2.x: GlobalStorage(_mapping=...)
@@ -189,7 +190,7 @@ def fields_to_atoms(fields: dict, *, where: str = "record") -> list[ase.Atoms]:
 
     for key in ("pos", "atomic_numbers"):
         if fields.get(key) is None:
-            raise ValueError(f"{where}: the record has no {key!r} (is this an OC20 LMDB?)")
+            raise MLIPInputError(f"{where}: the record has no {key!r} (is this an OC20 LMDB?)")
     numbers = np.rint(_np(fields["atomic_numbers"])).astype(int).reshape(-1)
     n = len(numbers)
     cell = _np(fields["cell"]).reshape(3, 3) if fields.get("cell") is not None else np.zeros((3, 3))

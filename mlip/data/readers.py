@@ -34,13 +34,18 @@ import numpy as np
 
 from mlip.data.graph import Frame
 from mlip.data.references import EnergyReferences
+from mlip.data.units import check_label_magnitudes
+from mlip.errors import MLIPInputError
 
 ISOLATED_ATOM_TYPES = frozenset({"isolatedatom", "isolated_atom"})
 
 
 @dataclass(frozen=True)
 class LabelKeys:
-    """Where labels live in ``atoms.info`` / ``atoms.arrays``; ``None`` means the default search order."""
+    """Where labels live in ``atoms.info`` / ``atoms.arrays``; ``None`` means the default search order.
+
+    ``check_units`` refuses labels outside the bounds of :mod:`mlip.data.units` (stress in kBar, energies in
+    kcal/mol, ...)."""
 
     energy_key: str | None = None
     forces_key: str | None = None
@@ -50,16 +55,51 @@ class LabelKeys:
     weight_key: str = "config_weight"
     config_type_key: str = "config_type"
     fixed_tags: tuple[int, ...] = ()
+    check_units: bool = True
+
+    def given(self) -> dict[str, str]:
+        """``{"energy": key, ...}`` of the label keys set explicitly (stress for ``virials_key`` too)."""
+        names = {"energy": self.energy_key, "forces": self.forces_key, "stress": self.stress_key,
+                 "charges": self.charges_key}  # fmt: skip
+        if self.virials_key is not None and self.stress_key is None:
+            names["stress"] = self.virials_key
+        return {k: v for k, v in names.items() if v is not None}
+
+
+def _floats(value, where: str, name: str) -> np.ndarray:
+    """``value`` as a float64 array, or a clear error for a label that is not numeric or not finite."""
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise MLIPInputError(f"{where}: the {name} label is not numeric ({str(value)[:60]!r})") from None
+    if not np.isfinite(a).all():
+        raise MLIPInputError(f"{where}: the {name} label contains NaN or infinite values")
+    return a
+
+
+def _shaped(value, where: str, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    a = _floats(value, where, name)
+    if a.size != int(np.prod(shape)):
+        raise MLIPInputError(f"{where}: the {name} label has {a.size} values, expected shape {shape}")
+    return a.reshape(shape)
 
 
 def _as_stress(value, where: str) -> np.ndarray:
-    a = np.asarray(value, dtype=np.float64).reshape(-1)
+    a = _floats(value, where, "stress").reshape(-1)
     if a.size == 6:
         xx, yy, zz, yz, xz, xy = a
         return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
     if a.size == 9:
         return a.reshape(3, 3)
-    raise ValueError(f"{where}: stress must have 6 (Voigt) or 9 components, got {a.size}")
+    raise MLIPInputError(f"{where}: stress must have 6 (Voigt) or 9 components, got {a.size}")
+
+
+def _virials_to_stress(value, atoms: ase.Atoms, where: str) -> np.ndarray:
+    """``stress = -virial / V`` (:mod:`mlip.keys`)."""
+    volume = abs(float(np.linalg.det(atoms.cell.array)))
+    if volume < 1e-9:
+        raise MLIPInputError(f"{where}: virials need a cell with a volume to become a stress")
+    return -_as_stress(value, where) / volume
 
 
 def _calc_results(atoms: ase.Atoms) -> dict:
@@ -106,7 +146,13 @@ def fixed_atoms(atoms: ase.Atoms, fixed_tags: tuple[int, ...] = ()) -> np.ndarra
 
 
 def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: str = "frame") -> Frame:
-    """Labels of one ``Atoms`` (see the module docstring for the lookup order)."""
+    """Labels of one ``Atoms`` (see the module docstring for the lookup order), checked: numeric, finite, of the
+    right shape and (``keys.check_units``) of a plausible magnitude; errors name ``where``."""
+    bad = np.flatnonzero((atoms.numbers < 1) | (atoms.numbers > 118))
+    if len(bad):
+        raise MLIPInputError(
+            f"{where}: atom {bad[0]} has atomic number {atoms.numbers[bad[0]]}, not an element"
+        )
     res = _calc_results(atoms)
     energy = _label(atoms, res, keys.energy_key, "info", "energy")
     forces = _label(atoms, res, keys.forces_key, "array", "forces")
@@ -117,33 +163,45 @@ def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: st
         stress = None if raw is None else _as_stress(raw, where)
     elif keys.virials_key is not None:
         raw = _lookup(atoms, res, keys.virials_key, "info")
-        stress = None if raw is None else -_as_stress(raw, where) / atoms.get_volume()
+        stress = None if raw is None else _virials_to_stress(raw, atoms, where)
     else:
         if "REF_stress" in atoms.info:
             stress = _as_stress(atoms.info["REF_stress"], where)
         elif "REF_virials" in atoms.info:
-            stress = -_as_stress(atoms.info["REF_virials"], where) / atoms.get_volume()
+            stress = _virials_to_stress(atoms.info["REF_virials"], atoms, where)
         elif res.get("stress") is not None:
             stress = _as_stress(res["stress"], where)
         elif "stress" in atoms.info:
             stress = _as_stress(atoms.info["stress"], where)
     config_type = atoms.info.get(keys.config_type_key)
-    weight = float(atoms.info.get(keys.weight_key, 1.0))
+    try:
+        weight = float(atoms.info.get(keys.weight_key, 1.0))
+    except (TypeError, ValueError):
+        raise MLIPInputError(f"{where}: info[{keys.weight_key!r}] is not a number") from None
+    if not (np.isfinite(weight) and weight >= 0):
+        raise MLIPInputError(f"{where}: info[{keys.weight_key!r}] must be a finite weight >= 0, got {weight}")
     fixed = fixed_atoms(atoms, tuple(keys.fixed_tags))
     bare = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     if "charge" in atoms.info:
-        bare.info["charge"] = float(np.asarray(atoms.info["charge"]).reshape(()))
-    return Frame(
+        bare.info["charge"] = float(_shaped(atoms.info["charge"], where, "net charge (info['charge'])", ()))
+    n = len(atoms)
+    frame = Frame(
         atoms=bare,
-        energy=None if energy is None else float(np.asarray(energy).reshape(())),
-        forces=None if forces is None else np.asarray(forces, dtype=np.float64).reshape(len(atoms), 3),
+        energy=None if energy is None else float(_shaped(energy, where, "energy", ())),
+        forces=None if forces is None else _shaped(forces, where, "forces", (n, 3)),
         stress=stress,
-        charges=None if charges is None else np.asarray(charges, dtype=np.float64).reshape(len(atoms)),
+        charges=None if charges is None else _shaped(charges, where, "charges", (n,)),
         fixed=fixed if fixed.any() else None,
         weight=weight,
         config_type=None if config_type is None else str(config_type),
         info={k: v for k, v in atoms.info.items() if not isinstance(v, np.ndarray)},
+        source=where,
     )
+    if keys.check_units:
+        check_label_magnitudes(
+            atoms.numbers, energy=frame.energy, forces=frame.forces, stress=frame.stress, where=where
+        )
+    return frame
 
 
 def read_mptrj_json(path: str | Path, *, energy: str = "uncorrected") -> list[Frame]:
@@ -180,6 +238,14 @@ def labelled_frame(
     return frame if references is None else references.apply(frame, where=where)
 
 
+def _available_keys(atoms: ase.Atoms) -> str:
+    results = sorted(_calc_results(atoms))
+    return (
+        f"info: {sorted(atoms.info)}, arrays: {sorted(k for k in atoms.arrays if k not in ('numbers', 'positions'))}"
+        + (f", calculator: {results}" if results else "")
+    )
+
+
 def iter_frames(
     path: str | Path,
     keys: LabelKeys | None = None,
@@ -187,17 +253,35 @@ def iter_frames(
     index: str = ":",
     mptrj_energy: str = "uncorrected",
     references: EnergyReferences | None = None,
+    require_keys: bool = False,
 ) -> Iterator[Frame]:
-    """Stream the labelled frames of ``path`` (arguments as :func:`read_frames`)."""
+    """Stream the labelled frames of ``path`` (arguments as :func:`read_frames`).
+
+    ``require_keys``: a label key given explicitly in ``keys`` that no frame of the file holds is an error naming
+    the key and the keys the file does hold (a misspelt ``energy_key`` would otherwise leave the set unlabelled).
+    """
     from mlip.data.sources import iter_atoms
 
     keys = LabelKeys() if keys is None else keys
     name = Path(path).name
+    missing = dict(keys.given()) if require_keys else {}
+    first = None
     for i, atoms in enumerate(iter_atoms(path, mptrj_energy=mptrj_energy, index=index)):
         where = f"{name}[{i}]"
         if "mp_id" in atoms.info:
             where = f"{name}:{atoms.info['mp_id']}/{atoms.info['frame_id']}"
-        yield labelled_frame(atoms, keys, references, where=where)
+        frame = labelled_frame(atoms, keys, references, where=where)
+        if missing:
+            first = _available_keys(atoms) if first is None else first
+            for label in [k for k in missing if getattr(frame, k) is not None]:
+                del missing[label]
+        yield frame
+    if missing:
+        label, key = next(iter(missing.items()))
+        raise MLIPInputError(
+            f"{name}: the {label} key {key!r} is in no frame; check energy_key / forces_key / stress_key "
+            f"(the first frame has {first})"
+        )
 
 
 def read_frames(
@@ -207,15 +291,25 @@ def read_frames(
     index: str = ":",
     mptrj_energy: str = "uncorrected",
     references: EnergyReferences | None = None,
+    require_keys: bool = False,
 ) -> list[Frame]:
     """Every frame of ``path`` with its labels.
 
     Formats: those of :func:`mlip.data.sources.iter_atoms` (MPtrj JSON, ``aselmdb``, legacy OC20 LMDB, files or
     directories; ASE databases and anything ``ase.io`` reads). ``mptrj_energy`` picks MPtrj's uncorrected or
     corrected energy; ``index`` selects frames of ASE-read files; ``references`` turns total energies into
-    referenced ones (:class:`mlip.data.references.EnergyReferences`).
+    referenced ones (:class:`mlip.data.references.EnergyReferences`); ``require_keys``: see :func:`iter_frames`.
     """
-    return list(iter_frames(path, keys, index=index, mptrj_energy=mptrj_energy, references=references))
+    return list(
+        iter_frames(
+            path,
+            keys,
+            index=index,
+            mptrj_energy=mptrj_energy,
+            references=references,
+            require_keys=require_keys,
+        )
+    )
 
 
 def split_isolated_atoms(frames: list[Frame]) -> tuple[list[Frame], dict[int, float]]:
@@ -226,7 +320,7 @@ def split_isolated_atoms(frames: list[Frame]) -> tuple[list[Frame], dict[int, fl
         marked = f.config_type is not None and f.config_type.lower() in ISOLATED_ATOM_TYPES
         if marked or (len(f.atoms) == 1 and not f.atoms.pbc.any()):
             if len(f.atoms) != 1 or f.energy is None:
-                raise ValueError("an IsolatedAtom frame must hold exactly one atom and an energy label")
+                raise MLIPInputError("an IsolatedAtom frame must hold exactly one atom and an energy label")
             e0[int(f.atoms.numbers[0])] = f.energy
         else:
             rest.append(f)

@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 
 from mlip.data.graph import Frame
+from mlip.errors import MLIPFileNotFoundError, MLIPInputError
 
 __all__ = ["EnergyReferences", "load_energy_references", "system_id"]
 
@@ -62,13 +63,13 @@ def _read_lines(path: Path) -> dict[str, float]:
         except ValueError:
             if lineno == 1:  # a header line
                 continue
-            raise ValueError(
+            raise MLIPInputError(
                 f"{path}:{lineno}: expected 'system,[frame,]reference_eV', got {line!r}"
             ) from None
         if len(parts) < 2:
-            raise ValueError(f"{path}:{lineno}: expected 'system,[frame,]reference_eV', got {line!r}")
+            raise MLIPInputError(f"{path}:{lineno}: expected 'system,[frame,]reference_eV', got {line!r}")
         if sid in refs and abs(refs[sid] - energy) > 1e-6:
-            raise ValueError(f"{path}:{lineno}: system {parts[0]} has two reference energies")
+            raise MLIPInputError(f"{path}:{lineno}: system {parts[0]} has two reference energies")
         refs[sid] = energy
     return refs
 
@@ -77,7 +78,7 @@ def load_energy_references(path: str | Path) -> dict[str, float]:
     """``{system id (normal form): E_ref in eV}`` from a ``.pkl``, ``.json``, ``.txt`` or ``.csv`` file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such reference-energy file: {path}")
+        raise MLIPFileNotFoundError(f"no such reference-energy file: {path}")
     if path.suffix in (".pkl", ".pickle"):
         raw = _DictUnpickler(io.BytesIO(path.read_bytes())).load()
     elif path.suffix == ".json":
@@ -85,9 +86,9 @@ def load_energy_references(path: str | Path) -> dict[str, float]:
     elif path.suffix in (".txt", ".csv"):
         return _read_lines(path)
     else:
-        raise ValueError(f"{path}: reference energies must be .pkl, .json, .txt or .csv")
+        raise MLIPInputError(f"{path}: reference energies must be .pkl, .json, .txt or .csv")
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a {{system id: energy}} mapping, got {type(raw).__name__}")
+        raise MLIPInputError(f"{path}: expected a {{system id: energy}} mapping, got {type(raw).__name__}")
     return {system_id(k): float(v) for k, v in raw.items()}
 
 
@@ -113,9 +114,9 @@ class EnergyReferences:
         if frame.energy is None:
             return frame
         if self.key not in frame.info:
-            raise ValueError(f"{where}: no info[{self.key!r}] to look up a reference energy by")
+            raise MLIPInputError(f"{where}: no info[{self.key!r}] to look up a reference energy by")
         sid = system_id(frame.info[self.key])
         if sid not in self.energies:
-            raise ValueError(f"{where}: system {frame.info[self.key]!r} has no reference energy")
+            raise MLIPInputError(f"{where}: system {frame.info[self.key]!r} has no reference energy")
         info = {**frame.info, "energy_reference": self.energies[sid]}
         return dataclasses.replace(frame, energy=frame.energy - self.energies[sid], info=info)

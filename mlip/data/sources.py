@@ -25,6 +25,8 @@ from pathlib import Path
 
 import ase
 
+from mlip.errors import MLIPFileNotFoundError, MLIPInputError
+
 __all__ = ["iter_atoms", "lmdb_kind"]
 
 _OC20_TRAJ = re.compile(r"^random\d+$")
@@ -54,7 +56,7 @@ def lmdb_kind(path: str | Path) -> str | None:
                     return "aselmdb" if value[:1] == b"x" and _is_zlib(value) else "pyg"
     finally:
         env.close()
-    raise ValueError(f"{path}: the LMDB file holds no records")
+    raise MLIPInputError(f"{path}: the LMDB file holds no records")
 
 
 def _is_zlib(blob: bytes) -> bool:
@@ -75,7 +77,7 @@ def iter_atoms(
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no such data file: {path}")
+        raise MLIPFileNotFoundError(f"no such data file: {path}")
     if path.suffix == ".json" and _is_mptrj_json(path):
         from mlip.data.mptrj import read_mptrj
 
@@ -93,7 +95,7 @@ def iter_atoms(
         yield from iter_pyg_lmdb(path)
         return
     if path.is_dir():
-        raise ValueError(f"{path} is a directory without *.aselmdb or *.lmdb files")
+        raise MLIPInputError(f"{path} is a directory without *.aselmdb or *.lmdb files")
     import ase.io
 
     sid = path.stem if path.suffix == ".traj" and _OC20_TRAJ.match(path.stem) else None
@@ -104,4 +106,4 @@ def iter_atoms(
                 atoms.info.setdefault("sid", sid)
             yield atoms
     except Exception as err:  # ASE raises many kinds (UnknownFileTypeError, KeyError, ...)
-        raise ValueError(f"cannot read {path} with ASE: {err}") from err
+        raise MLIPInputError(f"cannot read {path} with ASE: {err}") from err

@@ -43,6 +43,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mlip.data.graph import Frame, frame_to_graph
+from mlip.errors import MLIPInputError
 
 __all__ = ["FORMAT", "PreprocessedDataset", "read_manifest", "shard_name", "write_shard"]
 
@@ -105,12 +106,12 @@ def read_manifest(path: str | Path) -> dict:
     path = Path(path)
     manifest = path / "manifest.json"
     if not manifest.is_file():
-        raise ValueError(
+        raise MLIPInputError(
             f"{path} is not a complete preprocessed dataset (no manifest.json; rerun mlip-preprocess to finish it)"
         )
     data = json.loads(manifest.read_text())
     if data.get("format") != FORMAT or data.get("version") != VERSION:
-        raise ValueError(
+        raise MLIPInputError(
             f"{manifest}: format {data.get('format')!r} v{data.get('version')} is not {FORMAT} v{VERSION}"
         )
     return data

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 
 import numpy as np
 
 from mlip.data.neighbors import neighbor_list
 from mlip.data.store import PreprocessedDataset
+from mlip.errors import MLIPInputError
+from mlip.fileio import write_json_atomic
 
 __all__ = ["store_elements", "store_statistics"]
 
@@ -84,7 +85,7 @@ def store_statistics(
     # one pass, vectorised per shard, over all 119 element columns (reduced to the present ones at the end)
     ata, aty, c_per_atom = np.zeros((_NZ, _NZ)), np.zeros(_NZ), np.zeros(_NZ)
     present = np.zeros(_NZ)
-    e_per_atom = n_labelled = f_sq = f_n = 0.0
+    e_per_atom = n_labelled = f_sq = f_n = n_forces = 0.0
     for arrays, mult, atom_frame in _per_shard(ds, ds.indices):
         nums = np.asarray(arrays["numbers"], dtype=np.int64)
         n_frames = len(mult)
@@ -100,6 +101,7 @@ def store_statistics(
         e_per_atom += float((w * energy / n_atoms).sum())
         c_per_atom += (w / n_atoms) @ counts
         n_labelled += float(w.sum())
+        n_forces += float((mult * has[:, 1]).sum())
         fw = (mult * has[:, 1])[atom_frame]
         f_sq += float((fw * np.square(np.asarray(arrays["forces"])).sum(1)).sum())
         f_n += 3.0 * float(fw.sum())
@@ -115,20 +117,20 @@ def store_statistics(
         "e0": {str(z): e0[z] for z in zs},
         "shift": float(shift),
         "scale": scale if scale > 1e-8 else 1.0,
+        "n_energy_labels": int(n_labelled),
+        "n_forces_labels": int(n_forces),
         **_neighbors(ds, neighbor_frames),
     }
     if cache:
         path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(stats, indent=1))
-        os.replace(tmp, path)
+        write_json_atomic(path, stats, indent=1)
     return stats
 
 
 def _resolve_e0(spec, zs: list[int], ata: np.ndarray, aty: np.ndarray) -> dict[int, float]:
     if spec == "average":
         if not ata.any():
-            raise ValueError("cannot fit E0s by least squares: no training frame has an energy label")
+            raise MLIPInputError("cannot fit E0s by least squares: no training frame has an energy label")
         sol, *_ = np.linalg.lstsq(ata, aty, rcond=None)
         return {z: float(v) for z, v in zip(zs, sol)}
     if spec == "zero":
@@ -140,10 +142,10 @@ def _resolve_e0(spec, zs: list[int], ata: np.ndarray, aty: np.ndarray) -> dict[i
                  for k, v in spec.items()}  # fmt: skip
         missing = [z for z in zs if z not in given]
         if missing:
-            raise ValueError(f"no E0 given for elements {missing}")
+            raise MLIPInputError(f"data.e0s: no E0 given for elements {missing}")
         return {z: given[z] for z in zs}
-    raise ValueError(
-        f"E0s {spec!r} is not available for a preprocessed dataset: use 'average', 'zero' or a dict"
+    raise MLIPInputError(
+        f"data.e0s {spec!r} is not available for a preprocessed dataset: use 'average', 'zero' or a dict"
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlip.errors import MLIPInputError
+from mlip.fields import check_fields
 from mlip.longrange.api import Method
 
 __all__ = ["LongRangeConfig"]
@@ -29,20 +31,23 @@ class LongRangeConfig:
     charge_hidden: int = 16
 
     def __post_init__(self) -> None:
+        check_fields(self, "model.long_range")
         choices = [m.value for m in Method]
         if self.kind not in choices:
-            raise ValueError(f"long_range.kind must be one of {choices}, got {self.kind!r}")
+            raise MLIPInputError(f"model.long_range.kind must be one of {choices}, got {self.kind!r}")
         if not 0.0 < self.accuracy < 1.0:
-            raise ValueError(f"long_range.accuracy must lie in (0, 1), got {self.accuracy}")
+            raise MLIPInputError(f"model.long_range.accuracy must lie in (0, 1), got {self.accuracy}")
         if self.sigma is not None and not self.sigma > 0:
-            raise ValueError(f"long_range.sigma must be positive (Å) or null, got {self.sigma}")
+            raise MLIPInputError(f"model.long_range.sigma must be positive (Å) or null, got {self.sigma}")
         if self.charge_hidden < 1:
-            raise ValueError(f"long_range.charge_hidden must be >= 1, got {self.charge_hidden}")
+            raise MLIPInputError(f"model.long_range.charge_hidden must be >= 1, got {self.charge_hidden}")
 
     @classmethod
     def from_dict(cls, raw: dict) -> LongRangeConfig:
         allowed = {"kind", "sigma", "accuracy", "charge_hidden"}
         unknown = sorted(set(raw) - allowed)
         if unknown:
-            raise ValueError(f"unknown long_range option(s) {unknown}; allowed: {sorted(allowed)}")
+            raise MLIPInputError(
+                f"unknown long_range option(s) {unknown} in the model section; allowed: {sorted(allowed)}"
+            )
         return cls(**raw)

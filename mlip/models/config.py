@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from mlip.errors import MLIPInputError
+from mlip.fields import check_fields
 from mlip.kernels.backend import Backend
 from mlip.kernels.product import ProductKind
 from mlip.longrange.config import LongRangeConfig
@@ -19,10 +21,10 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
     """``"float32"`` / ``"float64"`` (or the torch dtype) -> ``torch.dtype``."""
     if isinstance(name, torch.dtype):
         if name not in _DTYPES.values():
-            raise ValueError(f"unsupported dtype {name}; use float32 or float64")
+            raise MLIPInputError(f"unsupported dtype {name}; use float32 or float64")
         return name
     if name not in _DTYPES:
-        raise ValueError(f"unsupported dtype {name!r}; use 'float32' or 'float64'")
+        raise MLIPInputError(f"unsupported dtype {name!r}; use 'float32' or 'float64'")
     return _DTYPES[name]
 
 
@@ -83,12 +85,12 @@ class BackboneConfig:
         check_common(self)
         for name in ("channels", "num_interactions"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise MLIPInputError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         if self.max_L > self.max_ell:
-            raise ValueError(f"max_L ({self.max_L}) cannot exceed max_ell ({self.max_ell})")
+            raise MLIPInputError(f"model.max_L ({self.max_L}) cannot exceed max_ell ({self.max_ell})")
         kinds = [k.value for k in ProductKind]
         if self.tensor_product not in kinds:
-            raise ValueError(f"tensor_product must be one of {kinds}, got {self.tensor_product!r}")
+            raise MLIPInputError(f"model.tensor_product must be one of {kinds}, got {self.tensor_product!r}")
 
     @classmethod
     def from_dict(cls, config: dict):
@@ -122,42 +124,55 @@ class MACEConfig(BackboneConfig):
         super().__post_init__()
         for name in ("num_bessel", "correlation"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise MLIPInputError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         kind = ProductKind(self.tensor_product)
         if self.product_basis not in PRODUCT_BASES:
-            raise ValueError(f"product_basis must be one of {PRODUCT_BASES}, got {self.product_basis!r}")
+            raise MLIPInputError(
+                f"model.product_basis must be one of {PRODUCT_BASES}, got {self.product_basis!r}"
+            )
         if self.product_basis == "gaunt" and kind is ProductKind.VECTOR_GRID:
-            raise ValueError(
+            raise MLIPInputError(
                 "product_basis 'gaunt' needs natural-parity messages; tensor_product 'vector_grid' adds "
                 "pseudotensors: use product_basis 'symmetric_contraction' with it"
             )
         if self.cp_rank is not None and (kind is not ProductKind.CP or self.cp_rank < 1):
-            raise ValueError(f"cp_rank={self.cp_rank} needs tensor_product 'cp' and a rank >= 1")
+            raise MLIPInputError(f"model.cp_rank={self.cp_rank} needs tensor_product 'cp' and a rank >= 1")
 
 
 def check_common(cfg) -> None:
     """Validate and normalise the fields every backbone config shares (elements, E0s, cutoff, statistics, dtype,
     backend, radial network); tuples are frozen in place."""
+    check_fields(cfg, "model")
     zs = tuple(int(z) for z in cfg.atomic_numbers)
     if not zs or list(zs) != sorted(set(zs)) or not all(1 <= z <= 118 for z in zs):
-        raise ValueError(f"atomic_numbers must be sorted, unique, in 1..118: got {cfg.atomic_numbers}")
+        raise MLIPInputError(
+            f"model.atomic_numbers must be sorted, unique, in 1..118: got {cfg.atomic_numbers}"
+        )
     if len(cfg.atomic_energies) != len(zs):
-        raise ValueError(
+        raise MLIPInputError(
             f"atomic_energies needs one value per element ({len(zs)}), got {len(cfg.atomic_energies)}"
         )
+    for name in ("max_ell", "max_L"):
+        if getattr(cfg, name) < 0:
+            raise MLIPInputError(f"model.{name} must be >= 0, got {getattr(cfg, name)}")
+    for name in ("num_polynomial_cutoff", "readout_mlp"):
+        if getattr(cfg, name) < 1:
+            raise MLIPInputError(f"model.{name} must be >= 1, got {getattr(cfg, name)}")
+    if any(width < 1 for width in cfg.radial_mlp):
+        raise MLIPInputError(f"model.radial_mlp widths must be >= 1, got {list(cfg.radial_mlp)}")
     for name in ("r_max", "avg_num_neighbors", "scale"):
         if not getattr(cfg, name) > 0:
-            raise ValueError(f"{name} must be > 0, got {getattr(cfg, name)}")
+            raise MLIPInputError(f"model.{name} must be > 0, got {getattr(cfg, name)}")
     parse_dtype(cfg.dtype)
     Backend(cfg.backend)
     if cfg.radial not in ("mlp", "spline"):
-        raise ValueError(f"radial must be 'mlp' or 'spline', got {cfg.radial!r}")
+        raise MLIPInputError(f"model.radial must be 'mlp' or 'spline', got {cfg.radial!r}")
     if cfg.num_spline_knots < 4:
-        raise ValueError(f"num_spline_knots must be >= 4, got {cfg.num_spline_knots}")
+        raise MLIPInputError(f"model.num_spline_knots must be >= 4, got {cfg.num_spline_knots}")
     if isinstance(cfg.long_range, dict):
         object.__setattr__(cfg, "long_range", LongRangeConfig.from_dict(cfg.long_range))
     elif cfg.long_range is not None and not isinstance(cfg.long_range, LongRangeConfig):
-        raise ValueError(f"long_range must be a mapping or null, got {cfg.long_range!r}")
+        raise MLIPInputError(f"model.long_range must be a mapping or null, got {cfg.long_range!r}")
     object.__setattr__(cfg, "atomic_numbers", zs)
     object.__setattr__(cfg, "atomic_energies", tuple(float(e) for e in cfg.atomic_energies))
     object.__setattr__(cfg, "radial_mlp", tuple(int(x) for x in cfg.radial_mlp))
@@ -168,7 +183,7 @@ def config_from_dict(cls, config: dict):
     allowed = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(config) - allowed)
     if unknown:
-        raise ValueError(
+        raise MLIPInputError(
             f"unknown {config.get('name', cls.__name__)} option(s) {unknown}; allowed: {sorted(allowed)}"
         )
     return cls(**config)

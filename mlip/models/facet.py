@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from mlip.errors import MLIPInputError
 from mlip.kernels import Backend, Irrep, Irreps
 from mlip.kernels.product import ProductKind
 from mlip.models.base import EdgePotential
@@ -71,9 +72,11 @@ class FacetConfig(BackboneConfig):
         super().__post_init__()
         for name in ("grid_channels", "grid_hidden", "grid_heads"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise MLIPInputError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         if self.residual_norm not in ("pre", "post", "none"):
-            raise ValueError(f"residual_norm must be 'pre', 'post' or 'none', got {self.residual_norm!r}")
+            raise MLIPInputError(
+                f"model.residual_norm must be 'pre', 'post' or 'none', got {self.residual_norm!r}"
+            )
 
 
 class EquivariantRMSNorm(nn.Module):

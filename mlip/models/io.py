@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mlip.errors import MLIPInputError
+from mlip.fileio import torch_save_atomic
 from mlip.models.config import parse_dtype
 from mlip.models.registry import build_model
 
@@ -25,7 +27,8 @@ FORMAT_VERSION = 1
 
 
 def save_model(model: nn.Module, path: str | Path, *, provenance: dict | None = None) -> None:
-    """Write ``model`` (its config and current weights) to ``path``."""
+    """Write ``model`` (its config and current weights) to ``path``, atomically: a reader (or a crash, or a full
+    disk) sees the previous file or the new one, never a part (:func:`mlip.fileio.atomic_write`)."""
     from mlip import __version__
 
     config = model.config.to_dict()
@@ -42,7 +45,7 @@ def save_model(model: nn.Module, path: str | Path, *, provenance: dict | None = 
         "provenance": prov,
     }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, str(path))
+    torch_save_atomic(payload, path)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str | None = None) -> nn.Module:
@@ -62,14 +65,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str 
     try:
         payload = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(
+        raise MLIPInputError(
             f"{path} is not a readable mlip model file (corrupted or not a torch file): {err}"
         ) from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an mlip model file (no 'format': '{FORMAT}' entry)")
+        raise MLIPInputError(f"{path} is not an mlip model file (no 'format': '{FORMAT}' entry)")
     version = payload.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(
+        raise MLIPInputError(
             f"{path} has model-file format version {version}; this mlip reads version {FORMAT_VERSION}"
         )
     config = dict(payload["config"])
@@ -85,5 +88,5 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str 
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not match the model its config describes: {err}") from err
+        raise MLIPInputError(f"{path}: weights do not match the model its config describes: {err}") from err
     return model.to(device).eval()

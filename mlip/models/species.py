@@ -6,6 +6,8 @@ import torch
 from ase.data import chemical_symbols
 from torch import nn
 
+from mlip.errors import MLIPInputError
+
 
 class SpeciesMap(nn.Module):
     """Maps ``Z [N]`` to indices ``[N]`` into ``atomic_numbers`` (sorted); raises on unknown elements."""
@@ -19,10 +21,12 @@ class SpeciesMap(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.numel() and (int(z.min()) < 1 or int(z.max()) > 118):
-            raise ValueError(f"atomic numbers must be in 1..118, got range [{int(z.min())}, {int(z.max())}]")
+            raise MLIPInputError(
+                f"atomic numbers must be in 1..118, got range [{int(z.min())}, {int(z.max())}]"
+            )
         idx = self.table[z]
         if (idx < 0).any():
             unknown = sorted({chemical_symbols[int(x)] for x in z[idx < 0].unique()})
             known = [chemical_symbols[x] for x in self.atomic_numbers]
-            raise ValueError(f"unknown element(s) {unknown}: this model supports only {known}")
+            raise MLIPInputError(f"unknown element(s) {unknown}: this model supports only {known}")
         return idx

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlip.errors import MLIPInputError
 from mlip.models.config import MACEConfig
 from mlip.models.mace import MACE
 
@@ -40,7 +41,9 @@ class TDNConfig(MACEConfig):
 
     def __post_init__(self) -> None:
         if self.tensor_product != "cp":
-            raise ValueError(f"a TDN's tensor_product is 'cp', got {self.tensor_product!r} (use name 'mace')")
+            raise MLIPInputError(
+                f"a TDN's tensor_product is 'cp', got {self.tensor_product!r} (use name 'mace')"
+            )
         super().__post_init__()
 
 

@@ -1,10 +1,20 @@
-"""Typed training configuration. YAML is read only by ``train.py``; everything here is dataclasses."""
+"""Typed training configuration. YAML is read only by ``train.py``; everything here is dataclasses.
+
+Every value is checked when the dataclass is built (types by :func:`mlip.fields.check_fields`, then ranges and
+choices), so a bad config fails with one line naming ``section.key`` before any data is read.
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from mlip.errors import MLIPFileNotFoundError, MLIPInputError
+from mlip.fields import check_choice, check_fields, check_range
 
 
 @dataclass(kw_only=True)
@@ -29,7 +39,8 @@ class DataConfig:
     (:func:`mlip.data.references.load_energy_references`) subtracted from every frame, which turns OC20's total
     energies into adsorption energies; ``system_key`` is the ``info`` key with each frame's system id. For a
     preprocessed directory both are fixed when it is written (``mlip-preprocess --fixed-tags/--energy-references``)
-    and must match its manifest here.
+    and must match its manifest here. ``check_units`` refuses labels of implausible magnitude (stress in kBar,
+    energies in kcal/mol: :mod:`mlip.data.units`); set it false only for data that really lie outside its bounds.
     """
 
     train_file: str | None = None
@@ -60,6 +71,30 @@ class DataConfig:
     builtin: str = "emt"
     nacl_frames: int = 240
     nacl_test_frames: int = 20
+    check_units: bool = True
+
+    def __post_init__(self) -> None:
+        check_fields(self, "data")
+        check_choice(self, "data", "format", ("auto", "files", "preprocessed"))
+        check_choice(self, "data", "mptrj_energy", ("uncorrected", "corrected"))
+        check_choice(self, "data", "builtin", ("emt", "tosi_fumi_nacl"))
+        check_range(self, "data", "valid_fraction", low=0.0, high=1.0, low_open=True, high_open=True)
+        for name in ("valid_last", "batch_size", "valid_batch_size", "max_atoms_per_batch", "emt_test_frames",
+                     "nacl_test_frames"):  # fmt: skip
+            check_range(self, "data", name, low=1)
+        for name in ("emt_frames", "nacl_frames"):
+            check_range(self, "data", name, low=2)
+        check_range(self, "data", "num_workers", low=0)
+        _check_e0s(self.e0s)
+
+    def input_files(self) -> dict[str, str]:
+        """``{"data.<key>": path}`` of every file or directory this section names."""
+        files = {
+            f"data.{k}": getattr(self, k)
+            for k in ("train_file", "valid_file", "e0_file", "energy_references")
+        }
+        files.update({f"data.test_files[{i}]": p for i, p in enumerate(self.test_files)})
+        return {k: v for k, v in files.items() if v is not None}
 
 
 @dataclass(kw_only=True)
@@ -102,6 +137,28 @@ class TrainConfig:
     check_val_every_n_epoch: int = 1
     checkpoint_every_n_steps: int | None = None
 
+    def __post_init__(self) -> None:
+        check_fields(self, "train")
+        check_choice(self, "train", "loss", ("mse", "huber"))
+        check_choice(self, "train", "optimizer", ("adam", "adamw"))
+        check_choice(self, "train", "scheduler", ("plateau", "cosine", "none"))
+        check_choice(self, "train", "lr_scaling", ("none", "linear", "sqrt"))
+        check_choice(self, "train", "dtype", ("float32", "float64"))
+        check_choice(self, "train", "accelerator", ("cpu", "gpu", "cuda", "mps", "tpu", "auto"))
+        for name in ("lr", "huber_delta", "grad_clip"):
+            check_range(self, "train", name, low=0.0, low_open=True)
+        for name in ("energy_weight", "forces_weight", "stress_weight", "charges_weight", "weight_decay"):
+            check_range(self, "train", name, low=0.0)
+        check_range(self, "train", "plateau_factor", low=0.0, high=1.0, low_open=True, high_open=True)
+        check_range(self, "train", "lr_final_factor", low=0.0, high=1.0, low_open=True)
+        check_range(self, "train", "ema_decay", low=0.0, high=1.0, low_open=True, high_open=True)
+        for name in ("max_epochs", "num_nodes", "log_every_n_steps", "check_val_every_n_epoch",
+                     "checkpoint_every_n_steps"):  # fmt: skip
+            check_range(self, "train", name, low=1)
+        check_range(self, "train", "plateau_patience", low=0)
+        self.max_time = parse_max_time(self.max_time)
+        self.devices = _check_devices(self.devices)
+
 
 @dataclass(kw_only=True)
 class RunConfig:
@@ -111,16 +168,37 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        if not self.model:
+            self.model = copy.deepcopy(DEFAULT_MODEL)
+        self.model.setdefault("name", "mace")
+        from mlip.models.registry import check_model_section
+
+        check_model_section(self.model)
+
     @classmethod
     def from_dict(cls, raw: dict) -> RunConfig:
+        """Validate a plain dict (sections ``model``, ``data``, ``train``; a missing or empty ``model`` section
+        is the default job's small MACE, :data:`DEFAULT_MODEL`)."""
+        if not isinstance(raw, dict):
+            raise MLIPInputError(f"a config must be a mapping with sections model, data, train; got {raw!r}")
         unknown = sorted(set(raw) - {"model", "data", "train"})
         if unknown:
-            raise ValueError(f"unknown top-level config section(s) {unknown}; use model, data, train")
+            raise MLIPInputError(f"unknown top-level config section(s) {unknown}; use model, data, train")
+        for name in ("model", "data", "train"):
+            if raw.get(name) is not None and not isinstance(raw[name], dict):
+                raise MLIPInputError(f"config section '{name}' must be a mapping, got {raw[name]!r}")
         return cls(
-            model=dict(raw.get("model") or {}),
+            model=copy.deepcopy(dict(raw.get("model") or {})),
             data=_build(DataConfig, raw.get("data") or {}, "data"),
             train=_build(TrainConfig, raw.get("train") or {}, "train"),
         )
+
+    def check_inputs_exist(self) -> None:
+        """Refuse a config naming a data file that does not exist (before any file is read)."""
+        for key, path in self.data.input_files().items():
+            if not Path(path).exists():
+                raise MLIPFileNotFoundError(f"{key}: no such file or directory: {path}")
 
     def to_dict(self) -> dict:
         return {
@@ -134,8 +212,70 @@ def _build(cls, values: dict, section: str):
     allowed = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - allowed)
     if unknown:
-        raise ValueError(f"unknown option(s) {unknown} in section '{section}'; allowed: {sorted(allowed)}")
+        raise MLIPInputError(
+            f"unknown option(s) {unknown} in section '{section}'; allowed: {sorted(allowed)}"
+        )
     return cls(**values)
+
+
+_E0_CHOICES = ("isolated", "average", "zero")
+
+
+def _check_e0s(spec) -> None:
+    if spec is None or spec in _E0_CHOICES:
+        return
+    if isinstance(spec, dict):
+        from ase.data import atomic_numbers
+
+        for k, v in spec.items():
+            known = (isinstance(k, int) and 1 <= k <= 118) or (isinstance(k, str) and k in atomic_numbers)
+            if not known:
+                raise MLIPInputError(f"data.e0s: {k!r} is not an element symbol or atomic number")
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise MLIPInputError(f"data.e0s[{k!r}] must be a number (eV), got {v!r}")
+        return
+    raise MLIPInputError(
+        f"data.e0s must be one of {list(_E0_CHOICES)}, a mapping {{element: eV}} or null; got {spec!r}"
+    )
+
+
+_TIME = re.compile(r"^(?:(\d+):)?(\d+):(\d+):(\d+)$")
+
+
+def parse_max_time(value) -> str | None:
+    """``"DD:HH:MM:SS"`` (or ``"HH:MM:SS"``) -> the canonical ``"DD:HH:MM:SS"`` Lightning reads; ``None`` passes.
+
+    A number is refused: YAML reads an unquoted ``1:30`` as 90 (base 60), which could mean minutes or hours.
+    """
+    if value is None:
+        return None
+    m = _TIME.match(value.strip())
+    if not m:
+        raise MLIPInputError(f"train.max_time must be 'DD:HH:MM:SS' (e.g. \"00:01:30:00\"), got {value!r}")
+    d, h, mi, s = (int(x or 0) for x in m.groups())
+    if h >= 24 or mi >= 60 or s >= 60:
+        raise MLIPInputError(f"train.max_time {value!r}: hours must be < 24, minutes and seconds < 60")
+    if d == h == mi == s == 0:
+        raise MLIPInputError(f"train.max_time must be longer than zero, got {value!r}")
+    return f"{d:02d}:{h:02d}:{mi:02d}:{s:02d}"
+
+
+def _check_devices(value):
+    """``train.devices``: a count >= 1, -1 (all), ``"auto"``, or a list of device indices."""
+    if value == "auto" or value == -1:
+        return value
+    if isinstance(value, bool):
+        raise MLIPInputError(f"train.devices must be a count, -1, 'auto' or a list of indices, got {value!r}")
+    if isinstance(value, int) and value >= 1:
+        return value
+    if isinstance(value, str) and value.isdigit() and int(value) >= 1:
+        return int(value)
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                  for v in value):  # fmt: skip
+        return value
+    raise MLIPInputError(
+        f"train.devices must be a count >= 1, -1, 'auto' or a list of indices, got {value!r}"
+    )
 
 
 DEFAULT_MODEL = {

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mlip.fileio import atomic_write
+
 
 def parity_plot(sets: dict[str, dict[str, np.ndarray]], path: str | Path) -> None:
     """Write a two-panel PNG: energy per atom (eV/atom) and force components (eV/Å), one colour per set.
@@ -34,5 +36,6 @@ def parity_plot(sets: dict[str, dict[str, np.ndarray]], path: str | Path) -> Non
         ax.set_title(title)
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(str(path), dpi=120)
+    with atomic_write(path, "wb") as fh:  # whole or not at all
+        fig.savefig(fh, format="png", dpi=120)
     plt.close(fig)

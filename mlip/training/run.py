@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +26,21 @@ from mlip.data import (
 from mlip.data.batch import collate
 from mlip.data.references import EnergyReferences
 from mlip.data.sampler import BudgetBatchSampler
+from mlip.errors import MLIPInputError
+from mlip.fileio import DirectoryLock, check_output_dir, write_json_atomic
 from mlip.models import save_model
-from mlip.training.config import DEFAULT_MODEL, RunConfig
+from mlip.training.config import RunConfig
 from mlip.training.metrics import evaluate
 from mlip.training.module import PotentialModule
 from mlip.training.plots import parity_plot
+from mlip.training.run_dir import (
+    AtomicCheckpointIO,
+    HistoryCSVLogger,
+    check_resumable,
+    prepare_run_dir,
+    remove_stale_temporaries,
+    resolve_checkpoint,
+)
 from mlip.training.store_data import is_preprocessed, prepare_preprocessed
 
 log = logging.getLogger("mlip")
@@ -53,6 +62,7 @@ def _label_keys(cfg) -> LabelKeys:
         virials_key=cfg.virials_key,
         charges_key=cfg.charges_key,
         fixed_tags=tuple(int(t) for t in cfg.fixed_tags),
+        check_units=cfg.check_units,
     )
 
 
@@ -77,12 +87,14 @@ def load_frames(cfg) -> tuple[list[Frame], list[Frame], dict[str, list[Frame]], 
         }
     elif cfg.train_file is None:
         if cfg.builtin != "emt":
-            raise ValueError(f"unknown builtin dataset {cfg.builtin!r}; use 'emt' or 'tosi_fumi_nacl'")
+            raise MLIPInputError(f"unknown builtin dataset {cfg.builtin!r}; use 'emt' or 'tosi_fumi_nacl'")
         frames = generate_emt_dataset(cfg.emt_frames, seed=cfg.seed)
         tests = {"emt_test": generate_emt_dataset(cfg.emt_test_frames, seed=cfg.seed + 1000)}
     else:
         refs = _references(cfg)
-        frames = read_frames(cfg.train_file, keys, mptrj_energy=cfg.mptrj_energy, references=refs)
+        frames = read_frames(
+            cfg.train_file, keys, mptrj_energy=cfg.mptrj_energy, references=refs, require_keys=True
+        )
         tests = {
             Path(p).name: read_frames(p, keys, mptrj_energy=cfg.mptrj_energy, references=refs)
             for p in cfg.test_files
@@ -105,9 +117,11 @@ def load_frames(cfg) -> tuple[list[Frame], list[Frame], dict[str, list[Frame]], 
         )  # fmt: skip
     for name, fr in [("train", train), ("valid", valid)]:
         if not fr:
-            raise ValueError(f"the {name} set is empty")
+            raise MLIPInputError(f"the {name} set is empty")
         if all(f.energy is None for f in fr) and all(f.forces is None for f in fr):
-            raise ValueError(f"the {name} set has no energy or force labels (check energy_key / forces_key)")
+            raise MLIPInputError(
+                f"the {name} set has no energy or force labels (check energy_key / forces_key)"
+            )
     return train, valid, tests, isolated
 
 
@@ -131,28 +145,49 @@ def dataset_statistics(train: GraphDataset, e0: dict[int, float]) -> dict[str, f
     }
 
 
+def data_source(d) -> str:
+    """A data config's training source, as recorded in the model file's provenance."""
+    if d.train_file is not None:
+        return str(d.train_file)
+    return "built-in Tosi-Fumi NaCl" if d.builtin == "tosi_fumi_nacl" else "built-in EMT Cu-Au"
+
+
+def check_label_coverage(frames: list[Frame], cfg: RunConfig) -> None:
+    """Refuse a training set in which no frame carries a label that the loss weights: a misspelled key would
+    otherwise train silently on the other labels (with ``e0s: zero``, on forces alone). ``train.<x>_weight: 0``
+    asks for training without that label."""
+    d, t = cfg.data, cfg.train
+    source = data_source(d)
+    for name, weight, key in (
+        ("energy", t.energy_weight, d.energy_key),
+        ("forces", t.forces_weight, d.forces_key),
+    ):
+        if weight > 0 and all(getattr(f, name) is None for f in frames):
+            looked = f"data.{name}_key {key!r}" if key else f"REF_{name}, the calculator's {name}, {name}"
+            raise MLIPInputError(
+                f"{source}: none of the {len(frames)} training frames has a{'n' if name == 'energy' else ''} "
+                f"{name} label (looked for {looked}); set data.{name}_key, or train.{name}_weight: 0 to train "
+                "without it"
+            )
+
+
 def prepare_data(cfg: RunConfig) -> PreparedData:
     """Read and split the data, resolve E0s and fill in the model statistics not set by the user."""
     d = cfg.data
-    if d.format not in ("auto", "files", "preprocessed"):
-        raise ValueError(f"data.format must be 'auto', 'files' or 'preprocessed', got {d.format!r}")
+    model_config = {**cfg.model}
+    model_config.setdefault("dtype", cfg.train.dtype)
     if d.format == "preprocessed" or (d.format == "auto" and is_preprocessed(d.train_file)):
         if d.train_file is None:
-            raise ValueError(
+            raise MLIPInputError(
                 "data.format 'preprocessed' needs data.train_file: the mlip-preprocess output directory"
             )
-        model_config = {**(cfg.model or DEFAULT_MODEL)}
-        model_config.setdefault("name", "mace")
-        model_config.setdefault("dtype", cfg.train.dtype)
-        train, valid, tests, model_config = prepare_preprocessed(d, model_config, _label_keys(d))
+        train, valid, tests, model_config = prepare_preprocessed(d, model_config, _label_keys(d), cfg.train)
         return PreparedData(train=train, valid=valid, tests=tests, model_config=model_config)
     train_frames, valid_frames, test_frames, isolated = load_frames(d)
+    check_label_coverage(train_frames, cfg)
     zs = sorted({int(z) for f in train_frames for z in f.atoms.numbers})
     spec = d.e0s if d.e0s is not None else ("isolated" if isolated else "average")
     e0 = resolve_e0(spec, frames=train_frames, isolated=isolated, atomic_numbers=zs)
-    model_config = {**(cfg.model or DEFAULT_MODEL)}
-    model_config.setdefault("name", "mace")
-    model_config.setdefault("dtype", cfg.train.dtype)
     r_max = float(model_config.get("r_max", 5.0))
     train = GraphDataset(train_frames, r_max, name="train")
     valid = GraphDataset(valid_frames, r_max, name="valid")
@@ -160,7 +195,7 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
     for name, ds in [("valid", valid), *tests.items()]:
         unknown = {int(z) for g in ds.graphs for z in g[K.ATOMIC_NUMBERS]} - set(zs)
         if unknown:
-            raise ValueError(f"{name} contains elements {sorted(unknown)} absent from the training set")
+            raise MLIPInputError(f"{name} contains elements {sorted(unknown)} absent from the training set")
     stats = dataset_statistics(train, e0)
     model_config.update({"atomic_numbers": zs, "atomic_energies": [e0[z] for z in zs]})
     for key, value in stats.items():
@@ -169,42 +204,58 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
 
 
 def _trainer(cfg: RunConfig, run_dir: Path) -> L.Trainer:
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers import TensorBoardLogger
 
     t = cfg.train
     loggers = [
-        CSVLogger(str(run_dir), name="logs", version=""),
+        HistoryCSVLogger(str(run_dir)),
         TensorBoardLogger(str(run_dir), name="tensorboard", version=""),
     ]
-    return L.Trainer(
-        default_root_dir=str(run_dir),
-        max_epochs=t.max_epochs,
-        max_time=t.max_time,
-        accelerator=t.accelerator,
-        devices=t.devices,
-        strategy=t.strategy,
-        num_nodes=t.num_nodes,
-        gradient_clip_val=t.grad_clip,
-        inference_mode=False,
-        logger=loggers,
-        callbacks=[
-            # save_top_k=1 without a monitor keeps the latest checkpoint; Lightning >= 2.5 writes last.ckpt only
-            # when it has saved a regular checkpoint in the same step, so top_k=0 would leave nothing to resume from
-            ModelCheckpoint(
-                dirpath=str(run_dir / "checkpoints"),
-                save_last=True,
-                save_top_k=1,
-                every_n_train_steps=t.checkpoint_every_n_steps,
-            ),  # fmt: skip
-            LearningRateMonitor(logging_interval="epoch"),
-        ],
-        log_every_n_steps=t.log_every_n_steps,
-        enable_progress_bar=t.progress_bar,
-        check_val_every_n_epoch=t.check_val_every_n_epoch,
-        num_sanity_val_steps=0,
-        use_distributed_sampler=cfg.data.max_atoms_per_batch is None,  # the budget sampler shards by itself
-    )
+    try:
+        return L.Trainer(
+            default_root_dir=str(run_dir),
+            max_epochs=t.max_epochs,
+            max_time=t.max_time,
+            accelerator=t.accelerator,
+            devices=t.devices,
+            strategy=t.strategy,
+            num_nodes=t.num_nodes,
+            gradient_clip_val=t.grad_clip,
+            inference_mode=False,
+            logger=loggers,
+            plugins=[AtomicCheckpointIO()],
+            callbacks=[
+                # save_top_k=1 without a monitor keeps the latest checkpoint; Lightning >= 2.5 writes last.ckpt
+                # only when it has saved a regular checkpoint in the same step, so top_k=0 would leave nothing
+                # to resume from
+                ModelCheckpoint(
+                    dirpath=str(run_dir / "checkpoints"),
+                    save_last=True,
+                    save_top_k=1,
+                    every_n_train_steps=t.checkpoint_every_n_steps,
+                ),  # fmt: skip
+                LearningRateMonitor(logging_interval="epoch"),
+            ],
+            log_every_n_steps=t.log_every_n_steps,
+            enable_progress_bar=t.progress_bar,
+            check_val_every_n_epoch=t.check_val_every_n_epoch,
+            num_sanity_val_steps=0,
+            use_distributed_sampler=cfg.data.max_atoms_per_batch
+            is None,  # the budget sampler shards by itself
+        )
+    except (MisconfigurationException, ValueError) as err:
+        if isinstance(err, MLIPInputError):
+            raise
+        raise MLIPInputError(f"train section: {err}") from err
+
+
+def _is_primary_process() -> bool:
+    """Rank 0 of a distributed run (read from the launcher's environment before the trainer exists)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def run_training(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = None) -> dict | None:
@@ -212,18 +263,34 @@ def run_training(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = No
 
     ``resume``: a Lightning checkpoint path, or ``"last"`` for ``run_dir/checkpoints/last.ckpt``.
     Returns the metrics dict on rank 0 (None on other ranks).
+
+    Before any data is read, the data files must exist and the run directory must be writable and free: rank 0
+    holds a lock on it for the whole run (:class:`mlip.fileio.DirectoryLock`), a directory holding another run is
+    refused unless resuming, and a resumed checkpoint must match the model section
+    (:mod:`mlip.training.run_dir`).
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.check_inputs_exist()
+    check_output_dir(run_dir, what="run directory")
+    primary = _is_primary_process()
+    lock = DirectoryLock(run_dir, "training") if primary else contextlib.nullcontext()
+    with lock:
+        checkpoint = resolve_checkpoint(run_dir, resume)
+        if primary:
+            prepare_run_dir(run_dir, checkpoint)
+            remove_stale_temporaries(run_dir)
+        return _train(cfg, run_dir, checkpoint)
+
+
+def _train(cfg: RunConfig, run_dir: Path, checkpoint: Path | None) -> dict | None:
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     data = prepare_data(cfg)
+    keep = None if checkpoint is None else check_resumable(checkpoint, data.model_config)
     module = PotentialModule(data.model_config, vars(cfg.train))
     trainer = _trainer(cfg, run_dir)
-    ckpt = None
-    if resume is not None:
-        ckpt = str(run_dir / "checkpoints" / "last.ckpt") if resume == "last" else resume
-        if not Path(ckpt).is_file():
-            raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt}")
+    for logger in trainer.loggers:  # a resumed run keeps the history up to its checkpoint
+        if isinstance(logger, HistoryCSVLogger):
+            logger.keep_until_step = keep
     d = cfg.data
     if d.max_atoms_per_batch is not None:
         sampler = BudgetBatchSampler(
@@ -241,7 +308,7 @@ def run_training(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = No
         module,
         train_loader,
         make_loader(data.valid, batch_size=d.valid_batch_size, shuffle=False),
-        ckpt_path=ckpt,
+        ckpt_path=None if checkpoint is None else str(checkpoint),
     )
     if not trainer.is_global_zero:
         return None
@@ -249,11 +316,11 @@ def run_training(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = No
 
 
 def write_outputs(module: PotentialModule, data: PreparedData, cfg: RunConfig, run_dir: Path) -> dict:
-    """Export the EMA model and evaluate it on validation and test sets."""
+    """Export the EMA model and evaluate it on validation and test sets (every file written atomically)."""
     model = module.model.cpu()
     ctx = module.ema.applied(model) if module.ema is not None else contextlib.nullcontext()
     with ctx:
-        provenance = {"train_file": cfg.data.train_file or "built-in EMT Cu-Au", "config": cfg.to_dict()}
+        provenance = {"train_file": data_source(cfg.data), "config": cfg.to_dict()}
         save_model(model, run_dir / "model.pt", provenance=provenance)
         bs = cfg.data.valid_batch_size
         results = {"valid": evaluate(model, make_loader(data.valid, batch_size=bs, shuffle=False))}
@@ -261,7 +328,7 @@ def write_outputs(module: PotentialModule, data: PreparedData, cfg: RunConfig, r
             n: evaluate(model, make_loader(ds, batch_size=bs, shuffle=False)) for n, ds in data.tests.items()
         }
     metrics = {"valid": results["valid"].metrics(), "test": {n: acc.metrics() for n, acc in tests.items()}}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json_atomic(run_dir / "metrics.json", metrics)
     parity_plot(
         {"valid": results["valid"].arrays(), **{n: a.arrays() for n, a in tests.items()}},
         run_dir / "parity.png",

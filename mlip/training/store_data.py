@@ -11,6 +11,7 @@ from mlip.data import GraphDataset, read_frames, split_indices, split_isolated_a
 from mlip.data.references import EnergyReferences
 from mlip.data.store import PreprocessedDataset, read_manifest
 from mlip.data.store_stats import store_elements, store_statistics
+from mlip.errors import MLIPInputError
 
 __all__ = ["is_preprocessed", "prepare_preprocessed"]
 
@@ -40,15 +41,16 @@ def _check_settings(d, manifest: dict, path: Path) -> None:
             same = stored == value or (key == "mptrj_energy" and value == "uncorrected" and stored is None)
         if not same:
             flag = "--" + key.replace("_", "-")
-            raise ValueError(
+            raise MLIPInputError(
                 f"data.{key} is {value!r} but {path} was written with {stored!r}; it is applied by "
                 f"mlip-preprocess ({flag}), so rerun it into a new directory or change the config"
             )
 
 
-def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
+def prepare_preprocessed(d, model_config: dict, keys, train_cfg=None) -> tuple:
     """``(train, valid, tests, model_config)`` for a DataConfig ``d`` whose ``train_file`` is a preprocessed
-    directory. ``model_config`` must hold ``r_max``; atomic numbers, E0s and the statistics are filled in."""
+    directory. ``model_config`` must hold ``r_max``; atomic numbers, E0s and the statistics are filled in. With
+    ``train_cfg`` (a TrainConfig), a label that the loss weights but no training frame carries is refused."""
     path = Path(d.train_file)
     manifest = read_manifest(path)
     _check_settings(d, manifest, path)
@@ -67,7 +69,7 @@ def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
             for i in range(n):
                 meta = full.meta(i)  # the frame's metadata only, no Atoms built
                 if d.split_by not in meta:
-                    raise ValueError(f"{path}: frame {i} has no {d.split_by!r} to split by")
+                    raise MLIPInputError(f"{path}: frame {i} has no {d.split_by!r} to split by")
                 groups.append(meta[d.split_by])
         train_idx, valid_idx = split_indices(
             n, valid_fraction=d.valid_fraction, valid_last=d.valid_last, seed=d.seed, groups=groups
@@ -86,6 +88,14 @@ def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
     )  # set from RANK / LOCAL_RANK / SLURM_PROCID before the trainer exists
     stats = store_statistics(train, e0_spec=spec, wait_seconds=None if rank == 0 else 3600.0)
     zs = stats["elements"]
+    if train_cfg is not None:
+        for name in ("energy", "forces"):
+            count = stats.get(f"n_{name}_labels")
+            if getattr(train_cfg, f"{name}_weight") > 0 and count == 0:
+                raise MLIPInputError(
+                    f"{path}: none of the {len(train)} training frames has {name} labels; preprocess with the "
+                    f"right label keys, or set train.{name}_weight: 0 to train without them"
+                )
     tests = {
         Path(p).name: GraphDataset(read_frames(p, keys, references=refs), r_max, name=Path(p).name)
         for p in d.test_files
@@ -93,7 +103,7 @@ def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
     if isinstance(valid, PreprocessedDataset):
         unknown = set(store_elements(valid)) - set(zs)
         if unknown:
-            raise ValueError(f"valid contains elements {sorted(unknown)} absent from the training set")
+            raise MLIPInputError(f"valid contains elements {sorted(unknown)} absent from the training set")
     model_config = {
         **model_config,
         "atomic_numbers": zs,

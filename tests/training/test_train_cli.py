@@ -3,6 +3,7 @@
 import pytest
 import yaml
 
+from mlip.errors import MLIPInputError
 from mlip.training.cli import parse_args, raw_config
 from mlip.training.config import RunConfig
 
@@ -27,7 +28,7 @@ def test_trainer_flags_set_the_train_section_and_overrides_win(tmp_path):
 
 
 def test_a_malformed_override_is_refused():
-    with pytest.raises(SystemExit, match="section.key=value"):
+    with pytest.raises(MLIPInputError, match="section.key=value"):
         raw_config(parse_args(["train.lr"]))
     with pytest.raises(SystemExit):
         parse_args(["--trainer.devices", "two"])

@@ -1,0 +1,58 @@
+"""What every console script shares: user errors as one line and exit status 2, tracebacks only for bugs.
+
+A console script's ``main(argv)`` is wrapped by :func:`console_main`:
+
+* an :class:`~mlip.errors.MLIPError` (bad config, data, model file, argument; an output that cannot be written)
+  prints ``PROG: error: MESSAGE`` on one line to stderr and returns 2, like argparse's own usage errors;
+* ``KeyboardInterrupt`` prints ``PROG: interrupted`` and returns 130;
+* anything else is a bug: its traceback is shown as usual.
+
+``--debug`` (or ``MLIP_DEBUG=1`` in the environment) shows the traceback of user errors too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from collections.abc import Callable
+
+from mlip.errors import MLIPError
+
+__all__ = ["add_debug_flag", "console_main"]
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--debug`` (handled by :func:`console_main`) so that it shows in ``--help``."""
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of any error")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def console_main(prog: str) -> Callable[[Callable[[list[str]], int]], Callable[[list[str] | None], int]]:
+    """Decorate ``main(argv) -> int`` as a console script named ``prog`` (see the module docstring)."""
+
+    def wrap(main: Callable[[list[str]], int]) -> Callable[[list[str] | None], int]:
+        @functools.wraps(main)
+        def run(argv: list[str] | None = None) -> int:
+            argv = list(sys.argv[1:] if argv is None else argv)
+            debug = "--debug" in argv or os.environ.get("MLIP_DEBUG", "") not in ("", "0")
+            try:
+                return main(argv)
+            except MLIPError as err:
+                if debug:
+                    raise
+                print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+                return 2
+            except KeyboardInterrupt:
+                if debug:
+                    raise
+                print(f"{prog}: interrupted", file=sys.stderr)
+                return 130
+
+        return run
+
+    return wrap

@@ -1,0 +1,245 @@
+"""Files that appear whole or not at all, locks on output directories, and the identity of input files.
+
+Every file mlip writes (model, checkpoint, metrics, plots, shards, manifests, relaxed structures) goes through
+:func:`atomic_write` (or a helper built on it): the bytes go to a temporary file in the *same* directory, which is
+flushed, ``fsync``\\ ed and renamed over the target (``os.replace``, atomic on POSIX file systems), and the
+directory entry is ``fsync``\\ ed too. A reader therefore sees the old complete file or the new complete one,
+after a crash, a ``kill -9`` or a full disk; a failed write removes its temporary file and raises
+:class:`~mlip.errors.MLIPOutputError` naming the target and saying that the old file is unchanged.
+
+:class:`DirectoryLock` keeps two processes (two trainings into one run directory, two ``mlip-preprocess`` into one
+output) from mixing their files: an exclusive ``flock`` on ``DIR/.lock``, released by the kernel when the holder
+exits, however it exits, so a killed run leaves no stale lock.
+
+:func:`file_identity` names an input by its resolved path, size and modification time, so that a rerun can tell
+"the same data" from "other data" whatever spelling of the path the user gave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import json
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from mlip.errors import MLIPInputError, MLIPOutputError
+
+__all__ = [
+    "DirectoryLock",
+    "atomic_write",
+    "check_output_dir",
+    "check_output_file",
+    "file_identity",
+    "fsync_dir",
+    "fsync_tree",
+    "torch_save_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+TMP_MARK = ".tmp-"
+"""Temporary files and directories carry this in their name (``.NAME.tmp-PID-TOKEN``); they are never read."""
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _open_tmp(path: Path, mode: str) -> IO:
+    """Open the temporary file (a seam for the fault-injection tests, which make it fail as a full disk does)."""
+    return open(path, mode) if "b" in mode else open(path, mode, encoding="utf-8")
+
+
+def fsync_dir(path: str | Path) -> None:
+    """``fsync`` a directory, so that renames and new entries in it survive a power loss."""
+    try:
+        fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover - platforms without directory descriptors
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: str | Path) -> None:
+    """``fsync`` every file of a directory (not recursive) and then the directory itself."""
+    path = Path(path)
+    for p in path.iterdir():
+        if p.is_file():
+            fd = os.open(str(p), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    fsync_dir(path)
+
+
+def _output_error(path: Path, err: OSError, existed: bool) -> MLIPOutputError:
+    reason = err.strerror or str(err)
+    if err.errno == errno.ENOSPC:
+        reason = "no space left on device"
+    kept = f"the previous {path.name} is unchanged" if existed else f"no {path.name} was written"
+    return MLIPOutputError(f"cannot write {path}: {reason}; {kept}")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary sibling of ``path`` for writing; on a clean exit it replaces ``path`` atomically.
+
+    ``mode``: ``"wb"`` or ``"w"`` (text, UTF-8). The parent directory must exist. On any exception the temporary
+    file is removed and ``path`` is left as it was; an ``OSError`` (full disk, no permission) is raised as
+    :class:`~mlip.errors.MLIPOutputError`.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    existed = path.exists()
+    tmp = _tmp_path(path)
+    try:
+        fh = _open_tmp(tmp, mode)
+    except OSError as err:
+        raise _output_error(path, err, existed) from err
+    try:
+        with fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, OSError) and not isinstance(err, MLIPOutputError):
+            raise _output_error(path, err, existed) from err
+        raise
+    fsync_dir(path.parent)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`)."""
+    with atomic_write(path, "wb") as fh:
+        fh.write(text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 2) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`atomic_write`)."""
+    write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def torch_save_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (:func:`atomic_write`)."""
+    import torch
+
+    with atomic_write(path, "wb") as fh:
+        torch.save(obj, fh)
+
+
+def file_identity(path: str | Path) -> dict:
+    """``{"path", "size", "mtime_ns"}`` of a file (resolved path), or, for a directory, ``{"path", "files":
+    [[name, size, mtime_ns], ...]}`` over its files (sorted; sub-directories by the same rule). Two spellings of
+    one unchanged input give equal identities; an edited or replaced file does not."""
+    p = Path(path).resolve()
+    if p.is_dir():
+        files = []
+        for child in sorted(p.rglob("*")):
+            if child.is_file():
+                st = child.stat()
+                files.append([str(child.relative_to(p)), st.st_size, st.st_mtime_ns])
+        return {"path": str(p), "files": files}
+    st = p.stat()
+    return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def check_output_dir(path: str | Path, *, what: str = "output directory") -> Path:
+    """Create ``path`` (and its parents) if needed and check it is a writable directory; a one-line
+    :class:`~mlip.errors.MLIPInputError` otherwise. Call it before any work starts."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise MLIPInputError(f"{what} {path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MLIPInputError(f"cannot create {what} {path}: {err.strerror or err}") from err
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise MLIPInputError(f"{what} {path} is not writable")
+    return path
+
+
+def check_output_file(path: str | Path, *, what: str = "output file") -> Path:
+    """Check that ``path`` can be written (its directory exists and is writable, it is not a directory) before
+    the work that produces it starts."""
+    path = Path(path)
+    if path.is_dir():
+        raise MLIPInputError(f"{what} {path} is a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise MLIPInputError(f"cannot write {what} {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise MLIPInputError(f"cannot write {what} {path}: the directory {parent} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise MLIPInputError(f"cannot write {what} {path}: the file is read-only")
+    return path
+
+
+class DirectoryLock:
+    """An exclusive lock on a directory for the lifetime of one job (``with DirectoryLock(d, "training"): ...``).
+
+    The lock is ``flock`` on ``DIR/.lock``, which also records the holder's pid, start time and command line for
+    the error message another process gets. The kernel drops it when the holder exits, even by ``kill -9``, so
+    there are no stale locks to clean up. ``acquire`` raises :class:`~mlip.errors.MLIPInputError` at once
+    (it never waits) when another process holds it.
+    """
+
+    def __init__(self, directory: str | Path, purpose: str) -> None:
+        self.directory = Path(directory)
+        self.purpose = purpose
+        self._fd: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.directory / ".lock"
+
+    def acquire(self) -> DirectoryLock:
+        import fcntl
+
+        fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.read(fd, 4096).decode("utf-8", "replace").strip()
+            os.close(fd)
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise MLIPOutputError(f"cannot lock {self.directory}: {err.strerror or err}") from err
+            who = f" ({holder})" if holder else ""
+            raise MLIPInputError(
+                f"{self.directory} is in use by another {self.purpose}{who}; wait for it to finish or use "
+                "another directory"
+            ) from None
+        started = datetime.datetime.now().isoformat(timespec="seconds")
+        note = f"pid {os.getpid()}, started {started}: {' '.join(sys.argv)[:300]}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, note.encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> DirectoryLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
