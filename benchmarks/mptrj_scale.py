@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -83,6 +84,7 @@ def main() -> None:
 
 
 def _preprocess(src: Path, out: Path, args) -> None:
+    shutil.rmtree(out, ignore_errors=True)  # a fresh conversion, timed from scratch
     t = time.perf_counter()
     cmd = [sys.executable, "-m", "mlip.data.preprocess", str(src), str(out), "--workers", str(args.workers),
            "--shard-size", str(args.shard_size)]  # fmt: skip

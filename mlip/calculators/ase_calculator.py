@@ -11,16 +11,21 @@ from torch import nn
 
 from mlip import keys as K
 from mlip.data import atoms_to_graph, collate
-from mlip.models import load_model, parse_dtype
+from mlip.errors import MLIPInputError
+from mlip.models import convert_model, load_model, parse_dtype
 
 
 class MLIPCalculator(Calculator):
     """``MLIPCalculator(model, device="cpu", dtype=None)``.
 
     Args:
-        model: a model file path (see :func:`mlip.load_model`) or an ``nn.Module`` with ``r_max``.
+        model: a model file path (see :func:`mlip.load_model`) or an mlip ``nn.Module``.
         device: torch device.
         dtype: ``"float32"`` / ``"float64"`` to run the network in; ``None`` keeps the model's dtype.
+
+    A module passed in is never changed: when ``dtype`` or ``device`` differ from its own, the calculator works on
+    a converted copy (:func:`mlip.models.convert_model`; constants recomputed in that dtype), otherwise on the
+    module itself (so later changes to its weights show in the results).
 
     Results are float64: ``energy`` and ``free_energy`` (eV), ``forces`` (eV/Å), ``stress`` (eV/Å³, Voigt,
     ASE sign; only for cells with a volume) and, for a model with a long-range term, ``charges`` (e; they sum to
@@ -33,12 +38,16 @@ class MLIPCalculator(Calculator):
         self, model: str | Path | nn.Module, device: str = "cpu", dtype: str | None = None, **kwargs
     ):
         super().__init__(**kwargs)
+        self.device = torch.device(device)
         if isinstance(model, (str, Path)):
             model = load_model(model, device=device, dtype=dtype)
-        elif dtype is not None:
-            model = model.to(parse_dtype(dtype))
-        self.model = model.to(device).eval()
-        self.device = torch.device(device)
+        elif isinstance(model, nn.Module):
+            model = _as_requested(model, dtype, self.device)
+        else:
+            raise MLIPInputError(
+                f"model must be a model file or an mlip nn.Module, got {type(model).__name__}"
+            )
+        self.model = model
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -65,3 +74,15 @@ class MLIPCalculator(Calculator):
             from ase.calculators.calculator import PropertyNotImplementedError
 
             raise PropertyNotImplementedError("stress needs a periodic cell with non-zero volume")
+
+
+def _as_requested(model: nn.Module, dtype: str | None, device: torch.device) -> nn.Module:
+    """``model`` itself when it already has ``dtype`` and lives on ``device``, else a converted copy."""
+    first = next(model.parameters())
+    want = parse_dtype(dtype) if dtype is not None else first.dtype
+    same_device = first.device.type == device.type and (
+        device.index is None or first.device.index == device.index
+    )
+    if want == first.dtype and same_device:
+        return model
+    return convert_model(model, dtype=want, device=device)

@@ -6,20 +6,29 @@ LMDB, ASE databases and every ``ase.io`` format; files or directories of LMDB fi
 ``shard_size`` frames in file order, each source (each LMDB file) starting a new shard. ``workers`` processes write
 the shards, at most ``2 * workers`` in flight, so memory is bounded by a few shards whatever the source's size.
 LMDB files allow random access, so their workers also read and convert their own records; other sources are read
-by the main process. Shard ``k`` always holds the same frames, so a rerun after an interruption finds the shards
-already written, leaves them, and writes the rest; ``manifest.json`` is written last, atomically.
+by the main process.
+
+Reruns. ``settings.json`` (the sources, named by resolved path, size and modification time, and every option)
+is written atomically before the first shard. Shard ``k`` always holds the same frames, so a rerun with the same
+settings after an interruption checks the shards already written (their checksums), keeps them, and writes the
+rest; ``manifest.json`` is written last, atomically. A rerun with other settings (another source, another
+``--shard-size``, a source file that changed since) is refused with the differences named, unless ``--restart``
+asks to discard the directory's shards and start again: shards of two runs are never mixed. A directory holding
+files that ``mlip-preprocess`` did not write is refused, and a lock keeps two runs out of one directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
+import shutil
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
+from mlip.cli import add_debug_flag, console_main
 from mlip.data.aselmdb import iter_aselmdb
 from mlip.data.graph import Frame
 from mlip.data.lmdb_env import lmdb_files, record_keys
@@ -27,8 +36,9 @@ from mlip.data.pyg_lmdb import iter_pyg_lmdb
 from mlip.data.readers import LabelKeys, iter_frames, labelled_frame
 from mlip.data.references import EnergyReferences
 from mlip.data.sources import lmdb_kind
-from mlip.data.store import FORMAT, VERSION, shard_name, write_shard
-from mlip.errors import MLIPInputError
+from mlip.data.store import FORMAT, SETTINGS, VERSION, shard_name, verify_shard, write_manifest, write_shard
+from mlip.errors import MLIPFileNotFoundError, MLIPInputError
+from mlip.fileio import DirectoryLock, check_output_dir, file_identity, write_json_atomic
 
 __all__ = ["iter_frames", "main", "preprocess"]
 
@@ -65,9 +75,12 @@ def _plan(
 
 
 def _write_task(task: tuple, directory: Path, context: dict | None = None) -> dict:
-    """Write one planned shard (a complete one already on disk is only measured)."""
+    """Write one planned shard; one already on disk is kept when it passes its checksums, else written again."""
     if directory.is_dir():
-        return write_shard([], directory)
+        try:
+            return verify_shard(directory)
+        except MLIPInputError:
+            shutil.rmtree(directory)
     if task[0] == "frames":
         return write_shard(task[1], directory)
     _, kind, file, rec = task
@@ -92,6 +105,88 @@ def _chunks(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
         yield chunk
 
 
+_OURS = re.compile(r"^(manifest\.json|settings\.json|statistics|shard-\d{6}(\.tmp-\d+)?|\..+\.tmp-.+)$")
+
+
+def run_settings(
+    sources: list[str | Path],
+    *,
+    shard_size: int,
+    keys: LabelKeys,
+    mptrj_energy: str,
+    energy_references: str | Path | None,
+) -> dict:
+    """What determines the shards' contents: the sources' identities (:func:`mlip.fileio.file_identity`; the
+    spelling of a path does not matter, an edited file does) and every option."""
+    for s in sources:
+        if not Path(s).exists():
+            raise MLIPFileNotFoundError(f"no such source: {s}")
+    if energy_references is not None and not Path(energy_references).is_file():
+        raise MLIPFileNotFoundError(f"no such reference-energy file: {energy_references}")
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "sources": [file_identity(s) for s in sources],
+        "shard_size": shard_size,
+        "mptrj_energy": mptrj_energy,
+        "fixed_tags": [int(t) for t in keys.fixed_tags],
+        "energy_references": None if energy_references is None else file_identity(energy_references),
+        "label_keys": {k: v for k, v in vars(keys).items() if k != "fixed_tags"},
+    }
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key):
+            continue
+        if key == "sources":
+            before = [s.get("path") for s in old.get(key) or []]
+            after = [s.get("path") for s in new.get(key) or []]
+            out.append(
+                "sources (a source file changed since)"
+                if before == after
+                else f"sources ({before} -> {after})"
+            )
+        else:
+            out.append(f"{key} ({old.get(key)!r} -> {new.get(key)!r})")
+    return out
+
+
+def claim_directory(out: Path, settings: dict, *, restart: bool = False) -> None:
+    """Make ``out`` hold this run's settings (see the module docstring); refuse a foreign directory or one
+    started with other settings unless ``restart``. The caller holds ``out``'s lock."""
+    entries = [p for p in out.iterdir() if p.name != ".lock"]
+    foreign = sorted(p.name for p in entries if not _OURS.match(p.name))
+    if foreign:
+        raise MLIPInputError(
+            f"{out} holds files mlip-preprocess did not write ({', '.join(foreign[:5])}); use an empty or new "
+            "output directory"
+        )
+    saved = out / SETTINGS
+    if entries and not restart:
+        if not saved.is_file():
+            raise MLIPInputError(
+                f"{out} holds shards without a {SETTINGS} (written by an older mlip-preprocess), so they cannot be "
+                "checked against this run: pass --restart to write the dataset again, or use a new directory"
+            )
+        try:
+            previous = json.loads(saved.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            previous = {}
+        changed = _differences(previous, settings)
+        if changed:
+            raise MLIPInputError(
+                f"{out} holds a dataset made with other {', '.join(changed)}; rerun with the same arguments to "
+                "finish it, pass --restart to discard it and start again, or use a new directory"
+            )
+    for p in entries:
+        if restart or ".tmp-" in p.name:  # a temporary left by a killed run is never complete
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    if restart or not saved.is_file():
+        write_json_atomic(saved, settings, indent=1)
+
+
 def preprocess(
     sources: list[str | Path],
     out: str | Path,
@@ -101,66 +196,71 @@ def preprocess(
     keys: LabelKeys | None = None,
     mptrj_energy: str = "uncorrected",
     energy_references: str | Path | None = None,
+    restart: bool = False,
 ) -> dict:
     """Convert ``sources`` into ``out`` (see the module docstring); returns the manifest.
 
     ``keys.fixed_tags`` marks atoms of those tags fixed (OC20: ``(0,)``); ``energy_references`` (a file read by
-    :func:`mlip.data.references.load_energy_references`) stores referenced instead of total energies.
+    :func:`mlip.data.references.load_energy_references`) stores referenced instead of total energies;
+    ``restart`` discards what an earlier run with other settings left in ``out``.
     """
     if shard_size < 1:
         raise MLIPInputError(f"shard_size must be >= 1, got {shard_size}")
+    if workers < 1:
+        raise MLIPInputError(f"workers must be >= 1, got {workers}")
     keys = LabelKeys() if keys is None else keys
-    settings = {
-        "sources": [str(s) for s in sources],
-        "shard_size": shard_size,
-        "mptrj_energy": mptrj_energy,
-        "fixed_tags": [int(t) for t in keys.fixed_tags],
-        "energy_references": None if energy_references is None else str(Path(energy_references).resolve()),
-    }
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    old = out / "manifest.json"
-    if old.is_file():
-        previous = json.loads(old.read_text())
-        changed = [k for k, v in settings.items() if previous.get(k, v if k == "fixed_tags" else None) != v]
-        if changed:
-            raise MLIPInputError(
-                f"{out} holds a dataset made with other {', '.join(changed)}; use a new directory"
-            )
-    refs = None if energy_references is None else EnergyReferences.from_file(energy_references)
-    tasks = _plan(sources, shard_size, keys, refs, mptrj_energy)
-    infos: list[dict] = []
+    settings = run_settings(
+        sources,
+        shard_size=shard_size,
+        keys=keys,
+        mptrj_energy=mptrj_energy,
+        energy_references=energy_references,
+    )
+    out = check_output_dir(out)
+    with DirectoryLock(out, "mlip-preprocess run"):
+        claim_directory(out, settings, restart=restart)
+        refs = None if energy_references is None else EnergyReferences.from_file(energy_references)
+        infos = _write_all(_plan(sources, shard_size, keys, refs, mptrj_energy), out, workers, keys, refs)
+        if not infos:
+            raise MLIPInputError(f"the sources hold no frames: {', '.join(map(str, sources))}")
+        infos.sort(key=lambda s: s["name"])
+        return write_manifest(
+            out,
+            {
+                "sources": [str(s) for s in sources],
+                "shard_size": shard_size,
+                "mptrj_energy": mptrj_energy,
+                "fixed_tags": settings["fixed_tags"],
+                "energy_references": None
+                if energy_references is None
+                else str(Path(energy_references).resolve()),
+                "n_frames": sum(s["n_frames"] for s in infos),
+                "n_atoms": sum(s["n_atoms"] for s in infos),
+                "shards": infos,
+            },
+        )
+
+
+def _write_all(tasks, out: Path, workers: int, keys: LabelKeys, refs) -> list[dict]:
+    """Write the planned shards (at most ``2 * workers`` in flight); returns their summaries."""
     if workers <= 1:
         context = {"keys": keys, "references": refs}
-        infos = [_write_task(task, out / shard_name(k), context) for k, task in enumerate(tasks)]
-    else:
-        pending: list[Future] = []
-        with ProcessPoolExecutor(
-            max_workers=workers, initializer=_init_worker, initargs=(keys, refs)
-        ) as pool:
-            for k, task in enumerate(tasks):
-                if (out / shard_name(k)).is_dir():  # complete already: only its size is read
-                    infos.append(_write_task(task, out / shard_name(k)))
-                    continue
-                pending.append(pool.submit(_write_task, task, out / shard_name(k)))
-                while len(pending) >= 2 * workers:
-                    infos.append(pending.pop(0).result())
-            infos.extend(p.result() for p in pending)
-    infos.sort(key=lambda s: s["name"])
-    manifest = {
-        "format": FORMAT,
-        "version": VERSION,
-        **settings,
-        "n_frames": sum(s["n_frames"] for s in infos),
-        "n_atoms": sum(s["n_atoms"] for s in infos),
-        "shards": infos,
-    }
-    tmp = out / f"manifest.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out / "manifest.json")
-    return manifest
+        return [_write_task(task, out / shard_name(k), context) for k, task in enumerate(tasks)]
+    infos: list[dict] = []
+    pending: list[Future] = []
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(keys, refs)) as pool:
+        for k, task in enumerate(tasks):
+            if (out / shard_name(k)).is_dir():  # written already: checked here
+                infos.append(_write_task(task, out / shard_name(k)))
+                continue
+            pending.append(pool.submit(_write_task, task, out / shard_name(k)))
+            while len(pending) >= 2 * workers:
+                infos.append(pending.pop(0).result())
+        infos.extend(p.result() for p in pending)
+    return infos
 
 
+@console_main("mlip-preprocess")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mlip-preprocess", description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -179,7 +279,20 @@ def main(argv: list[str] | None = None) -> int:
         "--energy-references", metavar="FILE", default=None,
         help="subtract per-system reference energies (OC20 S2EF .txt files or oc20_ref.pkl): adsorption energies",
     )  # fmt: skip
+    for label in ("energy", "forces", "stress", "virials", "charges"):
+        p.add_argument(f"--{label}-key", default=None, help=f"info/arrays key of the {label} labels")
+    p.add_argument("--no-unit-check", action="store_true", help="accept labels of implausible magnitude")
+    p.add_argument(
+        "--restart", action="store_true",
+        help="discard what an earlier run with other settings left in OUT and start again",
+    )  # fmt: skip
+    add_debug_flag(p)
     args = p.parse_args(argv)
+    keys = LabelKeys(
+        energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key,
+        virials_key=args.virials_key, charges_key=args.charges_key, fixed_tags=tuple(args.fixed_tags),
+        check_units=not args.no_unit_check,
+    )  # fmt: skip
     start = time.perf_counter()
     manifest = preprocess(
         args.sources,
@@ -187,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         shard_size=args.shard_size,
         workers=args.workers,
         mptrj_energy=args.mptrj_energy,
-        keys=LabelKeys(fixed_tags=tuple(args.fixed_tags)),
+        keys=keys,
         energy_references=args.energy_references,
+        restart=args.restart,
     )
     dt = time.perf_counter() - start
     print(

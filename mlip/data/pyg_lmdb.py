@@ -106,14 +106,57 @@ def _load_storage(blob: bytes) -> np.ndarray:
         raise pickle.UnpicklingError(f"expected one storage per blob, found {len(keys)}")
     dtype = pid[1]
     numel = int.from_bytes(f.read(8), "little", signed=True)
+    if numel < 0 or numel * dtype.itemsize > len(blob):
+        raise pickle.UnpicklingError(f"a tensor storage of {numel} elements in a blob of {len(blob)} bytes")
     data = f.read(numel * dtype.itemsize)
     if len(data) != numel * dtype.itemsize:
         raise pickle.UnpicklingError("a truncated tensor storage")
     return np.frombuffer(data, dtype=dtype.newbyteorder("<"))
 
 
-def _rebuild_tensor(storage: np.ndarray, offset: int, size, stride, *args) -> np.ndarray:
-    """``torch._utils._rebuild_tensor_v2`` as a NumPy array (a copy of the strided view)."""
+_MAX_DIMS = 8
+
+
+def _int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise pickle.UnpicklingError(f"a tensor's {what} is not an integer ({value!r})")
+    return int(value)
+
+
+def _rebuild_tensor(storage, offset, size, stride, *args) -> np.ndarray:
+    """``torch._utils._rebuild_tensor_v2`` as a NumPy array (a copy of the strided view).
+
+    Sizes, strides and the offset come from the file, so they are checked before any view is made: non-negative
+    integers, at most ``_MAX_DIMS`` dimensions, every element inside the storage, and no two elements sharing
+    storage (a tensor saved by ``torch.save`` never overlaps; an overlapping view could expand a few bytes into an
+    array of any size). Anything else is refused instead of reading outside the storage.
+    """
+    if not isinstance(storage, np.ndarray) or storage.ndim != 1:
+        raise pickle.UnpicklingError("a tensor without a decoded storage")
+    if not isinstance(size, (tuple, list)) or not isinstance(stride, (tuple, list)):
+        raise pickle.UnpicklingError("a tensor's size and stride must be tuples")
+    if len(size) != len(stride) or len(size) > _MAX_DIMS:
+        raise pickle.UnpicklingError(f"a tensor with {len(size)} sizes and {len(stride)} strides")
+    offset = _int(offset, "storage offset")
+    size = [_int(n, "size") for n in size]
+    stride = [_int(s, "stride") for s in stride]
+    if offset < 0 or any(n < 0 for n in size) or any(s < 0 for s in stride):
+        raise pickle.UnpicklingError(
+            f"a tensor with a negative offset, size or stride ({offset}, {size}, {stride})"
+        )
+    if any(n == 0 for n in size):
+        return np.zeros(size, dtype=storage.dtype)
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if offset >= len(storage) or last >= len(storage):
+        raise pickle.UnpicklingError(
+            f"a tensor reaching element {last} of a storage of {len(storage)} (offset {offset}, size {size}, "
+            f"stride {stride})"
+        )
+    extent = 1  # elements spanned by the faster dimensions: a dimension must step over all of them
+    for n, s in sorted(((n, s) for n, s in zip(size, stride) if n > 1), key=lambda t: t[1]):
+        if s < extent:
+            raise pickle.UnpicklingError(f"a tensor whose elements overlap (size {size}, stride {stride})")
+        extent = s * (n - 1) + extent
     if len(size) == 0:
         return storage[offset : offset + 1].reshape(()).copy()
     item = storage.itemsize
@@ -184,10 +227,22 @@ def _first(fields: dict, *names: str):
 
 
 def fields_to_atoms(fields: dict, *, where: str = "record") -> list[ase.Atoms]:
-    """One record's fields -> its labelled structures (one for S2EF, up to two for IS2RE)."""
+    """One record's fields -> its labelled structures (one for S2EF, up to two for IS2RE). A field of the wrong
+    shape or type is an error naming the record."""
+    try:
+        return _fields_to_atoms(fields, where)
+    except MLIPInputError:
+        raise
+    except (ValueError, TypeError, IndexError, OverflowError, AttributeError) as err:
+        raise MLIPInputError(f"{where}: a malformed record ({type(err).__name__}: {err})") from None
+
+
+def _fields_to_atoms(fields: dict, where: str) -> list[ase.Atoms]:
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.constraints import FixAtoms
 
+    if not isinstance(fields, dict):
+        raise MLIPInputError(f"{where}: the record is not a mapping of fields")
     for key in ("pos", "atomic_numbers"):
         if fields.get(key) is None:
             raise MLIPInputError(f"{where}: the record has no {key!r} (is this an OC20 LMDB?)")

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mlip.kernels.backend import Backend, resolve
+from mlip.kernels.constants import load_constant
 from mlip.kernels.element_groups import apply_by_element
 from mlip.kernels.irreps import Irreps
 from mlip.kernels.symmetric_basis import SymmetricBasis, monomials, symmetric_basis
@@ -142,17 +143,12 @@ class SymmetricContraction(nn.Module):
             self._cueq = SymmetricContractionCueq(descriptor, channels=channels)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        """Refuse a stored basis that differs from the one this code computes: the pruned monomials and the
-        meaning of every weight depend on it, so a mismatch would silently change the model."""
+        """The bases ``U`` are recomputed, never taken from the file (:mod:`mlip.kernels.constants`): a stored
+        basis must match the one this code computes, since the pruned monomials and the meaning of every weight
+        depend on it; the float64 basis then goes into the buffer in its own dtype."""
         for k, b in enumerate(self.descriptor.bases):
-            stored = state_dict.get(f"{prefix}U{k}")
-            if stored is None:
-                continue
-            if stored.shape != b.U.shape or (stored.double() - b.U).abs().max() > 1e-6:
-                raise RuntimeError(
-                    f"{prefix}U{k}: the stored symmetric-contraction basis for degree {b.degree}, {b.ir_out} "
-                    "differs from the one this version of mlip computes (incompatible model file)"
-                )
+            what = f"symmetric-contraction basis for degree {b.degree}, {b.ir_out}"
+            load_constant(state_dict, f"{prefix}U{k}", b.U, getattr(self, f"U{k}"), what=what)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _check(self, a: torch.Tensor, species: torch.Tensor) -> None:

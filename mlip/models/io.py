@@ -2,28 +2,48 @@
 
 ``model.pt`` is a ``torch.save``\\ d dict::
 
-    {"format": "mlip-model", "format_version": 1, "config": {...}, "state_dict": {...},
-     "atomic_numbers": [...], "r_max": float, "dtype": "float32", "provenance": {...}}
+    {"format": "mlip-model", "format_version": 2, "config": {...}, "state_dict": {...},
+     "atomic_numbers": [...], "r_max": float, "dtype": "float32", "provenance": {...}, "checksum": "<sha256>"}
 
 :func:`load_model` rebuilds the model from ``config`` and loads ``state_dict`` with ``weights_only=True``, so
-opening a file never runs code from it.
+opening a file never runs code from it. ``checksum`` is the SHA-256 of the config and of every tensor's name,
+dtype, shape and bytes (:func:`payload_checksum`): a file altered after it was written (a flipped byte, a
+truncated copy) is refused instead of loading other weights. Version 1 files (without a checksum) still load.
+
+Constant buffers (bases, frequencies) are recomputed in the requested dtype when a model is built; the file's
+copies are only checked against them (:mod:`mlip.kernels.constants`), so a float32-trained model loaded in float64
+is equivariant to float64 precision. :func:`convert_model` rebuilds a model in another dtype the same way, leaving
+the original untouched.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from mlip.errors import MLIPInputError
+from mlip.errors import MLIPFileNotFoundError, MLIPInputError
 from mlip.fileio import torch_save_atomic
 from mlip.models.config import parse_dtype
 from mlip.models.registry import build_model
 
 FORMAT = "mlip-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
+
+
+def payload_checksum(config: dict, state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) of ``config`` (canonical JSON) and of each tensor's name, dtype, shape and bytes."""
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for key in sorted(state_dict):
+        t = state_dict[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def save_model(model: nn.Module, path: str | Path, *, provenance: dict | None = None) -> None:
@@ -34,18 +54,65 @@ def save_model(model: nn.Module, path: str | Path, *, provenance: dict | None = 
     config = model.config.to_dict()
     prov = {"mlip_version": __version__, "date": datetime.datetime.now(datetime.timezone.utc).isoformat()}
     prov.update(provenance or {})
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "config": config,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": state,
         "atomic_numbers": list(model.atomic_numbers),
         "r_max": float(model.r_max),
         "dtype": config["dtype"],
         "provenance": prov,
+        "checksum": payload_checksum(config, state),
     }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     torch_save_atomic(payload, path)
+
+
+def _read_payload(path: Path) -> dict:
+    if not path.is_file():
+        raise MLIPFileNotFoundError(f"no model file at {path}")
+    try:
+        payload = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:
+        reason = " ".join(str(err).split())[:200]
+        raise MLIPInputError(
+            f"{path} is not a readable mlip model file (corrupted, truncated or not a torch file: {reason})"
+        ) from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise MLIPInputError(f"{path} is not an mlip model file (no 'format': '{FORMAT}' entry)")
+    version = payload.get("format_version")
+    if version not in READ_VERSIONS:
+        raise MLIPInputError(
+            f"{path} has model-file format version {version}; this mlip reads version {FORMAT_VERSION} "
+            f"(and {', '.join(str(v) for v in READ_VERSIONS if v != FORMAT_VERSION)})"
+        )
+    config, state = payload.get("config"), payload.get("state_dict")
+    if not isinstance(config, dict) or not isinstance(state, dict):
+        raise MLIPInputError(f"{path} is damaged: its config or weights are missing")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise MLIPInputError(f"{path} is damaged: its weights are not a mapping of names to tensors")
+    if version >= 2 and payload.get("checksum") != payload_checksum(config, state):
+        raise MLIPInputError(
+            f"{path} is damaged: its checksum does not match its contents (altered or truncated)"
+        )
+    return payload
+
+
+def _build_and_load(config: dict, state: dict, *, where: str) -> nn.Module:
+    try:
+        model = build_model(config)
+    except MLIPInputError as err:
+        raise MLIPInputError(f"{where}: its model config is invalid: {err}") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        reason = " ".join(str(err).split())
+        raise MLIPInputError(
+            f"{where}: weights do not match the model its config describes: {reason}"
+        ) from err
+    return model
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str | None = None) -> nn.Module:
@@ -54,39 +121,35 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str 
     Args:
         path: the model file.
         device: where to put it.
-        dtype: ``"float32"``/``"float64"`` to convert the network to; ``None`` keeps the trained dtype.
+        dtype: ``"float32"``/``"float64"`` to build the network in; ``None`` keeps the trained dtype. Learned
+            weights are converted; constants are recomputed in that dtype.
 
     Returns:
         the model in eval mode, with ``atomic_numbers`` and ``r_max`` attributes.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-    try:
-        payload = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise MLIPInputError(
-            f"{path} is not a readable mlip model file (corrupted or not a torch file): {err}"
-        ) from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise MLIPInputError(f"{path} is not an mlip model file (no 'format': '{FORMAT}' entry)")
-    version = payload.get("format_version")
-    if version != FORMAT_VERSION:
-        raise MLIPInputError(
-            f"{path} has model-file format version {version}; this mlip reads version {FORMAT_VERSION}"
-        )
+    payload = _read_payload(path)
     config = dict(payload["config"])
     if dtype is not None:
         config["dtype"] = str(dtype).replace("torch.", "")
         parse_dtype(config["dtype"])
-    model = build_model(config)
-    state = payload["state_dict"]
-    target = parse_dtype(config["dtype"])
-    state = {
-        k: v.to(target) if v.is_floating_point() and k != "atomic_energies" else v for k, v in state.items()
-    }
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise MLIPInputError(f"{path}: weights do not match the model its config describes: {err}") from err
+    model = _build_and_load(config, payload["state_dict"], where=str(path))
     return model.to(device).eval()
+
+
+def convert_model(model: nn.Module, *, dtype: str | torch.dtype | None = None, device=None) -> nn.Module:
+    """A new model equal to ``model`` in ``dtype`` (and on ``device``), built from ``model.config`` with its
+    current weights, constants recomputed in ``dtype``; ``model`` itself is not changed. Needs an mlip model
+    (one with ``config``)."""
+    if not hasattr(model, "config") or not hasattr(model.config, "to_dict"):
+        raise MLIPInputError(
+            f"converting a {type(model).__name__} needs an mlip model (with a .config); convert it yourself"
+        )
+    config = model.config.to_dict()
+    if dtype is not None:
+        config["dtype"] = str(dtype).replace("torch.", "")
+        parse_dtype(config["dtype"])
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    new = _build_and_load(config, state, where=f"a {type(model).__name__}")
+    device = device if device is not None else next(model.parameters()).device
+    return new.to(device).train(model.training)

@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from mlip.kernels.constants import load_constant
+
 
 class BesselBasis(nn.Module):
     """``b_n(r) = sqrt(2 / r_max) * sin(n π r / r_max) / r`` for ``n = 1..num_basis``.
@@ -22,9 +24,24 @@ class BesselBasis(nn.Module):
         super().__init__()
         self.r_max = float(r_max)
         self.num_basis = num_basis
-        freqs = math.pi / r_max * torch.arange(1, num_basis + 1, dtype=dtype)
-        self.register_buffer("frequencies", freqs)
+        self.register_buffer("frequencies", self._frequencies().to(dtype))
         self.prefactor = math.sqrt(2.0 / r_max)
+
+    def _frequencies(self) -> torch.Tensor:
+        """``n π / r_max``, float64 (1/Å)."""
+        return math.pi / self.r_max * torch.arange(1, self.num_basis + 1, dtype=torch.float64)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """The frequencies are recomputed in the buffer's dtype, the file's copy only checked
+        (:mod:`mlip.kernels.constants`)."""
+        load_constant(
+            state_dict,
+            prefix + "frequencies",
+            self._frequencies(),
+            self.frequencies,
+            what="Bessel frequencies",
+        )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         r = r.unsqueeze(-1)

@@ -5,6 +5,7 @@ import torch
 
 import mlip
 from mlip.models import save_model
+from mlip.models.io import payload_checksum
 from mlip.testing.models import tiny_mace as small_mace
 from mlip.testing.physics import predict
 from mlip.testing.structures import cu_au_bulk
@@ -33,6 +34,7 @@ def test_stored_basis_mismatch_is_refused(tmp_path):
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     key = next(k for k in payload["state_dict"] if k.endswith("contraction.U4"))
     payload["state_dict"][key] = payload["state_dict"][key] * 1.1
+    payload["checksum"] = payload_checksum(payload["config"], payload["state_dict"])  # a consistent file
     torch.save(payload, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="differs from the one this version of mlip computes"):
         mlip.load_model(tmp_path / "bad.pt")
@@ -59,6 +61,7 @@ def test_cp_factors_are_stored_with_the_model(tmp_path):
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     key = next(k for k in payload["state_dict"] if k.endswith("tp.A"))
     payload["state_dict"][key] = payload["state_dict"][key] * 1.01
+    payload["checksum"] = payload_checksum(payload["config"], payload["state_dict"])  # a consistent file
     torch.save(payload, tmp_path / "edited.pt")
     edited = mlip.load_model(tmp_path / "edited.pt")
     a, b = predict(model, [cu_au_bulk()])[0], predict(edited, [cu_au_bulk()])[0]
