@@ -32,6 +32,7 @@ from mlip.errors import MLIPInputError, MLIPOutputError
 
 __all__ = [
     "DirectoryLock",
+    "atomic_path",
     "atomic_write",
     "check_output_dir",
     "check_output_file",
@@ -123,6 +124,32 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     fsync_dir(path.parent)
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    r"""A temporary path beside ``path`` (same suffix, so that tools choosing a format by the name still do) for a
+    writer that needs a file name (ASE, LMDB); on a clean exit it is ``fsync``\ ed and renamed over ``path``, on
+    an exception removed. Errors as :func:`atomic_write`."""
+    path = Path(path)
+    existed = path.exists()
+    tmp = _tmp_path(path)
+    tmp = tmp.with_name(tmp.name + path.suffix)
+    try:
+        yield tmp
+        fd = os.open(str(tmp), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, OSError) and not isinstance(err, MLIPOutputError):
+            raise _output_error(path, err, existed) from err
+        raise
+    fsync_dir(path.parent)
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`)."""
     with atomic_write(path, "wb") as fh:
@@ -135,11 +162,19 @@ def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 2) -> 
 
 
 def torch_save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save(obj)`` to ``path`` atomically (:func:`atomic_write`)."""
+    """``torch.save(obj)`` to ``path`` atomically (:func:`atomic_write`). The object is serialised in memory
+    first, so that a failing disk shows as the ``OSError`` it is (torch's zip writer would hide it behind its own
+    error)."""
+    import io
+
     import torch
 
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    view = buf.getbuffer()
     with atomic_write(path, "wb") as fh:
-        torch.save(obj, fh)
+        for start in range(0, len(view), 1 << 24):
+            fh.write(view[start : start + (1 << 24)])
 
 
 def file_identity(path: str | Path) -> dict:

@@ -1,18 +1,114 @@
-"""``mlip-relax IN OUT --model PATH [--fmax F] [--steps N] [--relax-cell] [--optimizer fire|bfgs]``."""
+"""``mlip-relax IN OUT --model PATH [--fmax F] [--steps N] [--relax-cell] [--optimizer fire|bfgs]``.
+
+Relaxes every structure of ``IN`` and writes ``OUT`` (any format ASE writes, chosen by its name). Nothing is lost
+on the way:
+
+* ``OUT`` is checked (its directory writable, its format known) before any work starts;
+* each relaxed structure is appended to ``OUT.partial.extxyz`` as soon as it is done (one ``write`` and an
+  ``fsync``), with ``info["relax_index"]`` (its index in ``IN``), ``relax_converged`` and ``relax_steps``;
+  ``OUT.partial.json`` records the run's settings;
+* a rerun with the same input, model and options after an interruption continues after the last structure done; a
+  rerun with others is refused until the partial files are deleted;
+* a structure that cannot be relaxed (overlapping atoms, an element the model does not know, NaN positions) is
+  reported by its index and skipped, and the others still run;
+* ``OUT`` itself is written at the end, atomically, and the partial files removed.
+
+Exit status: 0 when every structure converged, 1 when some did not converge or were skipped, 2 for a user error
+(bad model file, unreadable input, unwritable output).
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
+import os
 import sys
+from pathlib import Path
 
 import ase.io
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlip.calculators.ase_calculator import MLIPCalculator
 from mlip.calculators.relax import relax
+from mlip.cli import add_debug_flag, console_main
+from mlip.errors import MLIPError, MLIPInputError
+from mlip.fileio import atomic_path, atomic_write, check_output_file, file_identity, write_json_atomic
 
 
-def main(argv: list[str] | None = None) -> int:
+def output_format(path: Path) -> str:
+    """The ASE format that ``path``'s name asks for, or a clear error (checked before any work starts)."""
+    from ase.io.formats import filetype, ioformats
+
+    try:
+        fmt = filetype(str(path), read=False, guess=False)
+    except Exception as err:
+        raise MLIPInputError(f"cannot tell the output format from the name {path} ({err})") from None
+    if fmt not in ioformats or not ioformats[fmt].can_write:
+        raise MLIPInputError(f"ASE cannot write the format {fmt!r} of {path}")
+    return fmt
+
+
+def _partial_paths(out: Path) -> tuple[Path, Path]:
+    return out.with_name(out.name + ".partial.extxyz"), out.with_name(out.name + ".partial.json")
+
+
+def _done_frames(partial: Path) -> list[ase.Atoms]:
+    """The complete structures of a partial file (a torn last one, left by a power loss, is dropped)."""
+    if not partial.is_file():
+        return []
+    frames = []
+    try:
+        for atoms in ase.io.iread(str(partial), format="extxyz"):
+            frames.append(atoms)
+    except Exception:  # a torn tail: keep the complete frames before it
+        pass
+    return frames
+
+
+def _append(partial: Path, atoms: ase.Atoms) -> None:
+    """Append one structure with a single ``write`` (a killed process cannot leave half of it) and ``fsync``."""
+    buf = io.StringIO()
+    ase.io.write(buf, atoms, format="extxyz")
+    fd = os.open(str(partial), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, buf.getvalue().encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _resume_state(out: Path, settings: dict) -> list[ase.Atoms]:
+    """The structures an interrupted run with the same settings finished; refuse a partial file of another run."""
+    partial, sidecar = _partial_paths(out)
+    if not sidecar.is_file():
+        if partial.exists():
+            raise MLIPInputError(
+                f"found {partial} without its {sidecar.name}; delete it or choose another OUT"
+            )
+        write_json_atomic(sidecar, settings)
+        return []
+    try:
+        previous = json.loads(sidecar.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        previous = None
+    if previous != settings:
+        changed = sorted(
+            k for k in settings if not isinstance(previous, dict) or previous.get(k) != settings[k]
+        )
+        raise MLIPInputError(
+            f"{partial} holds structures of another run (different {', '.join(changed) or 'settings'}); rerun "
+            f"with the same input, model and options to finish it, or delete {partial} and {sidecar}"
+        )
+    done = _done_frames(partial)
+    with atomic_write(partial, "wb") as fh:  # rewritten without a torn tail, if any
+        buf = io.StringIO()
+        ase.io.write(buf, done, format="extxyz")
+        fh.write(buf.getvalue().encode())
+    return done
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="mlip-relax", description="Relax every structure of IN and write OUT.")
     p.add_argument("input")
     p.add_argument("output")
@@ -23,31 +119,68 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--optimizer", default="fire", choices=["fire", "bfgs"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default=None, choices=["float32", "float64"])
+    add_debug_flag(p)
     args = p.parse_args(argv)
+    if not args.fmax > 0 or args.steps < 1:
+        p.error("--fmax must be > 0 and --steps >= 1")
+    return args
+
+
+@console_main("mlip-relax")
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    src, out = Path(args.input), Path(args.output)
+    if not src.exists():
+        raise MLIPInputError(f"no such input file: {src}")
+    fmt = output_format(out)
+    check_output_file(out, what="output file")
     calc = MLIPCalculator(args.model, device=args.device, dtype=args.dtype)
-    images = ase.io.read(args.input, index=":")
-    out, failed = [], 0
-    for i, atoms in enumerate(images):
-        relaxed, ok = relax(
-            atoms,
-            calc,
-            fmax=args.fmax,
-            steps=args.steps,
-            relax_cell=args.relax_cell,
-            optimizer=args.optimizer,
-        )
-        results = {k: v for k, v in calc.results.items()}
+    settings = {
+        "input": file_identity(src),
+        "model": file_identity(args.model),
+        **{k: getattr(args, k) for k in ("fmax", "steps", "relax_cell", "optimizer", "dtype")},
+    }
+    partial, sidecar = _partial_paths(out)
+    done = _resume_state(out, settings)
+    finished = {int(a.info["relax_index"]) for a in done}
+    if finished:
+        print(f"continuing {partial}: {len(finished)} structures already relaxed", file=sys.stderr)
+    from mlip.data.sources import iter_atoms
+
+    skipped, unconverged = [], 0
+    for i, atoms in enumerate(iter_atoms(src)):
+        if i in finished:
+            continue
+        try:
+            relaxed, ok, steps = relax(
+                atoms, calc, fmax=args.fmax, steps=args.steps, relax_cell=args.relax_cell,
+                optimizer=args.optimizer, return_steps=True,
+            )  # fmt: skip
+        except MLIPError as err:
+            skipped.append(i)
+            print(f"mlip-relax: {src.name}[{i}] skipped: {' '.join(str(err).split())}", file=sys.stderr)
+            continue
+        results = dict(calc.results)
         relaxed.calc = SinglePointCalculator(relaxed, **results)
-        relaxed.info["relax_converged"] = ok
-        failed += not ok
-        fmax = abs(results["forces"]).max()
+        relaxed.info.update(relax_index=i, relax_converged=ok, relax_steps=steps)
+        unconverged += not ok
+        _append(partial, relaxed)
         print(
             f"[{i}] {relaxed.get_chemical_formula()}: E = {results['energy']:.6f} eV, "
-            f"max|F| = {fmax:.4g} eV/Å, converged = {ok}"
+            f"max|F| = {abs(results['forces']).max():.4g} eV/Å, converged = {ok}, steps = {steps}"
         )
-        out.append(relaxed)
-    ase.io.write(args.output, out)
-    return 1 if failed else 0
+    frames = sorted(_done_frames(partial), key=lambda a: int(a.info["relax_index"]))
+    with atomic_path(out) as tmp:
+        ase.io.write(str(tmp), frames, format=fmt)
+    partial.unlink(missing_ok=True)
+    sidecar.unlink(missing_ok=True)
+    total = len(frames) + len(skipped)
+    print(
+        f"{len(frames)} of {total} structures written to {out}; {unconverged} not converged"
+        + (f"; skipped (see above): {skipped}" if skipped else ""),
+        file=sys.stderr,
+    )
+    return 1 if skipped or unconverged else 0
 
 
 if __name__ == "__main__":

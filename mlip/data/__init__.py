@@ -5,6 +5,7 @@ from mlip.data.dataset import GraphDataset, make_loader, split_frames, split_ind
 from mlip.data.e0 import fit_e0_least_squares, resolve_e0
 from mlip.data.emt import generate_emt_dataset
 from mlip.data.graph import Frame, atoms_to_graph, frame_to_graph, validate_structure
+from mlip.data.mptrj import read_mptrj
 from mlip.data.nacl import TosiFumiNaCl, generate_nacl_dataset
 from mlip.data.neighbors import neighbor_list
 from mlip.data.readers import LabelKeys, atoms_to_frame, read_frames, read_mptrj_json, split_isolated_atoms
@@ -29,6 +30,7 @@ __all__ = [
     "make_loader",
     "neighbor_list",
     "read_frames",
+    "read_mptrj",
     "read_mptrj_json",
     "resolve_e0",
     "split_frames",

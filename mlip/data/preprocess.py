@@ -260,8 +260,8 @@ def _write_all(tasks, out: Path, workers: int, keys: LabelKeys, refs) -> list[di
     return infos
 
 
-@console_main("mlip-preprocess")
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``mlip-preprocess``."""
     p = argparse.ArgumentParser(prog="mlip-preprocess", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "sources", nargs="+",
@@ -287,7 +287,12 @@ def main(argv: list[str] | None = None) -> int:
         help="discard what an earlier run with other settings left in OUT and start again",
     )  # fmt: skip
     add_debug_flag(p)
-    args = p.parse_args(argv)
+    return p
+
+
+@console_main("mlip-preprocess")
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     keys = LabelKeys(
         energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key,
         virials_key=args.virials_key, charges_key=args.charges_key, fixed_tags=tuple(args.fixed_tags),

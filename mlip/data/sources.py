@@ -95,7 +95,13 @@ def iter_atoms(
         yield from iter_pyg_lmdb(path)
         return
     if path.is_dir():
-        raise MLIPInputError(f"{path} is a directory without *.aselmdb or *.lmdb files")
+        names = sorted(p.name for p in path.iterdir())
+        listing = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "") if names else "nothing"
+        raise MLIPInputError(
+            f"{path} is a directory ({listing}), not a data source: give one data file, a directory of "
+            f"*.aselmdb / *.lmdb files, or the output of mlip-preprocess (e.g. mlip-preprocess {path}/*.xyz OUT "
+            "converts several files into one dataset)"
+        )
     import ase.io
 
     sid = path.stem if path.suffix == ".traj" and _OC20_TRAJ.match(path.stem) else None

@@ -1,4 +1,16 @@
-"""``mlip-eval --model PATH FILE... [--out metrics.json] [--energy-key K] [--forces-key K] [--stress-key K]``."""
+"""``mlip-eval --model PATH FILE... [--out metrics.json] [--energy-key K] [--forces-key K] [--stress-key K]``.
+
+Error metrics of a model on labelled files (:mod:`mlip.training.metrics`), one entry per file:
+
+* ``--out`` is checked before any work starts and rewritten (atomically) after each file, so a long evaluation
+  keeps what it has scored;
+* a frame that cannot be evaluated (overlapping atoms, an element the model does not know) is reported by its
+  index and left out (``n_failed``, ``failed``); frames without any label are left out too (``n_unlabelled``);
+* a label key given explicitly that no frame of a file holds is an error (a misspelt key).
+
+Exit status: 0 when every frame of every file was scored; 1 when some frames or files could not be scored but
+others were; 2 when nothing could be scored (no labels, only isolated atoms) or for a user error.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +19,35 @@ import json
 import sys
 from pathlib import Path
 
-from mlip.data import GraphDataset, LabelKeys, make_loader, read_frames, split_isolated_atoms
+from mlip.cli import add_debug_flag, console_main
+from mlip.data import LabelKeys, frame_to_graph, make_loader, read_frames, split_isolated_atoms
+from mlip.errors import MLIPInputError
+from mlip.fileio import check_output_file, write_json_atomic
 from mlip.models import load_model
 from mlip.training.metrics import evaluate
 
 
-def main(argv: list[str] | None = None) -> int:
+def scorable_graphs(frames, model, name: str) -> tuple[list, list[tuple[int, str]], int]:
+    """``(graphs, failures, n_unlabelled)``: labelled graphs of ``frames`` that ``model`` can evaluate, and
+    ``(index, reason)`` for each frame it cannot."""
+    known = set(model.atomic_numbers)
+    graphs, failures, unlabelled = [], [], 0
+    for i, f in enumerate(frames):
+        if f.energy is None and f.forces is None and f.stress is None:
+            unlabelled += 1
+            continue
+        unknown = sorted(set(int(z) for z in f.atoms.numbers) - known)
+        if unknown:
+            failures.append((i, f"elements {unknown} are not in the model"))
+            continue
+        try:
+            graphs.append(frame_to_graph(f, model.r_max, where=f.source or f"{name}[{i}]"))
+        except MLIPInputError as err:
+            failures.append((i, " ".join(str(err).split())))
+    return graphs, failures, unlabelled
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="mlip-eval", description="Error metrics of a model on labelled files.")
     p.add_argument("files", nargs="+")
     p.add_argument("--model", required=True)
@@ -22,9 +57,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stress-key")
     p.add_argument("--virials-key")
     p.add_argument("--charges-key")
+    p.add_argument("--no-unit-check", action="store_true", help="accept labels of implausible magnitude")
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--device", default="cpu")
+    add_debug_flag(p)
     args = p.parse_args(argv)
+    if args.batch_size < 1:
+        p.error("--batch-size must be >= 1")
+    return args
+
+
+@console_main("mlip-eval")
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.out:
+        check_output_file(args.out, what="--out")
+    for f in args.files:
+        if not Path(f).exists():
+            raise MLIPInputError(f"no such file: {f}")
     model = load_model(args.model, device=args.device)
     keys = LabelKeys(
         energy_key=args.energy_key,
@@ -32,19 +82,41 @@ def main(argv: list[str] | None = None) -> int:
         stress_key=args.stress_key,
         virials_key=args.virials_key,
         charges_key=args.charges_key,
+        check_units=not args.no_unit_check,
     )
-    results = {}
+    results: dict = {}
+    incomplete = []
     for f in args.files:
-        frames, _ = split_isolated_atoms(read_frames(f, keys))
-        ds = GraphDataset(frames, model.r_max, name=Path(f).name)
-        results[Path(f).name] = evaluate(
-            model, make_loader(ds, batch_size=args.batch_size, shuffle=False)
-        ).metrics()
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    return 0
+        name = Path(f).name
+        frames, _ = split_isolated_atoms(read_frames(f, keys, require_keys=True))
+        graphs, failures, unlabelled = scorable_graphs(frames, model, name)
+        for i, reason in failures:
+            print(f"mlip-eval: {name}[{i}] left out: {reason}", file=sys.stderr)
+        if graphs:
+            metrics = evaluate(
+                model, make_loader(graphs, batch_size=args.batch_size, shuffle=False)
+            ).metrics()
+        else:
+            why = (
+                "no frame has an energy, force or stress label"
+                if not failures
+                else "no frame could be evaluated"
+            )
+            metrics = {"n_frames": 0, "error": f"nothing could be scored: {why}"}
+            print(f"mlip-eval: {name}: nothing could be scored ({why})", file=sys.stderr)
+        metrics.update(n_failed=len(failures), failed=[i for i, _ in failures], n_unlabelled=unlabelled)
+        if failures or not graphs:
+            incomplete.append(name)
+        results[name] = metrics
+        if args.out:
+            write_json_atomic(args.out, results)
+    print(json.dumps(results, indent=2))
+    if all(r["n_frames"] == 0 for r in results.values()):
+        raise MLIPInputError(
+            f"nothing could be scored in {', '.join(results)}: no frame has labels a model can be scored on "
+            "(check --energy-key / --forces-key; isolated-atom frames are not scored)"
+        )
+    return 1 if incomplete else 0
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def parity_plot(sets: dict[str, dict[str, np.ndarray]], path: str | Path) -> Non
         ax.set_xlabel(f"reference ({unit})")
         ax.set_ylabel(f"predicted ({unit})")
         ax.set_title(title)
-        ax.legend(loc="upper left", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     with atomic_write(path, "wb") as fh:  # whole or not at all
         fig.savefig(fh, format="png", dpi=120)

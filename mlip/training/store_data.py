@@ -9,7 +9,7 @@ import numpy as np
 
 from mlip.data import GraphDataset, read_frames, split_indices, split_isolated_atoms
 from mlip.data.references import EnergyReferences
-from mlip.data.store import PreprocessedDataset, read_manifest
+from mlip.data.store import SETTINGS, PreprocessedDataset, read_manifest
 from mlip.data.store_stats import store_elements, store_statistics
 from mlip.errors import MLIPInputError
 
@@ -17,12 +17,12 @@ __all__ = ["is_preprocessed", "prepare_preprocessed"]
 
 
 def is_preprocessed(path: str | Path | None) -> bool:
-    """True for a directory written by ``mlip-preprocess`` (complete or not), not for a directory of LMDB files."""
+    """True for a directory written by ``mlip-preprocess`` (complete or not: it holds ``manifest.json``,
+    ``settings.json`` or shards), not for a directory of LMDB files or of anything else."""
     if path is None or not Path(path).is_dir():
         return False
-    from mlip.data.sources import lmdb_kind
-
-    return lmdb_kind(path) is None
+    p = Path(path)
+    return (p / "manifest.json").exists() or (p / SETTINGS).exists() or any(p.glob("shard-[0-9]*"))
 
 
 def _check_settings(d, manifest: dict, path: Path) -> None:

@@ -88,3 +88,36 @@ def test_unknown_element_in_calculator(model_file):
     atoms.calc = MLIPCalculator(model_file)
     with pytest.raises(ValueError, match="unknown element"):
         atoms.get_potential_energy()
+
+
+@pytest.mark.parametrize(("built", "asked"), [(torch.float32, "float64"), (torch.float64, "float32")])
+def test_a_module_in_another_dtype_runs_and_is_left_unchanged(built, asked):
+    """Before the fix both directions failed ("expected scalar type Float but found Double") and converted the
+    caller's module in place."""
+    from mlip.testing.models import tiny_mace
+
+    torch.manual_seed(0)
+    module = tiny_mace(built)
+    module.train()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    atoms = bulk("Cu", "fcc", a=3.6) * (2, 2, 2)
+    atoms.rattle(0.05, seed=0)
+    atoms.calc = MLIPCalculator(module, dtype=asked)
+    energy = atoms.get_potential_energy()
+    assert next(atoms.calc.model.parameters()).dtype == getattr(torch, asked)
+    assert next(module.parameters()).dtype == built
+    assert module.training
+    assert all(
+        torch.equal(before[k], v) and before[k].dtype == v.dtype for k, v in module.state_dict().items()
+    )
+    reference = atoms.copy()
+    reference.calc = MLIPCalculator(module)
+    assert energy == pytest.approx(reference.get_potential_energy(), rel=1e-5)
+
+
+def test_a_module_in_its_own_dtype_is_used_as_it_is():
+    from mlip.testing.models import tiny_mace
+
+    module = tiny_mace(torch.float64)
+    calc = MLIPCalculator(module, dtype="float64")
+    assert calc.model is module

@@ -62,3 +62,93 @@ def test_mlip_eval_writes_metric_keys(tmp_path):
     metrics = json.loads((tmp_path / "m.json").read_text())["labelled.xyz"]
     assert metrics["n_frames"] == 3
     assert {"energy_rmse_mev_per_atom", "forces_rmse_mev_per_A", "forces_mae_mev_per_A"} <= set(metrics)
+
+
+def _cells(n, bad=()):
+    frames = []
+    for seed in range(n):
+        a = bulk("Cu", "fcc", a=3.7, cubic=True)
+        a.rattle(0.05, seed=seed)
+        if seed in bad:
+            a.positions[2] = a.positions[1] + 0.01  # overlapping atoms
+        frames.append(a)
+    return frames
+
+
+def test_mlip_relax_skips_a_bad_frame_and_keeps_the_others(tmp_path, capsys):
+    model = _model_file(tmp_path)
+    write(tmp_path / "in.xyz", _cells(4, bad=(1,)))
+    rc = relax_main(
+        [str(tmp_path / "in.xyz"), str(tmp_path / "out.xyz"), "--model", str(model), "--steps", "200"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "in.xyz[1] skipped" in err
+    assert "overlapping" in err
+    out = read(tmp_path / "out.xyz", ":")
+    assert [a.info["relax_index"] for a in out] == [0, 2, 3]
+    assert all(a.info["relax_converged"] for a in out)
+    assert not list(tmp_path.glob("out.xyz.partial*"))
+
+
+def test_mlip_relax_continues_after_an_interruption(tmp_path, monkeypatch):
+    import mlip.calculators.relax_cli as cli
+
+    model = _model_file(tmp_path)
+    write(tmp_path / "in.xyz", _cells(4))
+    argv = [str(tmp_path / "in.xyz"), str(tmp_path / "out.traj"), "--model", str(model), "--steps", "200"]
+    original, calls = cli.relax, []
+
+    def interrupted(atoms, *args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C (or the job was killed) during the third
+        calls.append(1)
+        return original(atoms, *args, **kwargs)
+
+    monkeypatch.setattr(cli, "relax", interrupted)
+    assert relax_main(argv) == 130
+    assert not (tmp_path / "out.traj").exists()
+    done = read(tmp_path / "out.traj.partial.extxyz", ":")
+    assert [a.info["relax_index"] for a in done] == [0, 1]
+    monkeypatch.setattr(cli, "relax", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
+    assert relax_main(argv) == 0
+    assert len(calls) == 4  # 2 before the interruption, 2 after: nothing relaxed twice
+    out = read(tmp_path / "out.traj", ":")
+    assert [a.info["relax_index"] for a in out] == [0, 1, 2, 3]
+    assert not list(tmp_path.glob("out.traj.partial*"))
+
+
+def test_mlip_relax_refuses_to_continue_another_run(tmp_path, monkeypatch, capsys):
+    import mlip.calculators.relax_cli as cli
+
+    model = _model_file(tmp_path)
+    write(tmp_path / "in.xyz", _cells(2))
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "relax", stop)
+    out = str(tmp_path / "out.xyz")
+    assert relax_main([str(tmp_path / "in.xyz"), out, "--model", str(model)]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert relax_main([str(tmp_path / "in.xyz"), out, "--model", str(model), "--fmax", "0.05"]) == 2
+    assert "another run (different fmax)" in capsys.readouterr().err
+
+
+def test_mlip_eval_keeps_the_metrics_of_files_done_before_an_error(tmp_path):
+    model = _model_file(tmp_path)
+    frames = []
+    for seed in range(2):
+        a = bulk("Cu", "fcc", a=3.6, cubic=True)
+        a.rattle(0.05, seed=seed)
+        a.calc = SinglePointCalculator(a, energy=-14.0, forces=np.zeros((4, 3)))
+        frames.append(a)
+    write(tmp_path / "good.xyz", frames)
+    (tmp_path / "broken.xyz").write_text('2\nLattice="oops\nCu 0 0\n')
+    out = tmp_path / "m.json"
+    rc = eval_main(
+        ["--model", str(model), str(tmp_path / "good.xyz"), str(tmp_path / "broken.xyz"), "--out", str(out)]
+    )
+    assert rc == 2
+    assert json.loads(out.read_text())["good.xyz"]["n_frames"] == 2

@@ -1,6 +1,7 @@
 """The preprocessed format: round trip against the readers, parallel writing, resume after an interruption."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -103,3 +104,90 @@ def test_at_most_max_open_shards_stay_mapped(tmp_path):
         ds.frame(i)
         assert sum(s._arrays is not None for s in ds.shards) <= 2
     _assert_same(ds, _expected())  # closing and reopening shards changes nothing
+
+
+def _interrupted_first_run(out, sources, shard_size, keep=3):
+    """A first run killed before its manifest: only its first ``keep`` shards exist."""
+    preprocess(sources, out, shard_size=shard_size)
+    (out / "manifest.json").unlink()
+    for shard in sorted(out.glob("shard-*"))[keep:]:
+        shutil.rmtree(shard)
+
+
+def test_a_rerun_with_another_source_after_an_interruption_is_refused(tmp_path):
+    """Before the fix the rerun kept the first run's shards: duplicated frames under a manifest naming only the
+    new source."""
+    out = tmp_path / "out"
+    _interrupted_first_run(out, [SOURCES[0]], shard_size=2)
+    with pytest.raises(ValueError, match="made with other sources"):
+        preprocess([SOURCES[1]], out, shard_size=2)
+    manifest = preprocess([SOURCES[1]], out, shard_size=2, restart=True)  # asked for: starts again
+    assert manifest["n_frames"] == len(read_frames(SOURCES[1]))
+    _assert_same(PreprocessedDataset(out, r_max=5.0), read_frames(SOURCES[1]))
+
+
+def test_a_rerun_with_another_shard_size_after_an_interruption_is_refused(tmp_path):
+    out = tmp_path / "out"
+    _interrupted_first_run(out, SOURCES, shard_size=4, keep=2)
+    with pytest.raises(ValueError, match="made with other shard_size"):
+        preprocess(SOURCES, out, shard_size=5)
+    preprocess(SOURCES, out, shard_size=4)  # the same settings finish it
+    _assert_same(PreprocessedDataset(out, r_max=5.0), _expected())
+
+
+def test_the_same_source_under_another_spelling_is_the_same_run(tmp_path, monkeypatch):
+    """Before the fix a complete dataset made from a relative path was refused as "other sources" when the same
+    file was given by its absolute path."""
+    out = tmp_path / "out"
+    monkeypatch.chdir(SAMPLE)
+    preprocess([Path(SOURCES[0].name)], out, shard_size=2)
+    preprocess([SOURCES[0].resolve()], out, shard_size=2)  # the same file: accepted
+    _interrupted_first_run(tmp_path / "out2", [Path(SOURCES[0].name)], shard_size=2)
+    preprocess([SOURCES[0].resolve()], tmp_path / "out2", shard_size=2)  # and an interrupted run finished
+    _assert_same(PreprocessedDataset(tmp_path / "out2", r_max=5.0), read_frames(SOURCES[0]))
+
+
+def test_a_source_modified_since_is_another_run(tmp_path):
+    src = tmp_path / "frames.extxyz"
+    shutil.copy(SOURCES[1], src)
+    out = tmp_path / "out"
+    _interrupted_first_run(out, [src], shard_size=4, keep=1)
+    src.write_text(src.read_text())  # rewritten (e.g. regenerated): the same path, another modification time
+    os.utime(src, ns=(10**9, 10**9))
+    with pytest.raises(ValueError, match="a source file changed since"):
+        preprocess([src], out, shard_size=4)
+
+
+def test_a_damaged_shard_is_written_again_on_rerun(tmp_path):
+    out = tmp_path / "out"
+    preprocess(SOURCES, out, shard_size=4)
+    positions = out / "shard-000002" / "positions.npy"
+    raw = bytearray(positions.read_bytes())
+    raw[-3] ^= 0x40
+    positions.write_bytes(bytes(raw))
+    ds = PreprocessedDataset(out, r_max=5.0)
+    first_of_shard_2 = sum(e["n_frames"] for e in ds.manifest["shards"][:2])
+    with pytest.raises(ValueError, match=r"shard-000002: positions.npy does not match its checksum"):
+        ds.frame(first_of_shard_2)
+    preprocess(SOURCES, out, shard_size=4)  # the rerun checks the shards and rewrites the damaged one
+    _assert_same(PreprocessedDataset(out, r_max=5.0), _expected())
+
+
+def test_a_foreign_directory_is_refused(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="did not write"):
+        preprocess(SOURCES, out, shard_size=4)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_two_runs_into_one_directory(tmp_path):
+    from mlip.fileio import DirectoryLock
+
+    (tmp_path / "out").mkdir()
+    with (
+        DirectoryLock(tmp_path / "out", "mlip-preprocess run"),
+        pytest.raises(ValueError, match="in use by another"),
+    ):
+        preprocess(SOURCES, tmp_path / "out", shard_size=4)
