@@ -7,9 +7,9 @@ directory entry is ``fsync``\\ ed too. A reader therefore sees the old complete 
 after a crash, a ``kill -9`` or a full disk; a failed write removes its temporary file and raises
 :class:`~mlip.errors.MLIPOutputError` naming the target and saying that the old file is unchanged.
 
-:class:`DirectoryLock` keeps two processes (two trainings into one run directory, two ``mlip-preprocess`` into one
-output) from mixing their files: an exclusive ``flock`` on ``DIR/.lock``, released by the kernel when the holder
-exits, however it exits, so a killed run leaves no stale lock.
+:class:`DirectoryLock` (and :class:`FileLock`) keeps two processes (two trainings into one run directory, two
+``mlip-preprocess`` into one output, two ``mlip-relax`` into one file) from mixing their files: an exclusive
+``flock``, released by the kernel when the holder exits, however it exits, so a killed run leaves no stale lock.
 
 :func:`file_identity` names an input by its resolved path, size and modification time, so that a rerun can tell
 "the same data" from "other data" whatever spelling of the path the user gave.
@@ -32,6 +32,8 @@ from mlip.errors import MLIPInputError, MLIPOutputError
 
 __all__ = [
     "DirectoryLock",
+    "FileLock",
+    "append_bytes",
     "atomic_path",
     "atomic_write",
     "check_output_dir",
@@ -53,7 +55,10 @@ def _tmp_path(path: Path) -> Path:
 
 
 def _open_tmp(path: Path, mode: str) -> IO:
-    """Open the temporary file (a seam for the fault-injection tests, which make it fail as a full disk does)."""
+    """Open a file for writing: every write of this module goes through here (a seam for the fault-injection
+    tests, which make it fail as a full disk does, or kill the process part-way)."""
+    if mode == "ab":
+        return open(path, mode, buffering=0)  # one write() is one system call: a kill cannot split it
     return open(path, mode) if "b" in mode else open(path, mode, encoding="utf-8")
 
 
@@ -84,11 +89,15 @@ def fsync_tree(path: str | Path) -> None:
     fsync_dir(path)
 
 
-def _output_error(path: Path, err: OSError, existed: bool) -> MLIPOutputError:
+def _output_error(path: Path, err: OSError, existed: bool | None) -> MLIPOutputError:
+    """One line: what could not be written, why, and what is left (``existed=None``: an append)."""
     reason = err.strerror or str(err)
     if err.errno == errno.ENOSPC:
         reason = "no space left on device"
-    kept = f"the previous {path.name} is unchanged" if existed else f"no {path.name} was written"
+    if existed is None:
+        kept = "what it held before is kept"
+    else:
+        kept = f"the previous {path.name} is unchanged" if existed else f"no {path.name} was written"
     return MLIPOutputError(f"cannot write {path}: {reason}; {kept}")
 
 
@@ -148,6 +157,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             raise _output_error(path, err, existed) from err
         raise
     fsync_dir(path.parent)
+
+
+def append_bytes(path: str | Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` (created if needed) with one ``write`` system call, then ``fsync``: a killed
+    process leaves all of it or none. A write that fails (a full disk) is cut back to the previous end of the
+    file and raised as :class:`~mlip.errors.MLIPOutputError`. (Only a power loss could still tear the last record;
+    readers of appended files drop an incomplete last record.)"""
+    path = Path(path)
+    try:
+        with _open_tmp(path, "ab") as fh:
+            end = os.fstat(fh.fileno()).st_size
+            try:
+                fh.write(data)
+                os.fsync(fh.fileno())
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fh.fileno(), end)
+                raise
+    except OSError as err:
+        raise _output_error(path, err, None) from err
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -224,25 +253,23 @@ def check_output_file(path: str | Path, *, what: str = "output file") -> Path:
     return path
 
 
-class DirectoryLock:
-    """An exclusive lock on a directory for the lifetime of one job (``with DirectoryLock(d, "training"): ...``).
+class FileLock:
+    """An exclusive lock on ``resource`` (a file or directory) for the lifetime of one job, held as ``flock`` on
+    ``lock_path`` (``with FileLock(lock, out, "mlip-relax run"): ...``).
 
-    The lock is ``flock`` on ``DIR/.lock``, which also records the holder's pid, start time and command line for
-    the error message another process gets. The kernel drops it when the holder exits, even by ``kill -9``, so
-    there are no stale locks to clean up. ``acquire`` raises :class:`~mlip.errors.MLIPInputError` at once
-    (it never waits) when another process holds it.
+    The lock file also records the holder's pid, start time and command line for the error message another
+    process gets. The kernel drops the lock when the holder exits, even by ``kill -9``, so there are no stale locks
+    to clean up. ``acquire`` raises :class:`~mlip.errors.MLIPInputError` at once (it never waits) when another
+    process holds it.
     """
 
-    def __init__(self, directory: str | Path, purpose: str) -> None:
-        self.directory = Path(directory)
+    def __init__(self, lock_path: str | Path, resource: str | Path, purpose: str) -> None:
+        self.path = Path(lock_path)
+        self.resource = Path(resource)
         self.purpose = purpose
         self._fd: int | None = None
 
-    @property
-    def path(self) -> Path:
-        return self.directory / ".lock"
-
-    def acquire(self) -> DirectoryLock:
+    def acquire(self) -> FileLock:
         import fcntl
 
         fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o644)
@@ -252,11 +279,11 @@ class DirectoryLock:
             holder = os.read(fd, 4096).decode("utf-8", "replace").strip()
             os.close(fd)
             if err.errno not in (errno.EAGAIN, errno.EACCES):
-                raise MLIPOutputError(f"cannot lock {self.directory}: {err.strerror or err}") from err
+                raise MLIPOutputError(f"cannot lock {self.resource}: {err.strerror or err}") from err
             who = f" ({holder})" if holder else ""
             raise MLIPInputError(
-                f"{self.directory} is in use by another {self.purpose}{who}; wait for it to finish or use "
-                "another directory"
+                f"{self.resource} is in use by another {self.purpose}{who}; wait for it to finish or use "
+                "another one"
             ) from None
         started = datetime.datetime.now().isoformat(timespec="seconds")
         note = f"pid {os.getpid()}, started {started}: {' '.join(sys.argv)[:300]}"
@@ -273,8 +300,17 @@ class DirectoryLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> DirectoryLock:
+    def __enter__(self) -> FileLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class DirectoryLock(FileLock):
+    """:class:`FileLock` on a directory, held on ``DIR/.lock``: one training per run directory, one
+    ``mlip-preprocess`` per output directory."""
+
+    def __init__(self, directory: str | Path, purpose: str) -> None:
+        super().__init__(Path(directory) / ".lock", directory, purpose)
+        self.directory = Path(directory)

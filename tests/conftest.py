@@ -1,5 +1,7 @@
-"""Shared fixtures: the shared real-data folder (../shared/data beside the repository)."""
+"""Shared fixtures: the shared real-data folder (../shared/data beside the repository), a nearly full disk."""
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -12,3 +14,42 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"the shared data folder is missing: {SHARED_DATA} (CI and developers have it)")
     return SHARED_DATA
+
+
+class _FullDisk:
+    """A writable file on a disk with ``state["budget"]`` bytes left (shared by every file): the write that does
+    not fit writes what fits and raises ENOSPC, as a full disk does."""
+
+    def __init__(self, fh, state):
+        self._fh = fh
+        self._state = state
+
+    def write(self, data):
+        n, left = len(data), self._state["budget"]
+        if n > left:
+            self._fh.write(data[:left])
+            self._state["budget"] = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._state["budget"] = left - n
+        return self._fh.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Every file mlip writes (through mlip.fileio's one seam) draws on ``full_disk["budget"]`` bytes, set by the
+    test; when they run out the disk is full."""
+    import mlip.fileio as fileio
+
+    state = {"budget": 100}
+    original = fileio._open_tmp
+    monkeypatch.setattr(fileio, "_open_tmp", lambda path, mode: _FullDisk(original(path, mode), state))
+    return state

@@ -1,7 +1,6 @@
 """Files appear whole or not at all (mlip.fileio): a full disk or an error mid-write leaves the previous file
 intact and says so in one line; locks; file identities."""
 
-import errno
 import json
 import os
 from pathlib import Path
@@ -14,44 +13,6 @@ from mlip.errors import MLIPInputError, MLIPOutputError
 from mlip.fileio import DirectoryLock, atomic_write, file_identity, write_json_atomic
 from mlip.models import save_model
 from mlip.testing.models import tiny_mace
-
-
-class _FullDisk:
-    """A writable file that raises ENOSPC once ``budget`` bytes have been written (a nearly full disk)."""
-
-    def __init__(self, path, mode, budget):
-        self._fh = open(path, mode)  # noqa: SIM115 - closed by __exit__, as a file is
-        self._left = budget
-
-    def write(self, data):
-        n = len(data)
-        if n > self._left:
-            self._fh.write(data[: self._left])
-            self._left = 0
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self._left -= n
-        return self._fh.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self._fh, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._fh.close()
-
-
-@pytest.fixture
-def full_disk(monkeypatch):
-    """Every atomic write gets at most ``budget`` bytes (set by the test) before the disk is full."""
-    state = {"budget": 100}
-
-    def opener(path, mode):
-        return _FullDisk(path, mode, state["budget"])
-
-    monkeypatch.setattr(fileio, "_open_tmp", opener)
-    return state
 
 
 def _no_temporaries(directory: Path):

@@ -9,6 +9,7 @@ on the way:
   ``OUT.partial.json`` records the run's settings;
 * a rerun with the same input, model and options after an interruption continues after the last structure done; a
   rerun with others is refused until the partial files are deleted;
+* two runs writing one ``OUT`` at once are refused (a lock on ``.OUT.lock``);
 * a structure that cannot be relaxed (overlapping atoms, an element the model does not know, NaN positions) is
   reported by its index and skipped, and the others still run;
 * ``OUT`` itself is written at the end, atomically, and the partial files removed.
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -33,7 +33,15 @@ from mlip.calculators.ase_calculator import MLIPCalculator
 from mlip.calculators.relax import relax
 from mlip.cli import add_debug_flag, console_main
 from mlip.errors import MLIPError, MLIPInputError
-from mlip.fileio import atomic_path, atomic_write, check_output_file, file_identity, write_json_atomic
+from mlip.fileio import (
+    FileLock,
+    append_bytes,
+    atomic_path,
+    atomic_write,
+    check_output_file,
+    file_identity,
+    write_json_atomic,
+)
 
 
 def output_format(path: Path) -> str:
@@ -70,12 +78,7 @@ def _append(partial: Path, atoms: ase.Atoms) -> None:
     """Append one structure with a single ``write`` (a killed process cannot leave half of it) and ``fsync``."""
     buf = io.StringIO()
     ase.io.write(buf, atoms, format="extxyz")
-    fd = os.open(str(partial), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, buf.getvalue().encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_bytes(partial, buf.getvalue().encode())
 
 
 def _resume_state(out: Path, settings: dict) -> list[ase.Atoms]:
@@ -140,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         "model": file_identity(args.model),
         **{k: getattr(args, k) for k in ("fmax", "steps", "relax_cell", "optimizer", "dtype")},
     }
+    with FileLock(out.with_name(f".{out.name}.lock"), out, "mlip-relax run"):
+        return _run(args, src, out, fmt, calc, settings)
+
+
+def _run(args, src: Path, out: Path, fmt: str, calc, settings: dict) -> int:
     partial, sidecar = _partial_paths(out)
     done = _resume_state(out, settings)
     finished = {int(a.info["relax_index"]) for a in done}

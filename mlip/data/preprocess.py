@@ -26,6 +26,7 @@ import shutil
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from mlip.cli import add_debug_flag, console_main
@@ -37,7 +38,7 @@ from mlip.data.readers import LabelKeys, iter_frames, labelled_frame
 from mlip.data.references import EnergyReferences
 from mlip.data.sources import lmdb_kind
 from mlip.data.store import FORMAT, SETTINGS, VERSION, shard_name, verify_shard, write_manifest, write_shard
-from mlip.errors import MLIPFileNotFoundError, MLIPInputError
+from mlip.errors import MLIPFileNotFoundError, MLIPInputError, MLIPOutputError
 from mlip.fileio import DirectoryLock, check_output_dir, file_identity, write_json_atomic
 
 __all__ = ["iter_frames", "main", "preprocess"]
@@ -164,7 +165,8 @@ def claim_directory(out: Path, settings: dict, *, restart: bool = False) -> None
             "output directory"
         )
     saved = out / SETTINGS
-    if entries and not restart:
+    written = [p for p in entries if ".tmp-" not in p.name]  # temporaries of a killed run are never complete
+    if written and not restart:
         if not saved.is_file():
             raise MLIPInputError(
                 f"{out} holds shards without a {SETTINGS} (written by an older mlip-preprocess), so they cannot be "
@@ -248,15 +250,23 @@ def _write_all(tasks, out: Path, workers: int, keys: LabelKeys, refs) -> list[di
         return [_write_task(task, out / shard_name(k), context) for k, task in enumerate(tasks)]
     infos: list[dict] = []
     pending: list[Future] = []
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(keys, refs)) as pool:
-        for k, task in enumerate(tasks):
-            if (out / shard_name(k)).is_dir():  # written already: checked here
-                infos.append(_write_task(task, out / shard_name(k)))
-                continue
-            pending.append(pool.submit(_write_task, task, out / shard_name(k)))
-            while len(pending) >= 2 * workers:
-                infos.append(pending.pop(0).result())
-        infos.extend(p.result() for p in pending)
+    try:
+        with ProcessPoolExecutor(
+            max_workers=workers, initializer=_init_worker, initargs=(keys, refs)
+        ) as pool:
+            for k, task in enumerate(tasks):
+                if (out / shard_name(k)).is_dir():  # written already: checked here
+                    infos.append(_write_task(task, out / shard_name(k)))
+                    continue
+                pending.append(pool.submit(_write_task, task, out / shard_name(k)))
+                while len(pending) >= 2 * workers:
+                    infos.append(pending.pop(0).result())
+            infos.extend(p.result() for p in pending)
+    except BrokenProcessPool as err:
+        raise MLIPOutputError(
+            f"a worker process writing {out} died (killed, or out of memory); rerun the same command to continue "
+            "(the shards already written are kept)"
+        ) from err
     return infos
 
 

@@ -42,6 +42,7 @@ Neighbour lists are not stored: they depend on the model's cutoff and are comput
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -55,8 +56,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mlip import fileio
 from mlip.data.graph import Frame, frame_to_graph
-from mlip.errors import MLIPFileNotFoundError, MLIPInputError
+from mlip.errors import MLIPFileNotFoundError, MLIPInputError, MLIPOutputError
 from mlip.fileio import fsync_dir, write_json_atomic
 
 __all__ = [
@@ -93,7 +95,7 @@ def _crc32(path: Path) -> int:
 
 
 def _write_file(path: Path, write) -> None:
-    with open(path, "wb") as fh:
+    with fileio._open_tmp(path, "wb") as fh:  # mlip's one file-writing seam (see mlip.fileio)
         write(fh)
         fh.flush()
         os.fsync(fh.fileno())
@@ -147,25 +149,30 @@ def write_shard(frames: list[Frame], directory: str | Path) -> dict:
     if not frames:
         raise ValueError("a shard needs at least one frame")
     tmp = directory.with_name(directory.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     arrays = shard_arrays(frames)
-    for key, value in arrays.items():
-        _write_file(tmp / f"{key}.npy", lambda fh, v=value: np.save(fh, v, allow_pickle=False))
-    lines = []
-    for f in frames:
-        meta = {k: str(f.info[k]) for k in _META_KEYS if k in f.info}
-        if f.config_type is not None:
-            meta["config_type"] = f.config_type
-        if f.source is not None:
-            meta["source"] = f.source
-        lines.append(json.dumps(meta) + "\n")
-    _write_file(tmp / "meta.jsonl", lambda fh: fh.write("".join(lines).encode()))
-    sums = {p.name: [p.stat().st_size, _crc32(p)] for p in sorted(tmp.iterdir())}
-    _write_file(tmp / CHECKSUMS, lambda fh: fh.write(json.dumps(sums, indent=0).encode()))
-    fsync_dir(tmp)
-    os.replace(tmp, directory)
-    fsync_dir(directory.parent)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for key, value in arrays.items():
+            _write_file(tmp / f"{key}.npy", lambda fh, v=value: np.save(fh, v, allow_pickle=False))
+        lines = []
+        for f in frames:
+            meta = {k: str(f.info[k]) for k in _META_KEYS if k in f.info}
+            if f.config_type is not None:
+                meta["config_type"] = f.config_type
+            if f.source is not None:
+                meta["source"] = f.source
+            lines.append(json.dumps(meta) + "\n")
+        _write_file(tmp / "meta.jsonl", lambda fh: fh.write("".join(lines).encode()))
+        sums = {p.name: [p.stat().st_size, _crc32(p)] for p in sorted(tmp.iterdir())}
+        _write_file(tmp / CHECKSUMS, lambda fh: fh.write(json.dumps(sums, indent=0).encode()))
+        fsync_dir(tmp)
+        os.replace(tmp, directory)
+        fsync_dir(directory.parent)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = "no space left on device" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+        raise MLIPOutputError(f"cannot write the shard {directory}: {reason}; rerun to continue") from err
     n_atoms = int(arrays["offsets"][-1])
     return {"name": directory.name, "n_frames": len(frames), "n_atoms": n_atoms}
 

@@ -29,7 +29,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
-from mlip.fileio import TMP_MARK, fsync_dir, torch_save_atomic, write_text_atomic
+from mlip.fileio import TMP_MARK, append_bytes, fsync_dir, torch_save_atomic, write_text_atomic
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -41,8 +41,8 @@ __all__ = [
     "resolve_checkpoint",
 ]
 
-RUN_MARKERS = ("checkpoints/last.ckpt", "model.pt", "metrics.json", "logs/metrics.csv")
-"""Files whose presence means a directory already holds a training run."""
+RUN_MARKERS = ("checkpoints/last.ckpt", "model.pt", "metrics.json", "logs/metrics.csv", "logs/hparams.yaml")
+"""Files whose presence means a directory already holds a training run (so does a non-empty ``tensorboard/``)."""
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -72,6 +72,8 @@ def prepare_run_dir(run_dir: Path, checkpoint: Path | None) -> None:
     if checkpoint is not None:
         return
     found = [m for m in RUN_MARKERS if (run_dir / m).exists()]
+    if (run_dir / "tensorboard").is_dir() and any((run_dir / "tensorboard").iterdir()):
+        found.append("tensorboard/")
     if not found:
         return
     if (run_dir / "checkpoints" / "last.ckpt").exists():
@@ -179,12 +181,7 @@ class _AppendingWriter(ExperimentWriter):
             self._rewrite(old)
         buf = io.StringIO()
         csv.DictWriter(buf, fieldnames=self.metrics_keys, lineterminator="\n").writerows(self.metrics)
-        fd = os.open(self.metrics_file_path, os.O_WRONLY | os.O_APPEND)
-        try:
-            os.write(fd, buf.getvalue().encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_bytes(self.metrics_file_path, buf.getvalue().encode())
         self.metrics = []
 
 

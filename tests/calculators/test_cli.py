@@ -152,3 +152,14 @@ def test_mlip_eval_keeps_the_metrics_of_files_done_before_an_error(tmp_path):
     )
     assert rc == 2
     assert json.loads(out.read_text())["good.xyz"]["n_frames"] == 2
+
+
+def test_two_relaxations_into_one_output_are_refused(tmp_path, capsys):
+    from mlip.fileio import FileLock
+
+    model = _model_file(tmp_path)
+    write(tmp_path / "in.xyz", _cells(1))
+    out = tmp_path / "out.xyz"
+    with FileLock(tmp_path / ".out.xyz.lock", out, "mlip-relax run"):  # another run holds it
+        assert relax_main([str(tmp_path / "in.xyz"), str(out), "--model", str(model)]) == 2
+    assert "in use by another mlip-relax run" in capsys.readouterr().err

@@ -1,0 +1,92 @@
+"""Fault injection: the disk fills up part-way through each job (every file mlip writes draws on one budget of
+bytes, see the ``full_disk`` fixture). The job stops with one clear line, every file is the old complete one or a
+new complete one, and once there is space again a rerun continues to the same result."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from ase.io import read, write
+
+from mlip.calculators.relax_cli import main as relax_main
+from mlip.data.preprocess import preprocess
+from mlip.data.store import PreprocessedDataset, verify_shard
+from mlip.errors import MLIPOutputError
+from mlip.models import save_model
+from mlip.testing.models import tiny_mace
+from mlip.training.config import RunConfig
+from mlip.training.run import run_training
+
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "mptrj_sample"
+SOURCES = [SAMPLE / "orb_mptrj_reconstructed.json", SAMPLE / "orb_mptrj_frames.extxyz"]
+UNLIMITED = 10**12
+
+
+@pytest.mark.parametrize("budget", [0, 300, 9000, 30000, 60000])
+def test_preprocessing_on_a_full_disk(tmp_path, full_disk, budget):
+    full_disk["budget"] = UNLIMITED
+    preprocess(SOURCES, tmp_path / "ref", shard_size=4)
+    full_disk["budget"] = budget
+    with pytest.raises(MLIPOutputError, match="no space left on device"):
+        preprocess(SOURCES, tmp_path / "out", shard_size=4)
+    for shard in (tmp_path / "out").glob("shard-??????"):
+        verify_shard(shard)  # what was written is whole
+    assert not [
+        p.name for p in (tmp_path / "out").iterdir() if ".tmp-" in p.name
+    ]  # nothing half-written left
+    full_disk["budget"] = UNLIMITED
+    preprocess(SOURCES, tmp_path / "out", shard_size=4)
+    a, b = PreprocessedDataset(tmp_path / "out", r_max=5.0), PreprocessedDataset(tmp_path / "ref", r_max=5.0)
+    assert len(a) == len(b)
+    for i in range(len(a)):
+        np.testing.assert_array_equal(a.frame(i).atoms.positions, b.frame(i).atoms.positions)
+        assert a.frame(i).energy == b.frame(i).energy
+
+
+def test_training_on_a_full_disk_keeps_the_last_checkpoint(tmp_path, full_disk):
+    raw = {
+        "model": {
+            "name": "mace",
+            "r_max": 4.0,
+            "channels": 4,
+            "max_ell": 1,
+            "correlation": 2,
+            "radial_mlp": [8],
+        },
+        "data": {"emt_frames": 12, "emt_test_frames": 2, "batch_size": 4},
+        "train": {"max_epochs": 1, "progress_bar": False, "log_every_n_steps": 1},
+    }
+    full_disk["budget"] = UNLIMITED
+    run_training(RunConfig.from_dict(raw), tmp_path)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    before = ckpt.read_bytes()
+    raw["train"]["max_epochs"] = 3
+    full_disk["budget"] = 20_000  # less than one checkpoint
+    with pytest.raises(MLIPOutputError, match=r"\.ckpt: no space left on device"):
+        run_training(RunConfig.from_dict(raw), tmp_path, resume="last")
+    assert ckpt.read_bytes() == before
+    full_disk["budget"] = UNLIMITED
+    run_training(RunConfig.from_dict(raw), tmp_path, resume="last")
+    assert torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"] == 2
+
+
+def test_relaxation_on_a_full_disk_continues_when_there_is_space(tmp_path, full_disk):
+    full_disk["budget"] = UNLIMITED
+    torch.manual_seed(0)
+    save_model(tiny_mace(torch.float64, channels=4, max_ell=2, correlation=2), tmp_path / "model.pt")
+    frames = []
+    for seed in range(4):
+        a = bulk("Cu", "fcc", a=3.7, cubic=True)
+        a.rattle(0.05, seed=seed)
+        frames.append(a)
+    write(tmp_path / "in.xyz", frames)
+    argv = [str(tmp_path / "in.xyz"), str(tmp_path / "out.xyz"), "--model", str(tmp_path / "model.pt")]
+    full_disk["budget"] = 2500  # the settings and about two structures
+    assert relax_main(argv) == 2
+    done = read(tmp_path / "out.xyz.partial.extxyz", ":")
+    assert 0 < len(done) < 4
+    full_disk["budget"] = UNLIMITED
+    assert relax_main(argv) == 0
+    assert [a.info["relax_index"] for a in read(tmp_path / "out.xyz", ":")] == [0, 1, 2, 3]
