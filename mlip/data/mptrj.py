@@ -32,15 +32,19 @@ _KBAR_TO_EV_A3 = -0.1 * units.GPa  # VASP kBar (compressive positive) -> ASE eV/
 class _Scanner:
     """A refilling text buffer over a file with the few moves the MPtrj walk needs."""
 
-    def __init__(self, fh, chunk: int) -> None:
-        self.fh, self.chunk = fh, chunk
+    def __init__(self, fh, chunk: int, name: str = "MPtrj JSON") -> None:
+        self.fh, self.chunk, self.name = fh, chunk, name
         self.buf, self.pos, self.offset, self.eof = "", 0, 0, False
         self.decoder = json.JSONDecoder()
 
     def _fill(self) -> bool:
         if self.eof:
             return False
-        data = self.fh.read(self.chunk)
+        try:
+            data = self.fh.read(self.chunk)
+        except UnicodeDecodeError as err:
+            raise MLIPInputError(f"{self.name}: not UTF-8 text near character {self.offset + len(self.buf)} "
+                                 f"({err.reason}; the file is corrupted)") from None  # fmt: skip
         if not data:
             self.eof = True
             return False
@@ -63,7 +67,7 @@ class _Scanner:
         c = self.peek()
         if c == "" or c not in chars:
             found = "the end of the file" if c == "" else repr(c)
-            raise MLIPInputError(f"MPtrj JSON: expected one of {list(chars)} at character {self.offset + self.pos}, "
+            raise MLIPInputError(f"{self.name}: MPtrj JSON: expected one of {list(chars)} at character {self.offset + self.pos}, "
                              f"found {found} (truncated or not MPtrj's layout)")  # fmt: skip
         self.pos += 1
         return c
@@ -78,7 +82,7 @@ class _Scanner:
                 # the value may run past the buffer: read more and retry, unless the file has ended
                 if self._fill():
                     continue
-                raise MLIPInputError(f"MPtrj JSON: cannot decode the value at character {self.offset + self.pos}: "
+                raise MLIPInputError(f"{self.name}: MPtrj JSON: cannot decode the value at character {self.offset + self.pos}: "
                                  f"{err.msg} (the file is truncated or corrupted)") from None  # fmt: skip
             # a number or literal that ends exactly at the buffer end may continue in the next chunk
             partial = end == len(self.buf) and not isinstance(obj, (dict, list, str))
@@ -91,7 +95,7 @@ class _Scanner:
 def iter_mptrj_records(path: str | Path, *, chunk_size: int = 1 << 20) -> Iterator[tuple[str, str, dict]]:
     """Yield ``(mp_id, frame_id, record)`` in file order, one record in memory at a time."""
     with open(path, encoding="utf-8") as fh:
-        s = _Scanner(fh, chunk_size)
+        s = _Scanner(fh, chunk_size, Path(path).name)
         s.expect("{")
         if s.peek() == "}":
             return
@@ -105,7 +109,7 @@ def iter_mptrj_records(path: str | Path, *, chunk_size: int = 1 << 20) -> Iterat
                     s.expect(":")
                     record = s.value()
                     if not isinstance(record, dict):
-                        raise MLIPInputError(f"MPtrj JSON: frame {mp_id}/{frame_id} is not an object")
+                        raise MLIPInputError(f"{s.name}: MPtrj frame {mp_id}/{frame_id} is not an object")
                     yield str(mp_id), str(frame_id), record
                     if s.expect(",}") == "}":
                         break
@@ -135,6 +139,10 @@ def mptrj_record_to_atoms(record: dict, *, energy: str = "uncorrected", where: s
         forces = np.asarray(record["force"], dtype=np.float64).reshape(len(numbers), 3)
     except KeyError as err:
         raise MLIPInputError(f"{where}: missing field {err} (MPtrj layout expected)") from None
+    except (TypeError, ValueError, IndexError, AttributeError) as err:
+        if isinstance(err, MLIPInputError):
+            raise
+        raise MLIPInputError(f"{where}: a malformed record ({type(err).__name__}: {err})") from None
     if value is None:
         raise MLIPInputError(f"{where}: {key} is null")
     atoms = Atoms(numbers=numbers, positions=np.asarray(positions, dtype=np.float64), cell=cell, pbc=True)

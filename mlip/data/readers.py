@@ -220,8 +220,8 @@ def _is_mptrj_json(path: Path) -> bool:
     """True when the file opens as MPtrj's ``{mp_id: {frame_id: {"structure", ...}}}`` (first record only)."""
     from mlip.data.mptrj import iter_mptrj_records
 
-    with open(path) as fh:
-        if not fh.read(64).lstrip().startswith("{"):
+    with open(path, "rb") as fh:
+        if not fh.read(64).lstrip().startswith(b"{"):
             return False
     try:
         _, _, record = next(iter(iter_mptrj_records(path, chunk_size=1 << 16)))
