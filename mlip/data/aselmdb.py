@@ -27,6 +27,7 @@ import numpy as np
 
 from mlip.data.lmdb_env import iter_source_records, lmdb_files, open_lmdb, record_keys
 from mlip.errors import MLIPInputError
+from mlip.fileio import atomic_path
 
 __all__ = ["count_aselmdb", "iter_aselmdb", "row_to_atoms", "write_aselmdb"]
 
@@ -84,12 +85,19 @@ def write_aselmdb(path: str | Path, images: Iterable[ase.Atoms], *, data_keys: I
     """Write ``images`` as a new ``*.aselmdb`` file readable by fairchem's ``LMDBDatabase`` and by
     :func:`iter_aselmdb`. Labels come from each ``Atoms``' calculator; scalar ``info`` entries become
     ``key_value_pairs``, and the ``info`` entries named in ``data_keys`` go to ``data``. Returns the row count."""
-    from ase.db.row import AtomsRow
-
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists; write_aselmdb creates a new file")
     data_keys = tuple(data_keys)
+    with atomic_path(path) as tmp:  # the file appears whole or not at all
+        n = _write_rows(tmp, images, data_keys)
+        Path(f"{tmp}-lock").unlink(missing_ok=True)
+    return n
+
+
+def _write_rows(path: Path, images: Iterable[ase.Atoms], data_keys: tuple[str, ...]) -> int:
+    from ase.db.row import AtomsRow
+
     env = open_lmdb(path, write=True)
     n = 0
     try:

@@ -24,6 +24,7 @@ sign. MPtrj JSON holds kBar with VASP's sign; :func:`read_mptrj_json` converts i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ import numpy as np
 
 from mlip.data.graph import Frame
 from mlip.data.references import EnergyReferences
-from mlip.data.units import check_label_magnitudes
+from mlip.data.units import check_energy, check_forces, check_stress, largest
 from mlip.errors import MLIPInputError
 
 ISOLATED_ATOM_TYPES = frozenset({"isolatedatom", "isolated_atom"})
@@ -67,24 +68,40 @@ class LabelKeys:
 
 
 def _floats(value, where: str, name: str) -> np.ndarray:
-    """``value`` as a float64 array, or a clear error for a label that is not numeric or not finite."""
+    """``value`` as a float64 array, or a clear error for a label that is not numeric."""
     try:
-        a = np.asarray(value, dtype=np.float64)
+        return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise MLIPInputError(f"{where}: the {name} label is not numeric ({str(value)[:60]!r})") from None
-    if not np.isfinite(a).all():
+
+
+def _finite_largest(a: np.ndarray, where: str, name: str) -> float:
+    """``max |a|`` (:func:`mlip.data.units.largest`), or a clear error if ``a`` holds a NaN or an infinity."""
+    m = largest(a)
+    if not math.isfinite(m):
         raise MLIPInputError(f"{where}: the {name} label contains NaN or infinite values")
-    return a
+    return m
+
+
+def _scalar(value, where: str, name: str) -> float:
+    a = _floats(value, where, name)
+    if a.size != 1:
+        raise MLIPInputError(f"{where}: the {name} label has {a.size} values, expected one")
+    x = float(a.reshape(()))
+    if not math.isfinite(x):
+        raise MLIPInputError(f"{where}: the {name} label is {x}")
+    return x
 
 
 def _shaped(value, where: str, name: str, shape: tuple[int, ...]) -> np.ndarray:
     a = _floats(value, where, name)
-    if a.size != int(np.prod(shape)):
+    if a.size != math.prod(shape):
         raise MLIPInputError(f"{where}: the {name} label has {a.size} values, expected shape {shape}")
     return a.reshape(shape)
 
 
 def _as_stress(value, where: str) -> np.ndarray:
+    """6 Voigt numbers (xx, yy, zz, yz, xz, xy) or 9 numbers -> ``[3, 3]``."""
     a = _floats(value, where, "stress").reshape(-1)
     if a.size == 6:
         xx, yy, zz, yz, xz, xy = a
@@ -148,11 +165,10 @@ def fixed_atoms(atoms: ase.Atoms, fixed_tags: tuple[int, ...] = ()) -> np.ndarra
 def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: str = "frame") -> Frame:
     """Labels of one ``Atoms`` (see the module docstring for the lookup order), checked: numeric, finite, of the
     right shape and (``keys.check_units``) of a plausible magnitude; errors name ``where``."""
-    bad = np.flatnonzero((atoms.numbers < 1) | (atoms.numbers > 118))
-    if len(bad):
-        raise MLIPInputError(
-            f"{where}: atom {bad[0]} has atomic number {atoms.numbers[bad[0]]}, not an element"
-        )
+    numbers = atoms.numbers
+    if len(numbers) and (numbers.min() < 1 or numbers.max() > 118):
+        bad = int(np.flatnonzero((numbers < 1) | (numbers > 118))[0])
+        raise MLIPInputError(f"{where}: atom {bad} has atomic number {numbers[bad]}, not an element")
     res = _calc_results(atoms)
     energy = _label(atoms, res, keys.energy_key, "info", "energy")
     forces = _label(atoms, res, keys.forces_key, "array", "forces")
@@ -178,30 +194,42 @@ def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: st
         weight = float(atoms.info.get(keys.weight_key, 1.0))
     except (TypeError, ValueError):
         raise MLIPInputError(f"{where}: info[{keys.weight_key!r}] is not a number") from None
-    if not (np.isfinite(weight) and weight >= 0):
+    if not (math.isfinite(weight) and weight >= 0):
         raise MLIPInputError(f"{where}: info[{keys.weight_key!r}] must be a finite weight >= 0, got {weight}")
     fixed = fixed_atoms(atoms, tuple(keys.fixed_tags))
     bare = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     if "charge" in atoms.info:
-        bare.info["charge"] = float(_shaped(atoms.info["charge"], where, "net charge (info['charge'])", ()))
+        bare.info["charge"] = _scalar(atoms.info["charge"], where, "net charge (info['charge'])")
     n = len(atoms)
-    frame = Frame(
+    if energy is not None:
+        energy = _scalar(energy, where, "energy")
+    if forces is not None:
+        forces = _shaped(forces, where, "forces", (n, 3))
+        f_max = _finite_largest(forces, where, "forces")
+    if stress is not None:
+        s_max = _finite_largest(stress, where, "stress")
+    if charges is not None:
+        charges = _shaped(charges, where, "charges", (n,))
+        _finite_largest(charges, where, "charges")
+    if keys.check_units:  # the plausibility bounds of mlip.data.units
+        if stress is not None:
+            check_stress(s_max, where=where)
+        if forces is not None:
+            check_forces(f_max, where=where)
+        if energy is not None:
+            check_energy(energy, numbers, where=where)
+    return Frame(
         atoms=bare,
-        energy=None if energy is None else float(_shaped(energy, where, "energy", ())),
-        forces=None if forces is None else _shaped(forces, where, "forces", (n, 3)),
+        energy=energy,
+        forces=forces,
         stress=stress,
-        charges=None if charges is None else _shaped(charges, where, "charges", (n,)),
+        charges=charges,
         fixed=fixed if fixed.any() else None,
         weight=weight,
         config_type=None if config_type is None else str(config_type),
         info={k: v for k, v in atoms.info.items() if not isinstance(v, np.ndarray)},
         source=where,
     )
-    if keys.check_units:
-        check_label_magnitudes(
-            atoms.numbers, energy=frame.energy, forces=frame.forces, stress=frame.stress, where=where
-        )
-    return frame
 
 
 def read_mptrj_json(path: str | Path, *, energy: str = "uncorrected") -> list[Frame]:

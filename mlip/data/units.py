@@ -24,7 +24,16 @@ import numpy as np
 
 from mlip.errors import MLIPInputError
 
-__all__ = ["MAX_FORCE", "MAX_STRESS", "check_label_magnitudes", "energy_bound"]
+__all__ = [
+    "MAX_FORCE",
+    "MAX_STRESS",
+    "check_energy",
+    "check_forces",
+    "check_label_magnitudes",
+    "check_stress",
+    "energy_bound",
+    "largest",
+]
 
 MAX_STRESS = 1.0
 """eV/Å³ (160.2 GPa): the largest stress component accepted."""
@@ -38,10 +47,52 @@ _GPA_PER_EV_A3 = 160.21766
 _OFF = "set data.check_units: false (or --no-unit-check) if the values are right"
 
 
+_BOUND_PER_Z = 1.5 * _HARTREE_EV * _TF * np.arange(119, dtype=np.float64) ** (7.0 / 3.0)  # eV, Z = 0..118
+
+
 def energy_bound(numbers: np.ndarray) -> float:
-    """``1.5 Σ_i E_TF(Z_i)`` in eV: the largest total energy magnitude accepted for atoms ``numbers [N]``."""
-    z = np.asarray(numbers, dtype=np.float64)
-    return float(1.5 * _HARTREE_EV * _TF * np.sum(z ** (7.0 / 3.0)))
+    """``1.5 Σ_i E_TF(Z_i)`` in eV: the largest total energy magnitude accepted for atoms ``numbers [N]``
+    (atomic numbers in 0..118)."""
+    return float(_BOUND_PER_Z[numbers].sum())
+
+
+def largest(a: np.ndarray) -> float:
+    """``max |a|`` with two reductions and no temporary array (0 for an empty array); NaN if ``a`` holds a NaN,
+    inf if it holds an infinity (so one call serves both the finiteness and the magnitude checks)."""
+    return max(float(a.max()), -float(a.min())) if a.size else 0.0
+
+
+def check_stress(largest_component: float, *, where: str) -> None:
+    """Refuse a stress whose largest ``|σ_αβ|`` (eV/Å³) exceeds :data:`MAX_STRESS`, naming the likely unit."""
+    s = largest_component
+    if s > MAX_STRESS:
+        raise MLIPInputError(
+            f"{where}: a stress component is {s:.4g}, implausible in eV/Å³ ({s * _GPA_PER_EV_A3:.4g} GPa); "
+            f"stress must be eV/Å³ with ASE's sign: if these are kBar divide by {_KBAR_PER_EV_A3:.2f}, if GPa "
+            f"by {_GPA_PER_EV_A3:.3f}; {_OFF}"
+        )
+
+
+def check_forces(largest_component: float, *, where: str) -> None:
+    """Refuse forces whose largest ``|F_iα|`` (eV/Å) exceeds :data:`MAX_FORCE`, naming the likely unit."""
+    f = largest_component
+    if f > MAX_FORCE:
+        raise MLIPInputError(
+            f"{where}: a force component is {f:.4g}, implausible in eV/Å (bound {MAX_FORCE:g}); forces must be "
+            f"eV/Å: if these are meV/Å divide by 1000, if kcal/mol/Å by 23.06; {_OFF}"
+        )
+
+
+def check_energy(energy: float, numbers: np.ndarray, *, where: str) -> None:
+    """Refuse a total energy (eV) larger in magnitude than :func:`energy_bound` of its atoms."""
+    bound = energy_bound(numbers)
+    if abs(energy) > bound:
+        n = max(len(numbers), 1)
+        raise MLIPInputError(
+            f"{where}: the energy {energy:.6g} ({energy / n:.4g} per atom) exceeds in magnitude the total "
+            f"electronic energy its atoms can have in eV ({bound:.4g}); energies must be eV: if these are "
+            f"kcal/mol divide by 23.06, if kJ/mol by 96.49, if meV by 1000; {_OFF}"
+        )
 
 
 def check_label_magnitudes(
@@ -55,26 +106,8 @@ def check_label_magnitudes(
     """Raise :class:`~mlip.errors.MLIPInputError` naming ``where``, the value and the likely unit when a label
     lies outside the bounds of the module docstring."""
     if stress is not None:
-        s = float(np.max(np.abs(stress))) if np.size(stress) else 0.0
-        if s > MAX_STRESS:
-            raise MLIPInputError(
-                f"{where}: a stress component is {s:.4g}, implausible in eV/Å³ ({s * _GPA_PER_EV_A3:.4g} GPa); "
-                f"stress must be eV/Å³ with ASE's sign: if these are kBar divide by {_KBAR_PER_EV_A3:.2f}, if GPa "
-                f"by {_GPA_PER_EV_A3:.3f}; {_OFF}"
-            )
+        check_stress(largest(stress), where=where)
     if forces is not None:
-        f = float(np.max(np.abs(forces))) if np.size(forces) else 0.0
-        if f > MAX_FORCE:
-            raise MLIPInputError(
-                f"{where}: a force component is {f:.4g}, implausible in eV/Å (bound {MAX_FORCE:g}); forces must be "
-                f"eV/Å: if these are meV/Å divide by 1000, if kcal/mol/Å by 23.06; {_OFF}"
-            )
+        check_forces(largest(forces), where=where)
     if energy is not None:
-        bound = energy_bound(numbers)
-        if abs(energy) > bound:
-            n = max(len(numbers), 1)
-            raise MLIPInputError(
-                f"{where}: the energy {energy:.6g} ({energy / n:.4g} per atom) exceeds in magnitude the total "
-                f"electronic energy its atoms can have in eV ({bound:.4g}); energies must be eV: if these are "
-                f"kcal/mol divide by 23.06, if kJ/mol by 96.49, if meV by 1000; {_OFF}"
-            )
+        check_energy(energy, numbers, where=where)

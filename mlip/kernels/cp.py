@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mlip.fileio import torch_save_atomic
 from mlip.kernels.cg import clebsch_gordan
 
 
@@ -97,11 +98,8 @@ def fit_cp(m: torch.Tensor, rank: int, *, iterations: int = 300, seed: int = 0) 
         return CPFactors(data["A"], data["B"], data["C"], float(data["relative_error"]))
     factors = _als(m, rank, iterations, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(
-        {"A": factors.A, "B": factors.B, "C": factors.C, "relative_error": factors.relative_error}, tmp
-    )
-    tmp.replace(path)
+    data = {"A": factors.A, "B": factors.B, "C": factors.C, "relative_error": factors.relative_error}
+    torch_save_atomic(data, path)
     return factors
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mlip.data.mptrj import iter_mptrj_records
+from mlip.fileio import atomic_write
 
 __all__ = ["write_synthetic_mptrj"]
 
@@ -29,7 +30,7 @@ def write_synthetic_mptrj(
         records.setdefault(mp_id, []).append((frame_id, rec))
     rng = np.random.default_rng(seed)
     frames = materials = 0
-    with open(out, "w") as fh:
+    with atomic_write(out, "w") as fh:  # a 2 GB file appears whole or not at all
         fh.write("{")
         first_mp = True
         for c in range(copies):

@@ -152,20 +152,17 @@ def data_source(d) -> str:
     return "built-in Tosi-Fumi NaCl" if d.builtin == "tosi_fumi_nacl" else "built-in EMT Cu-Au"
 
 
-def check_label_coverage(frames: list[Frame], cfg: RunConfig) -> None:
-    """Refuse a training set in which no frame carries a label that the loss weights: a misspelled key would
-    otherwise train silently on the other labels (with ``e0s: zero``, on forces alone). ``train.<x>_weight: 0``
-    asks for training without that label."""
+def check_label_coverage(counts: dict[str, int | None], n_frames: int, cfg: RunConfig) -> None:
+    """Refuse a training set in which no frame carries a label that the loss weights (``counts``: frames with an
+    energy and with a force label): a misspelled key would otherwise train silently on the other labels (with
+    ``e0s: zero``, on forces alone). ``train.<x>_weight: 0`` asks for training without that label."""
     d, t = cfg.data, cfg.train
-    source = data_source(d)
-    for name, weight, key in (
-        ("energy", t.energy_weight, d.energy_key),
-        ("forces", t.forces_weight, d.forces_key),
-    ):
-        if weight > 0 and all(getattr(f, name) is None for f in frames):
+    for name in ("energy", "forces"):
+        if getattr(t, f"{name}_weight") > 0 and counts.get(name) == 0:
+            key = getattr(d, f"{name}_key")
             looked = f"data.{name}_key {key!r}" if key else f"REF_{name}, the calculator's {name}, {name}"
             raise MLIPInputError(
-                f"{source}: none of the {len(frames)} training frames has a{'n' if name == 'energy' else ''} "
+                f"{data_source(d)}: none of the {n_frames} training frames has a{'n' if name == 'energy' else ''} "
                 f"{name} label (looked for {looked}); set data.{name}_key, or train.{name}_weight: 0 to train "
                 "without it"
             )
@@ -181,10 +178,12 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
             raise MLIPInputError(
                 "data.format 'preprocessed' needs data.train_file: the mlip-preprocess output directory"
             )
-        train, valid, tests, model_config = prepare_preprocessed(d, model_config, _label_keys(d), cfg.train)
+        train, valid, tests, model_config, counts = prepare_preprocessed(d, model_config, _label_keys(d))
+        check_label_coverage(counts, len(train), cfg)
         return PreparedData(train=train, valid=valid, tests=tests, model_config=model_config)
     train_frames, valid_frames, test_frames, isolated = load_frames(d)
-    check_label_coverage(train_frames, cfg)
+    counts = {name: sum(getattr(f, name) is not None for f in train_frames) for name in ("energy", "forces")}
+    check_label_coverage(counts, len(train_frames), cfg)
     zs = sorted({int(z) for f in train_frames for z in f.atoms.numbers})
     spec = d.e0s if d.e0s is not None else ("isolated" if isolated else "average")
     e0 = resolve_e0(spec, frames=train_frames, isolated=isolated, atomic_numbers=zs)

@@ -47,10 +47,11 @@ def _check_settings(d, manifest: dict, path: Path) -> None:
             )
 
 
-def prepare_preprocessed(d, model_config: dict, keys, train_cfg=None) -> tuple:
-    """``(train, valid, tests, model_config)`` for a DataConfig ``d`` whose ``train_file`` is a preprocessed
-    directory. ``model_config`` must hold ``r_max``; atomic numbers, E0s and the statistics are filled in. With
-    ``train_cfg`` (a TrainConfig), a label that the loss weights but no training frame carries is refused."""
+def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
+    """``(train, valid, tests, model_config, label_counts)`` for a DataConfig ``d`` whose ``train_file`` is a
+    preprocessed directory. ``model_config`` must hold ``r_max``; atomic numbers, E0s and the statistics are filled
+    in. ``label_counts``: training frames with energy and with force labels (``None`` from statistics cached by an
+    older version)."""
     path = Path(d.train_file)
     manifest = read_manifest(path)
     _check_settings(d, manifest, path)
@@ -88,14 +89,6 @@ def prepare_preprocessed(d, model_config: dict, keys, train_cfg=None) -> tuple:
     )  # set from RANK / LOCAL_RANK / SLURM_PROCID before the trainer exists
     stats = store_statistics(train, e0_spec=spec, wait_seconds=None if rank == 0 else 3600.0)
     zs = stats["elements"]
-    if train_cfg is not None:
-        for name in ("energy", "forces"):
-            count = stats.get(f"n_{name}_labels")
-            if getattr(train_cfg, f"{name}_weight") > 0 and count == 0:
-                raise MLIPInputError(
-                    f"{path}: none of the {len(train)} training frames has {name} labels; preprocess with the "
-                    f"right label keys, or set train.{name}_weight: 0 to train without them"
-                )
     tests = {
         Path(p).name: GraphDataset(read_frames(p, keys, references=refs), r_max, name=Path(p).name)
         for p in d.test_files
@@ -111,4 +104,5 @@ def prepare_preprocessed(d, model_config: dict, keys, train_cfg=None) -> tuple:
     }
     for key in ("avg_num_neighbors", "shift", "scale"):
         model_config.setdefault(key, stats[key])
-    return train, valid, tests, model_config
+    counts = {name: stats.get(f"n_{name}_labels") for name in ("energy", "forces")}
+    return train, valid, tests, model_config, counts
