@@ -12,7 +12,6 @@ import pytest
 import torch
 import yaml
 
-from mlip.errors import MLIPInputError
 from mlip.training.config import RunConfig
 from mlip.training.run import run_training
 
@@ -58,14 +57,14 @@ def test_resuming_a_finished_run_keeps_its_history(tmp_path):
 
 def test_a_new_run_into_a_used_directory_is_refused(tmp_path):
     run_training(_cfg(max_epochs=1), tmp_path)
-    with pytest.raises(MLIPInputError, match="already holds a training run.*--resume"):
+    with pytest.raises(ValueError, match="already holds a training run.*--resume"):
         run_training(_cfg(max_epochs=1), tmp_path)
 
 
 def test_resuming_with_another_model_section_names_the_difference(tmp_path):
     run_training(_cfg(max_epochs=1), tmp_path)
     other = RunConfig.from_dict({**TINY, "model": {**TINY["model"], "channels": 16}, "train": TINY["train"]})
-    with pytest.raises(MLIPInputError, match=r"model\.channels: checkpoint 8, config now 16") as info:
+    with pytest.raises(ValueError, match=r"model\.channels: checkpoint 8, config now 16") as info:
         run_training(other, tmp_path, resume="last")
     assert "this version of mlip" not in str(info.value)
 
@@ -74,7 +73,7 @@ def test_a_corrupted_checkpoint_is_a_clear_error(tmp_path):
     run_training(_cfg(max_epochs=1), tmp_path)
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
-    with pytest.raises(MLIPInputError, match="not a readable checkpoint"):
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
         run_training(_cfg(max_epochs=2), tmp_path, resume="last")
 
 
