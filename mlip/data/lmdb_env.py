@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+from mlip.data.lmdb_check import check_lmdb_file
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
-
-_MAGIC = 0xBEEFC0DE
 
 __all__ = ["is_env_dir", "iter_records", "iter_source_records", "lmdb_files", "open_lmdb", "record_keys"]
 
@@ -19,44 +17,10 @@ def is_env_dir(path: str | Path) -> bool:
     return Path(path).is_dir() and (Path(path) / "data.mdb").is_file()
 
 
-def _check_size(data_file: Path) -> None:
-    """Refuse an LMDB data file shorter than its own meta page says (a truncated copy).
-
-    LMDB maps the file and trusts it: reading a page past the end of a truncated file kills the process with
-    SIGBUS. Layout of the two meta pages (pages 0 and 1; LMDB 0.9, 64-bit): a 16-byte page header, then
-    ``mm_magic`` (uint32 0xBEEFC0DE), ``mm_version``, ``mm_address``, ``mm_mapsize``, two 48-byte ``MDB_db``
-    records (the first one's ``md_pad`` holds the page size), ``mm_last_pg`` and ``mm_txnid`` (uint64 each). The
-    meta page with the larger ``mm_txnid`` is the current one; the file must hold pages ``0..mm_last_pg``.
-    """
-    size = data_file.stat().st_size
-    with open(data_file, "rb") as fh:
-        head = fh.read(16 + 144)
-        if len(head) < 160 or struct.unpack_from("<I", head, 16)[0] != _MAGIC:
-            raise MLIPInputError(
-                f"cannot open {data_file} as an LMDB file: no LMDB meta page (damaged, or not LMDB)"
-            )
-        psize = struct.unpack_from("<I", head, 40)[0]
-        if psize < 512 or psize & (psize - 1):
-            raise MLIPInputError(
-                f"cannot open {data_file} as an LMDB file: a damaged meta page (page size {psize})"
-            )
-        metas = [head]
-        fh.seek(psize)
-        second = fh.read(160)
-        if len(second) == 160 and struct.unpack_from("<I", second, 16)[0] == _MAGIC:
-            metas.append(second)
-    last_pg, _ = max((struct.unpack_from("<QQ", m, 136) for m in metas), key=lambda t: t[1])
-    if size < (last_pg + 1) * psize:
-        raise MLIPInputError(
-            f"cannot open {data_file} as an LMDB file: it is truncated ({size} bytes, its pages need "
-            f"{(last_pg + 1) * psize})"
-        )
-
-
 def open_lmdb(path: str | Path, *, write: bool = False):
     """An ``lmdb.Environment`` on the file (or ``data.mdb`` directory) ``path``: read-only and lock-free (safe in
-    many data-loader workers at once), or writable for a new single file. A file shorter than its own header
-    says is refused before LMDB maps it (:func:`_check_size`)."""
+    many data-loader workers at once), or writable for a new single file. A truncated or damaged file is refused
+    before LMDB maps it (:func:`mlip.data.lmdb_check.check_lmdb_file`)."""
     try:
         import lmdb
     except ImportError as err:  # pragma: no cover - lmdb is a dependency
@@ -67,7 +31,7 @@ def open_lmdb(path: str | Path, *, write: bool = False):
     subdir = is_env_dir(path)
     if not (path.is_file() or subdir):
         raise MLIPFileNotFoundError(f"no such LMDB file: {path}")
-    _check_size(path / "data.mdb" if subdir else path)
+    check_lmdb_file(path / "data.mdb" if subdir else path)
     try:
         return lmdb.open(str(path), subdir=subdir, readonly=True, lock=False, readahead=False, meminit=False)
     except lmdb.Error as err:
@@ -90,38 +54,86 @@ def lmdb_files(path: str | Path, suffix: str) -> list[Path]:
     return [path]
 
 
+def _data_file(path: Path) -> Path:
+    return path / "data.mdb" if is_env_dir(path) else path
+
+
+class _MappedFile:
+    """Where LMDB mapped a data file in this process, to check each key and value it hands out before copying.
+
+    LMDB returns keys and values as pointers into its map of the file and trusts the sizes stored in the pages: a
+    damaged size makes a copy run past the end of the file, which kills the process with SIGBUS. With
+    ``buffers=True`` nothing is copied until we do it, so every buffer's address range is first checked to lie
+    inside the file's pages ``[start, start + file size)`` of one of its mappings (found in ``/proc/self/maps``;
+    where that does not exist, only the length is checked).
+    """
+
+    def __init__(self, data_file: Path, name: str) -> None:
+        st = data_file.stat()
+        self.size, self.name = st.st_size, name
+        self.starts = []
+        try:
+            with open("/proc/self/maps") as fh:
+                for line in fh:
+                    fields = line.split()
+                    if len(fields) >= 5 and fields[4] == str(st.st_ino) and int(fields[2], 16) == 0:
+                        self.starts.append(int(fields[0].split("-")[0], 16))
+        except OSError:  # pragma: no cover - not Linux
+            pass
+
+    def copy(self, buf) -> bytes:
+        """``bytes(buf)`` once ``buf`` is known to lie inside the file."""
+        n = len(buf)
+        inside = n <= self.size
+        if inside and n and self.starts:
+            import numpy as np
+
+            addr = np.frombuffer(buf, dtype=np.uint8).ctypes.data  # the address only: no byte is read
+            inside = any(lo <= addr and addr + n <= lo + self.size for lo in self.starts)
+        if not inside:
+            raise MLIPInputError(f"{self.name}: a damaged LMDB file (a record points outside the file)")
+        return bytes(buf)
+
+
 def record_keys(file: str | Path) -> list[bytes]:
     """The record keys of one file (ASCII decimal integers; bookkeeping keys such as ``nextid`` or ``length``
     skipped), in numeric order."""
     import lmdb
 
+    file = Path(file)
     env = open_lmdb(file)
     try:
-        with env.begin() as txn:
-            keys = [k for k in txn.cursor().iternext(keys=True, values=False) if k.isdigit()]
+        mapped = _MappedFile(_data_file(file), file.name)
+        with env.begin(buffers=True) as txn:
+            keys = [
+                k for k in map(mapped.copy, txn.cursor().iternext(keys=True, values=False)) if k.isdigit()
+            ]
     except lmdb.Error as err:
-        raise MLIPInputError(f"{Path(file).name}: a damaged LMDB file ({err})") from None
+        raise MLIPInputError(f"{file.name}: a damaged LMDB file ({err})") from None
     finally:
         env.close()
     return sorted(keys, key=int)
 
 
 def iter_records(file: str | Path, keys: list[bytes] | None = None) -> Iterator[tuple[bytes, bytes]]:
-    """``(key, value)`` for ``keys`` (default: :func:`record_keys`) of one file, read in one transaction."""
+    """``(key, value)`` for ``keys`` (default: :func:`record_keys`) of one file, read in one transaction; every
+    value is checked to lie inside the file before it is copied (:class:`_MappedFile`)."""
     import lmdb
 
+    file = Path(file)
     keys = record_keys(file) if keys is None else keys
     env = open_lmdb(file)
     try:
-        with env.begin() as txn:
+        mapped = _MappedFile(_data_file(file), file.name)
+        with env.begin(buffers=True) as txn:
             for key in keys:
                 try:
-                    value = txn.get(key)
+                    buf = txn.get(key)
                 except lmdb.Error as err:
-                    raise MLIPInputError(f"{Path(file).name}: a damaged LMDB file ({err})") from None
-                if value is None:
-                    raise MLIPInputError(f"{Path(file).name}: no record {key.decode()!r}")
-                yield key, value
+                    raise MLIPInputError(f"{file.name}: a damaged LMDB file ({err})") from None
+                if buf is None:
+                    raise MLIPInputError(f"{file.name}: no record {key.decode()!r}")
+                yield key, mapped.copy(buf)
     finally:
         env.close()
 

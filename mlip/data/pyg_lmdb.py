@@ -246,7 +246,10 @@ def _fields_to_atoms(fields: dict, where: str) -> list[ase.Atoms]:
     for key in ("pos", "atomic_numbers"):
         if fields.get(key) is None:
             raise MLIPInputError(f"{where}: the record has no {key!r} (is this an OC20 LMDB?)")
-    numbers = np.rint(_np(fields["atomic_numbers"])).astype(int).reshape(-1)
+    z = _np(fields["atomic_numbers"]).reshape(-1)
+    if not np.isfinite(z).all():
+        raise MLIPInputError(f"{where}: the record's atomic numbers are not finite")
+    numbers = np.rint(z).astype(int)
     n = len(numbers)
     cell = _np(fields["cell"]).reshape(3, 3) if fields.get("cell") is not None else np.zeros((3, 3))
     pbc = _np(fields["pbc"], bool).reshape(-1)[:3] if fields.get("pbc") is not None else cell.any(axis=1)

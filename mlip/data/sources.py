@@ -34,7 +34,7 @@ _OC20_TRAJ = re.compile(r"^random\d+$")
 
 def lmdb_kind(path: str | Path) -> str | None:
     """``"aselmdb"``, ``"pyg"`` or ``None`` (not an LMDB source) for a file or a directory."""
-    from mlip.data.lmdb_env import is_env_dir, open_lmdb
+    from mlip.data.lmdb_env import is_env_dir, iter_records, record_keys
 
     path = Path(path)
     env_dir = is_env_dir(path)
@@ -48,15 +48,11 @@ def lmdb_kind(path: str | Path) -> str | None:
     if path.suffix != ".lmdb" and not env_dir:
         return None
 
-    env = open_lmdb(path)
-    try:
-        with env.begin() as txn:
-            for key, value in txn.cursor():
-                if key.isdigit():
-                    return "aselmdb" if value[:1] == b"x" and _is_zlib(value) else "pyg"
-    finally:
-        env.close()
-    raise MLIPInputError(f"{path}: the LMDB file holds no records")
+    keys = record_keys(path)
+    if not keys:
+        raise MLIPInputError(f"{path}: the LMDB file holds no records")
+    _, value = next(iter_records(path, keys[:1]))
+    return "aselmdb" if value[:1] == b"x" and _is_zlib(value) else "pyg"
 
 
 def _is_zlib(blob: bytes) -> bool:
