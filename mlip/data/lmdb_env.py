@@ -54,47 +54,6 @@ def lmdb_files(path: str | Path, suffix: str) -> list[Path]:
     return [path]
 
 
-def _data_file(path: Path) -> Path:
-    return path / "data.mdb" if is_env_dir(path) else path
-
-
-class _MappedFile:
-    """Where LMDB mapped a data file in this process, to check each key and value it hands out before copying.
-
-    LMDB returns keys and values as pointers into its map of the file and trusts the sizes stored in the pages: a
-    damaged size makes a copy run past the end of the file, which kills the process with SIGBUS. With
-    ``buffers=True`` nothing is copied until we do it, so every buffer's address range is first checked to lie
-    inside the file's pages ``[start, start + file size)`` of one of its mappings (found in ``/proc/self/maps``;
-    where that does not exist, only the length is checked).
-    """
-
-    def __init__(self, data_file: Path, name: str) -> None:
-        st = data_file.stat()
-        self.size, self.name = st.st_size, name
-        self.starts = []
-        try:
-            with open("/proc/self/maps") as fh:
-                for line in fh:
-                    fields = line.split()
-                    if len(fields) >= 5 and fields[4] == str(st.st_ino) and int(fields[2], 16) == 0:
-                        self.starts.append(int(fields[0].split("-")[0], 16))
-        except OSError:  # pragma: no cover - not Linux
-            pass
-
-    def copy(self, buf) -> bytes:
-        """``bytes(buf)`` once ``buf`` is known to lie inside the file."""
-        n = len(buf)
-        inside = n <= self.size
-        if inside and n and self.starts:
-            import numpy as np
-
-            addr = np.frombuffer(buf, dtype=np.uint8).ctypes.data  # the address only: no byte is read
-            inside = any(lo <= addr and addr + n <= lo + self.size for lo in self.starts)
-        if not inside:
-            raise MLIPInputError(f"{self.name}: a damaged LMDB file (a record points outside the file)")
-        return bytes(buf)
-
-
 def record_keys(file: str | Path) -> list[bytes]:
     """The record keys of one file (ASCII decimal integers; bookkeeping keys such as ``nextid`` or ``length``
     skipped), in numeric order."""
@@ -103,11 +62,8 @@ def record_keys(file: str | Path) -> list[bytes]:
     file = Path(file)
     env = open_lmdb(file)
     try:
-        mapped = _MappedFile(_data_file(file), file.name)
-        with env.begin(buffers=True) as txn:
-            keys = [
-                k for k in map(mapped.copy, txn.cursor().iternext(keys=True, values=False)) if k.isdigit()
-            ]
+        with env.begin() as txn:
+            keys = [k for k in txn.cursor().iternext(keys=True, values=False) if k.isdigit()]
     except lmdb.Error as err:
         raise MLIPInputError(f"{file.name}: a damaged LMDB file ({err})") from None
     finally:
@@ -116,24 +72,22 @@ def record_keys(file: str | Path) -> list[bytes]:
 
 
 def iter_records(file: str | Path, keys: list[bytes] | None = None) -> Iterator[tuple[bytes, bytes]]:
-    """``(key, value)`` for ``keys`` (default: :func:`record_keys`) of one file, read in one transaction; every
-    value is checked to lie inside the file before it is copied (:class:`_MappedFile`)."""
+    """``(key, value)`` for ``keys`` (default: :func:`record_keys`) of one file, read in one transaction."""
     import lmdb
 
     file = Path(file)
     keys = record_keys(file) if keys is None else keys
     env = open_lmdb(file)
     try:
-        mapped = _MappedFile(_data_file(file), file.name)
-        with env.begin(buffers=True) as txn:
+        with env.begin() as txn:
             for key in keys:
                 try:
-                    buf = txn.get(key)
+                    value = txn.get(key)
                 except lmdb.Error as err:
                     raise MLIPInputError(f"{file.name}: a damaged LMDB file ({err})") from None
-                if buf is None:
+                if value is None:
                     raise MLIPInputError(f"{file.name}: no record {key.decode()!r}")
-                yield key, mapped.copy(buf)
+                yield key, value
     finally:
         env.close()
 
