@@ -102,42 +102,11 @@ def _output_error(path: Path, err: OSError, existed: bool | None) -> MLIPOutputE
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary sibling of ``path`` for writing; on a clean exit it replaces ``path`` atomically.
-
-    ``mode``: ``"wb"`` or ``"w"`` (text, UTF-8). The parent directory must exist. On any exception the temporary
-    file is removed and ``path`` is left as it was; an ``OSError`` (full disk, no permission) is raised as
-    :class:`~mlip.errors.MLIPOutputError`.
-    """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
-    path = Path(path)
-    existed = path.exists()
-    tmp = _tmp_path(path)
-    try:
-        fh = _open_tmp(tmp, mode)
-    except OSError as err:
-        raise _output_error(path, err, existed) from err
-    try:
-        with fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(err, OSError) and not isinstance(err, MLIPOutputError):
-            raise _output_error(path, err, existed) from err
-        raise
-    fsync_dir(path.parent)
-
-
-@contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     r"""A temporary path beside ``path`` (same suffix, so that tools choosing a format by the name still do) for a
-    writer that needs a file name (ASE, LMDB); on a clean exit it is ``fsync``\ ed and renamed over ``path``, on
-    an exception removed. Errors as :func:`atomic_write`."""
+    writer that needs a file name (ASE, LMDB); on a clean exit it is ``fsync``\ ed and renamed over ``path``
+    (and the directory ``fsync``\ ed), on an exception removed, ``path`` left as it was. An ``OSError`` (full disk,
+    no permission) is raised as :class:`~mlip.errors.MLIPOutputError`."""
     path = Path(path)
     existed = path.exists()
     tmp = _tmp_path(path)
@@ -157,6 +126,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             raise _output_error(path, err, existed) from err
         raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """A file object on a temporary sibling of ``path`` that replaces ``path`` on a clean exit
+    (:func:`atomic_path`). ``mode``: ``"wb"`` or ``"w"`` (text, UTF-8)."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
+    with atomic_path(path) as tmp, _open_tmp(tmp, mode) as fh:
+        yield fh
 
 
 def append_bytes(path: str | Path, data: bytes) -> None:

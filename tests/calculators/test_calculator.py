@@ -97,7 +97,7 @@ def test_a_module_in_another_dtype_runs_and_is_left_unchanged(built, asked):
     from mlip.testing.models import tiny_mace
 
     torch.manual_seed(0)
-    module = tiny_mace(built)
+    module = tiny_mace(built, channels=4, max_ell=2, correlation=2)
     module.train()
     before = {k: v.clone() for k, v in module.state_dict().items()}
     atoms = bulk("Cu", "fcc", a=3.6) * (2, 2, 2)
@@ -118,6 +118,6 @@ def test_a_module_in_another_dtype_runs_and_is_left_unchanged(built, asked):
 def test_a_module_in_its_own_dtype_is_used_as_it_is():
     from mlip.testing.models import tiny_mace
 
-    module = tiny_mace(torch.float64)
+    module = tiny_mace(torch.float64, channels=4, max_ell=2, correlation=2)
     calc = MLIPCalculator(module, dtype="float64")
     assert calc.model is module
