@@ -6,7 +6,9 @@ LMDB, ASE databases and every ``ase.io`` format; files or directories of LMDB fi
 ``shard_size`` frames in file order, each source (each LMDB file) starting a new shard. ``workers`` processes write
 the shards, at most ``2 * workers`` in flight, so memory is bounded by a few shards whatever the source's size.
 LMDB files allow random access, so their workers also read and convert their own records; other sources are read
-by the main process.
+by the main process. Every frame passes :mod:`mlip.data.checks` (real elements, finite labels, plausible
+magnitudes unless ``--no-unit-check``) before its shard is written: a shard at a time in the worker, vectorised,
+or frame by frame as read when reference energies are subtracted (the bound holds for total energies).
 
 Reruns. ``settings.json`` (the sources, named by resolved path, size and modification time, and every option)
 is written atomically before the first shard. Shard ``k`` always holds the same frames, so a rerun with the same
@@ -31,13 +33,23 @@ from pathlib import Path
 
 from mlip.cli import add_debug_flag, console_main
 from mlip.data.aselmdb import iter_aselmdb
+from mlip.data.checks import check_frames
 from mlip.data.graph import Frame
 from mlip.data.lmdb_env import lmdb_files, record_keys
 from mlip.data.pyg_lmdb import iter_pyg_lmdb
 from mlip.data.readers import LabelKeys, iter_frames, labelled_frame
 from mlip.data.references import EnergyReferences
 from mlip.data.sources import lmdb_kind
-from mlip.data.store import FORMAT, SETTINGS, VERSION, shard_name, verify_shard, write_manifest, write_shard
+from mlip.data.store import (
+    FORMAT,
+    SETTINGS,
+    VERSION,
+    shard_arrays,
+    shard_name,
+    verify_shard,
+    write_manifest,
+    write_shard,
+)
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError, MLIPOutputError
 from mlip.fileio import DirectoryLock, check_output_dir, file_identity, write_json_atomic
 
@@ -67,7 +79,9 @@ def _plan(
     for src in sources:
         kind = lmdb_kind(src)
         if kind is None:
-            frames = iter_frames(src, keys, mptrj_energy=mptrj_energy, references=refs)
+            frames = iter_frames(
+                src, keys, mptrj_energy=mptrj_energy, references=refs, check=_checked_here(refs)
+            )
             yield from (("frames", chunk) for chunk in _chunks(frames, shard_size))
             continue
         for file in lmdb_files(src, ".aselmdb" if kind == "aselmdb" else ".lmdb"):
@@ -75,24 +89,35 @@ def _plan(
             yield from (("lmdb", kind, file, rec[i : i + shard_size]) for i in range(0, len(rec), shard_size))
 
 
+def _checked_here(refs: EnergyReferences | None) -> bool:
+    """Whether frames are checked one by one as they are read: only when reference energies are subtracted (the
+    magnitude bound applies to total energies); otherwise :func:`_write_task` checks each shard's frames in bulk
+    (:func:`mlip.data.checks.check_frames`), in the worker, at a fraction of the cost."""
+    return refs is not None
+
+
 def _write_task(task: tuple, directory: Path, context: dict | None = None) -> dict:
-    """Write one planned shard; one already on disk is kept when it passes its checksums, else written again."""
+    """Check and write one planned shard; one already on disk is kept when it passes its checksums, else written
+    again."""
     if directory.is_dir():
         try:
             return verify_shard(directory)
         except MLIPInputError:
             shutil.rmtree(directory)
-    if task[0] == "frames":
-        return write_shard(task[1], directory)
-    _, kind, file, rec = task
     ctx = _WORKER if context is None else context
     keys, refs = ctx["keys"], ctx["references"]
-    read = iter_aselmdb if kind == "aselmdb" else iter_pyg_lmdb
-    frames = []
-    for atoms in read(file, rec):
-        where = f"{file.name}[{atoms.info.get('sid', '?')}/{atoms.info.get('fid', len(frames))}]"
-        frames.append(labelled_frame(atoms, keys, refs, where=where))
-    return write_shard(frames, directory)
+    if task[0] == "frames":
+        frames = task[1]
+    else:
+        _, kind, file, rec = task
+        read = iter_aselmdb if kind == "aselmdb" else iter_pyg_lmdb
+        frames = []
+        for atoms in read(file, rec):
+            where = f"{file.name}[{atoms.info.get('sid', '?')}/{atoms.info.get('fid', len(frames))}]"
+            frames.append(labelled_frame(atoms, keys, refs, where=where, check=_checked_here(refs)))
+    arrays = shard_arrays(frames)
+    check_frames(frames, units=keys.check_units, arrays=arrays)
+    return write_shard(frames, directory, arrays=arrays)
 
 
 def _chunks(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:

@@ -33,9 +33,9 @@ import ase
 import ase.io
 import numpy as np
 
+from mlip.data.checks import check_frame
 from mlip.data.graph import Frame
 from mlip.data.references import EnergyReferences
-from mlip.data.units import check_energy, check_forces, check_stress, largest
 from mlip.errors import MLIPInputError
 
 ISOLATED_ATOM_TYPES = frozenset({"isolatedatom", "isolated_atom"})
@@ -73,14 +73,6 @@ def _floats(value, where: str, name: str) -> np.ndarray:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise MLIPInputError(f"{where}: the {name} label is not numeric ({str(value)[:60]!r})") from None
-
-
-def _finite_largest(a: np.ndarray, where: str, name: str) -> float:
-    """``max |a|`` (:func:`mlip.data.units.largest`), or a clear error if ``a`` holds a NaN or an infinity."""
-    m = largest(a)
-    if not math.isfinite(m):
-        raise MLIPInputError(f"{where}: the {name} label contains NaN or infinite values")
-    return m
 
 
 def _scalar(value, where: str, name: str) -> float:
@@ -162,13 +154,13 @@ def fixed_atoms(atoms: ase.Atoms, fixed_tags: tuple[int, ...] = ()) -> np.ndarra
     return fixed
 
 
-def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: str = "frame") -> Frame:
-    """Labels of one ``Atoms`` (see the module docstring for the lookup order), checked: numeric, finite, of the
-    right shape and (``keys.check_units``) of a plausible magnitude; errors name ``where``."""
-    numbers = atoms.numbers
-    if len(numbers) and (numbers.min() < 1 or numbers.max() > 118):
-        bad = int(np.flatnonzero((numbers < 1) | (numbers > 118))[0])
-        raise MLIPInputError(f"{where}: atom {bad} has atomic number {numbers[bad]}, not an element")
+def atoms_to_frame(
+    atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: str = "frame", check: bool = True
+) -> Frame:
+    """Labels of one ``Atoms`` (see the module docstring for the lookup order), numeric and of the right shape;
+    errors name ``where``. ``check``: also :func:`mlip.data.checks.check_frame` (real elements, finite labels,
+    and with ``keys.check_units`` plausible magnitudes); a caller that turns it off checks the frames itself, in
+    bulk (:func:`mlip.data.checks.check_frames`)."""
     res = _calc_results(atoms)
     energy = _label(atoms, res, keys.energy_key, "info", "energy")
     forces = _label(atoms, res, keys.forces_key, "array", "forces")
@@ -205,20 +197,9 @@ def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: st
         energy = _scalar(energy, where, "energy")
     if forces is not None:
         forces = _shaped(forces, where, "forces", (n, 3))
-        f_max = _finite_largest(forces, where, "forces")
-    if stress is not None:
-        s_max = _finite_largest(stress, where, "stress")
     if charges is not None:
         charges = _shaped(charges, where, "charges", (n,))
-        _finite_largest(charges, where, "charges")
-    if keys.check_units:  # the plausibility bounds of mlip.data.units
-        if stress is not None:
-            check_stress(s_max, where=where)
-        if forces is not None:
-            check_forces(f_max, where=where)
-        if energy is not None:
-            check_energy(energy, numbers, where=where)
-    return Frame(
+    frame = Frame(
         atoms=bare,
         energy=energy,
         forces=forces,
@@ -230,6 +211,9 @@ def atoms_to_frame(atoms: ase.Atoms, keys: LabelKeys = LabelKeys(), *, where: st
         info={k: v for k, v in atoms.info.items() if not isinstance(v, np.ndarray)},
         source=where,
     )
+    if check:
+        check_frame(frame, units=keys.check_units)
+    return frame
 
 
 def read_mptrj_json(path: str | Path, *, energy: str = "uncorrected") -> list[Frame]:
@@ -259,10 +243,16 @@ def _is_mptrj_json(path: Path) -> bool:
 
 
 def labelled_frame(
-    atoms: ase.Atoms, keys: LabelKeys, references: EnergyReferences | None = None, *, where: str = "frame"
+    atoms: ase.Atoms,
+    keys: LabelKeys,
+    references: EnergyReferences | None = None,
+    *,
+    where: str = "frame",
+    check: bool = True,
 ) -> Frame:
-    """:func:`atoms_to_frame`, then the per-system reference energy subtracted when ``references`` is given."""
-    frame = atoms_to_frame(atoms, keys, where=where)
+    """:func:`atoms_to_frame` (``check`` as there), then the per-system reference energy subtracted when
+    ``references`` is given."""
+    frame = atoms_to_frame(atoms, keys, where=where, check=check)
     return frame if references is None else references.apply(frame, where=where)
 
 
@@ -282,8 +272,10 @@ def iter_frames(
     mptrj_energy: str = "uncorrected",
     references: EnergyReferences | None = None,
     require_keys: bool = False,
+    check: bool = True,
 ) -> Iterator[Frame]:
-    """Stream the labelled frames of ``path`` (arguments as :func:`read_frames`).
+    """Stream the labelled frames of ``path`` (arguments as :func:`read_frames`; ``check`` as in
+    :func:`atoms_to_frame`).
 
     ``require_keys``: a label key given explicitly in ``keys`` that no frame of the file holds is an error naming
     the key and the keys the file does hold (a misspelt ``energy_key`` would otherwise leave the set unlabelled).
@@ -298,7 +290,7 @@ def iter_frames(
         where = f"{name}[{i}]"
         if "mp_id" in atoms.info:
             where = f"{name}:{atoms.info['mp_id']}/{atoms.info['frame_id']}"
-        frame = labelled_frame(atoms, keys, references, where=where)
+        frame = labelled_frame(atoms, keys, references, where=where, check=check)
         if missing:
             first = _available_keys(atoms) if first is None else first
             for label in [k for k in missing if getattr(frame, k) is not None]:

@@ -135,13 +135,15 @@ def shard_arrays(frames: list[Frame]) -> dict[str, np.ndarray]:
     }
 
 
-def write_shard(frames: list[Frame], directory: str | Path) -> dict:
+def write_shard(
+    frames: list[Frame], directory: str | Path, *, arrays: dict[str, np.ndarray] | None = None
+) -> dict:
     r"""Write ``frames`` as one shard at ``directory``: every file written and ``fsync``\ ed in a temporary
     sibling, ``checksums.json`` last, then the directory renamed into place (atomic: the shard appears complete
     or not at all).
 
     Returns ``{"name", "n_frames", "n_atoms"}``. An existing shard is checked (:func:`verify_shard`) and left as
-    it is.
+    it is. ``arrays``: :func:`shard_arrays` of ``frames`` when the caller has made them already.
     """
     directory = Path(directory)
     if directory.is_dir():
@@ -149,7 +151,7 @@ def write_shard(frames: list[Frame], directory: str | Path) -> dict:
     if not frames:
         raise ValueError("a shard needs at least one frame")
     tmp = directory.with_name(directory.name + f".tmp-{os.getpid()}")
-    arrays = shard_arrays(frames)
+    arrays = shard_arrays(frames) if arrays is None else arrays
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)

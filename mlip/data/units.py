@@ -27,9 +27,9 @@ from mlip.errors import MLIPInputError
 __all__ = [
     "MAX_FORCE",
     "MAX_STRESS",
+    "bound_per_atom",
     "check_energy",
     "check_forces",
-    "check_label_magnitudes",
     "check_stress",
     "energy_bound",
     "largest",
@@ -48,6 +48,11 @@ _OFF = "set data.check_units: false (or --no-unit-check) if the values are right
 
 
 _BOUND_PER_Z = 1.5 * _HARTREE_EV * _TF * np.arange(119, dtype=np.float64) ** (7.0 / 3.0)  # eV, Z = 0..118
+
+
+def bound_per_atom(numbers: np.ndarray) -> np.ndarray:
+    """``1.5 E_TF(Z_i)`` in eV for each of ``numbers [N]`` (atomic numbers in 0..118): ``[N]`` float64."""
+    return _BOUND_PER_Z[numbers]
 
 
 def energy_bound(numbers: np.ndarray) -> float:
@@ -93,21 +98,3 @@ def check_energy(energy: float, numbers: np.ndarray, *, where: str) -> None:
             f"electronic energy its atoms can have in eV ({bound:.4g}); energies must be eV: if these are "
             f"kcal/mol divide by 23.06, if kJ/mol by 96.49, if meV by 1000; {_OFF}"
         )
-
-
-def check_label_magnitudes(
-    numbers: np.ndarray,
-    *,
-    energy: float | None,
-    forces: np.ndarray | None,
-    stress: np.ndarray | None,
-    where: str,
-) -> None:
-    """Raise :class:`~mlip.errors.MLIPInputError` naming ``where``, the value and the likely unit when a label
-    lies outside the bounds of the module docstring."""
-    if stress is not None:
-        check_stress(largest(stress), where=where)
-    if forces is not None:
-        check_forces(largest(forces), where=where)
-    if energy is not None:
-        check_energy(energy, numbers, where=where)
