@@ -5,6 +5,7 @@ Geometry is kept in float64 whatever dtype the network runs in (design note "Num
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import ase
@@ -48,6 +49,24 @@ class Frame:
     config_type: str | None = None
     info: dict = field(default_factory=dict)
     source: str | None = None
+
+
+def weight_by_config_type(frame: Frame, weights: dict[str, float]) -> Frame:
+    """``frame`` with its ``weight`` multiplied by ``weights[frame.config_type]`` (unchanged when its type is not
+    listed); the loss weight of mace-torch's ``config_type_weights``."""
+    w = weights.get(frame.config_type) if frame.config_type is not None else None
+    return frame if w is None else dataclasses.replace(frame, weight=frame.weight * float(w))
+
+
+def check_config_types_present(weights: dict[str, float], present: set, *, where: str) -> None:
+    """Refuse ``data.config_type_weights`` naming a type that no frame of ``where`` has (``present``)."""
+    missing = sorted(set(weights) - set(present))
+    if missing:
+        have = sorted(str(t) for t in present if t is not None)
+        raise MLIPInputError(
+            f"data.config_type_weights names {missing}, which no training frame of {where} has "
+            f"(config_type values there: {have[:20] or 'none'})"
+        )
 
 
 def validate_structure(

@@ -57,7 +57,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mlip import fileio
-from mlip.data.graph import Frame, frame_to_graph
+from mlip.data.graph import Frame, frame_to_graph, weight_by_config_type
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError, MLIPOutputError
 from mlip.fileio import fsync_dir, write_json_atomic
 
@@ -391,12 +391,14 @@ class PreprocessedDataset(Dataset):
         r_max: cutoff for the neighbour lists, Å.
         indices: optional subset (global frame indices), e.g. a train/validation split.
         max_open_shards: shards kept mapped at once in each process.
+        config_type_weights: ``{config_type: w}`` multiplying the weight of the frames of those types.
     """
 
     def __init__(
         self, path: str | Path, r_max: float, *, indices: np.ndarray | None = None, name: str = "data",
-        max_open_shards: int = 4,
+        max_open_shards: int = 4, config_type_weights: dict[str, float] | None = None,
     ):  # fmt: skip
+        self.config_type_weights = dict(config_type_weights or {})
         self.path = Path(path)
         self.max_open_shards = max(1, int(max_open_shards))
         self._open: list[int] = []
@@ -425,7 +427,8 @@ class PreprocessedDataset(Dataset):
 
     def frame(self, idx: int) -> Frame:
         shard, i = self._shard(int(self.indices[idx]))
-        return shard.frame(i)
+        frame = shard.frame(i)
+        return weight_by_config_type(frame, self.config_type_weights) if self.config_type_weights else frame
 
     def meta(self, idx: int) -> dict:
         """The stored metadata of item ``idx`` (``mp_id``, ``frame_id``, ...) without reading its arrays."""

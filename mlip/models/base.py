@@ -13,6 +13,8 @@ stress come from :mod:`mlip.models.outputs`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -54,6 +56,17 @@ class EdgePotential(nn.Module):
         self.charge_head = None
         if config.long_range is not None:
             self.charge_head = ChargeHead(config.channels, config.long_range.charge_hidden, dtype=self.dtype_)
+
+    def set_atomic_energies(self, values: torch.Tensor) -> None:
+        """Replace the reference energies ``E_0`` (``[num_elements]``, eV, in ``atomic_numbers`` order) in the
+        buffer and in the config, so that the model file records the values the model uses."""
+        values = torch.as_tensor(values, dtype=torch.float64)
+        if values.shape != self.atomic_energies.shape or not bool(torch.isfinite(values).all()):
+            raise ValueError(
+                f"atomic energies must be {tuple(self.atomic_energies.shape)} finite values, got {values.tolist()}"
+            )
+        self.atomic_energies.copy_(values.to(self.atomic_energies.device))
+        self.config = dataclasses.replace(self.config, atomic_energies=tuple(float(v) for v in values))
 
     def edge_features(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Spherical harmonics ``[E, irreps_sh.dim]`` and the radial-network input: the distance ``[E]`` (Å) for

@@ -39,7 +39,10 @@ class DataConfig:
     (:func:`mlip.data.references.load_energy_references`) subtracted from every frame, which turns OC20's total
     energies into adsorption energies; ``system_key`` is the ``info`` key with each frame's system id. For a
     preprocessed directory both are fixed when it is written (``mlip-preprocess --fixed-tags/--energy-references``)
-    and must match its manifest here. ``check_units`` refuses labels of implausible magnitude (stress in kBar,
+    and must match its manifest here. ``config_type_weights`` (``{config_type: w}``, mace-torch's option of the
+    same name) multiplies the loss weight of every training frame whose ``config_type`` (extxyz ``info``) is listed;
+    frames of other types keep weight 1, and a listed type that no training frame has is refused (a misspelling
+    would otherwise change nothing). ``check_units`` refuses labels of implausible magnitude (stress in kBar,
     energies in kcal/mol: :mod:`mlip.data.units`); set it false only for data that really lie outside its bounds.
     """
 
@@ -56,6 +59,7 @@ class DataConfig:
     fixed_tags: list[int] = field(default_factory=list)
     energy_references: str | None = None
     system_key: str = "sid"
+    config_type_weights: dict[str, float] = field(default_factory=dict)
     energy_key: str | None = None
     forces_key: str | None = None
     stress_key: str | None = None
@@ -86,6 +90,11 @@ class DataConfig:
             check_range(self, "data", name, low=2)
         check_range(self, "data", "num_workers", low=0)
         _check_e0s(self.e0s)
+        for k, v in self.config_type_weights.items():
+            if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise MLIPInputError(
+                    f"data.config_type_weights must map config_type names to weights >= 0, got {k!r}: {v!r}"
+                )
 
     def input_files(self) -> dict[str, str]:
         """``{"data.<key>": path}`` of every file or directory this section names."""
@@ -105,14 +114,39 @@ class TrainConfig:
     is ``k`` times larger and ``lr_scaling`` (``none``, ``linear`` or ``sqrt``) sets the rate actually used
     (:func:`mlip.training.schedule.scaled_lr`). Checkpoints (``RUN_DIR/checkpoints/last.ckpt``, for ``--resume``)
     are written at the end of every epoch, or every ``checkpoint_every_n_steps`` optimizer steps when set.
+
+    Loss (:mod:`mlip.training.losses`): ``loss`` is the default ``ρ`` of every property (``mse`` or ``huber``
+    with threshold ``huber_delta``); ``energy_loss``, ``forces_loss`` and ``stress_loss`` override it per property
+    (forces also take ``conditional_huber``, MACE-MP-0's loss, with ``conditional_huber_thresholds`` in eV/Å).
+    ``energy_per_atom`` (default true) fits the energy per atom (eV/atom), else the total energy (eV).
+
+    Stage two (:mod:`mlip.training.stage_two`, mace-torch's ``--swa`` stage): from the fraction
+    ``stage_two_start`` of the budget (the larger of the ``max_epochs`` and ``max_time`` fractions) on, the loss
+    weights become ``stage_two_energy_weight`` / ``stage_two_forces_weight`` / ``stage_two_stress_weight`` (``None``:
+    unchanged) and the learning rate at most ``stage_two_lr``; ``None`` (the default) keeps one stage.
+    ``refit_e0s`` re-fits the per-element reference energies to the training residuals by least squares
+    (:mod:`mlip.training.e0_refit`): ``end`` (default, on the exported EMA model), ``stage_two_and_end`` (also
+    when stage two starts) or ``none``; ``refit_e0s_max_frames`` caps the frames of the fit (evenly spaced).
     """
 
     loss: str = "mse"
     huber_delta: float = 0.01
+    energy_loss: str | None = None
+    forces_loss: str | None = None
+    stress_loss: str | None = None
+    energy_per_atom: bool = True
+    conditional_huber_thresholds: list[float] = field(default_factory=lambda: [100.0, 200.0, 300.0])
     energy_weight: float = 1.0
     forces_weight: float = 100.0
     stress_weight: float = 1.0
     charges_weight: float = 0.0
+    stage_two_start: float | None = None
+    stage_two_energy_weight: float | None = 1000.0
+    stage_two_forces_weight: float | None = None
+    stage_two_stress_weight: float | None = None
+    stage_two_lr: float | None = 1.0e-3
+    refit_e0s: str = "end"
+    refit_e0s_max_frames: int | None = None
     optimizer: str = "adam"
     lr: float = 0.01
     lr_scaling: str = "none"
@@ -140,14 +174,28 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_fields(self, "train")
         check_choice(self, "train", "loss", ("mse", "huber"))
+        for name in ("energy_loss", "stress_loss"):
+            if getattr(self, name) is not None:
+                check_choice(self, "train", name, ("mse", "huber"))
+        if self.forces_loss is not None:
+            check_choice(self, "train", "forces_loss", ("mse", "huber", "conditional_huber"))
+        check_choice(self, "train", "refit_e0s", ("none", "end", "stage_two_and_end"))
+        check_range(self, "train", "stage_two_start", low=0.0, high=1.0, high_open=True)
+        check_range(self, "train", "refit_e0s_max_frames", low=1)
+        t = self.conditional_huber_thresholds
+        if len(t) != 3 or t != sorted(t):
+            raise MLIPInputError(
+                f"train.conditional_huber_thresholds must be 3 increasing numbers (eV/Å), got {t!r}"
+            )
         check_choice(self, "train", "optimizer", ("adam", "adamw"))
         check_choice(self, "train", "scheduler", ("plateau", "cosine", "none"))
         check_choice(self, "train", "lr_scaling", ("none", "linear", "sqrt"))
         check_choice(self, "train", "dtype", ("float32", "float64"))
         check_choice(self, "train", "accelerator", ("cpu", "gpu", "cuda", "mps", "tpu", "auto"))
-        for name in ("lr", "huber_delta", "grad_clip"):
+        for name in ("lr", "huber_delta", "grad_clip", "stage_two_lr"):
             check_range(self, "train", name, low=0.0, low_open=True)
-        for name in ("energy_weight", "forces_weight", "stress_weight", "charges_weight", "weight_decay"):
+        for name in ("energy_weight", "forces_weight", "stress_weight", "charges_weight", "weight_decay",
+                     "stage_two_energy_weight", "stage_two_forces_weight", "stage_two_stress_weight"):  # fmt: skip
             check_range(self, "train", name, low=0.0)
         check_range(self, "train", "plateau_factor", low=0.0, high=1.0, low_open=True, high_open=True)
         check_range(self, "train", "lr_final_factor", low=0.0, high=1.0, low_open=True)

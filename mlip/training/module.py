@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 import torch
 
 from mlip import keys as K
 from mlip.models import build_model
 from mlip.training.config import TrainConfig
+from mlip.training.e0_refit import refit_atomic_energies
 from mlip.training.ema import EMA
-from mlip.training.losses import loss_terms, weighted_loss
+from mlip.training.losses import LossKinds, loss_terms, weighted_loss
 from mlip.training.metrics import ErrorAccumulator
-from mlip.training.schedule import BudgetCosine, scaled_lr
+from mlip.training.schedule import BudgetCosine, budget_progress, scaled_lr
+from mlip.training.stage_two import StageTwo, cap_learning_rate
+
+log = logging.getLogger("mlip")
 
 
 class PotentialModule(L.LightningModule):
     """Trains any registered backbone on energies, forces and (where labelled) stress.
 
     Validation runs with the EMA weights when EMA is on. ``val/forces_rmse`` (meV/Å) is the monitored metric.
+    With ``stage_two_start`` set, the loss weights and learning rate change once that fraction of the budget is
+    spent (:mod:`mlip.training.stage_two`); ``stage_two`` then records the step and the fraction.
     """
 
     def __init__(self, model_config: dict, train_config: dict) -> None:
@@ -32,6 +40,15 @@ class PotentialModule(L.LightningModule):
             "stress": self.cfg.stress_weight,
             "charges": self.cfg.charges_weight,
         }
+        c = self.cfg
+        self.loss_kinds = LossKinds(
+            energy=c.energy_loss or c.loss, forces=c.forces_loss or c.loss, stress=c.stress_loss or c.loss,
+            charges=c.loss, delta=c.huber_delta, energy_per_atom=c.energy_per_atom,
+            thresholds=tuple(c.conditional_huber_thresholds),
+        )  # fmt: skip
+        self.stage_two_plan = StageTwo.from_train_config(c)
+        self.stage_two: dict | None = None  # {"step", "progress"} once stage two has started
+        self._stage_two_applied = False
         self._val = ErrorAccumulator()
         self._ema_ctx = None
 
@@ -41,8 +58,52 @@ class PotentialModule(L.LightningModule):
     def _step(self, batch, training: bool):
         stress = bool((batch[K.STRESS_WEIGHT] > 0).any()) and self.cfg.stress_weight > 0
         out = self.model(batch, compute_forces=True, compute_stress=stress, training=training)
-        terms = loss_terms(out, batch, kind=self.cfg.loss, delta=self.cfg.huber_delta)
+        terms = loss_terms(out, batch, kinds=self.loss_kinds)
         return out, terms, weighted_loss(terms, self.loss_weights)
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        plan = self.stage_two_plan
+        if plan is None or self._stage_two_applied:
+            return
+        if self.stage_two is None:  # not started (a resumed run that had started has it from the checkpoint)
+            progress = budget_progress(self.trainer)
+            start = progress >= plan.start
+            if self.trainer.world_size > 1:  # wall time differs between ranks: rank 0 decides for all
+                start = self.trainer.strategy.broadcast(start, src=0)
+            if not start:
+                return
+            self.stage_two = {"step": int(self.global_step), "progress": float(progress)}
+            if self.cfg.refit_e0s == "stage_two_and_end":
+                self.stage_two["e0_refit"] = self.refit_e0s(self.trainer.train_dataloader, across_ranks=True)
+        self._enter_stage_two()
+
+    def _enter_stage_two(self) -> None:
+        plan = self.stage_two_plan
+        self.loss_weights = plan.weights(self.loss_weights)
+        schedulers = [c.scheduler for c in self.trainer.lr_scheduler_configs]
+        for opt in self.trainer.optimizers:
+            cap_learning_rate(opt, schedulers, plan.lr)
+        self._stage_two_applied = True
+        log.info(
+            "stage two from step %d (%.1f%% of the budget): loss weights %s, learning rate at most %s",
+            self.stage_two["step"], 100 * self.stage_two["progress"], self.loss_weights, plan.lr,
+        )  # fmt: skip
+
+    def refit_e0s(self, batches, *, across_ranks: bool = False) -> dict:
+        """Re-fit the reference energies of the training model to its residuals on ``batches`` (with
+        ``across_ranks``, each rank's share, summed over ranks) and return the report of
+        :func:`mlip.training.e0_refit.refit_atomic_energies`."""
+        reduce = None
+        if across_ranks and self.trainer.world_size > 1:
+            reduce = lambda v: self.trainer.strategy.reduce(v, reduce_op="sum")  # noqa: E731
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            report = refit_atomic_energies(self.model, batches, reduce=reduce)
+        finally:
+            self.model.train(was_training)
+        log.info("E0s re-fitted on %s training frames: %s", report.get("frames"), report)
+        return report
 
     def training_step(self, batch, batch_idx):
         _, terms, loss = self._step(batch, training=True)
@@ -119,7 +180,10 @@ class PotentialModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.ema is not None:
             checkpoint["ema"] = self.ema.state_dict()
+        if self.stage_two is not None:
+            checkpoint["stage_two"] = self.stage_two
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if self.ema is not None and "ema" in checkpoint:
             self.ema.load_state_dict(checkpoint["ema"])
+        self.stage_two = checkpoint.get("stage_two")

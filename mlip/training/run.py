@@ -24,6 +24,7 @@ from mlip.data import (
     split_isolated_atoms,
 )
 from mlip.data.batch import collate
+from mlip.data.graph import check_config_types_present, weight_by_config_type
 from mlip.data.references import EnergyReferences
 from mlip.data.sampler import BudgetBatchSampler
 from mlip.errors import MLIPInputError
@@ -182,12 +183,18 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
         check_label_coverage(counts, len(train), cfg)
         return PreparedData(train=train, valid=valid, tests=tests, model_config=model_config)
     train_frames, valid_frames, test_frames, isolated = load_frames(d)
+    if d.config_type_weights:
+        check_config_types_present(
+            d.config_type_weights, {f.config_type for f in train_frames}, where=data_source(d)
+        )
     counts = {name: sum(getattr(f, name) is not None for f in train_frames) for name in ("energy", "forces")}
     check_label_coverage(counts, len(train_frames), cfg)
     zs = sorted({int(z) for f in train_frames for z in f.atoms.numbers})
     spec = d.e0s if d.e0s is not None else ("isolated" if isolated else "average")
     e0 = resolve_e0(spec, frames=train_frames, isolated=isolated, atomic_numbers=zs)
     r_max = float(model_config.get("r_max", 5.0))
+    if d.config_type_weights:
+        train_frames = [weight_by_config_type(f, d.config_type_weights) for f in train_frames]
     train = GraphDataset(train_frames, r_max, name="train")
     valid = GraphDataset(valid_frames, r_max, name="valid")
     tests = {name: GraphDataset(fr, r_max, name=name) for name, fr in test_frames.items()}
@@ -314,11 +321,54 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: Path | None) -> dict | Non
     return write_outputs(module, data, cfg, run_dir)
 
 
+def _refit_loaders(data: PreparedData, cfg: RunConfig):
+    """Train and validation loaders of the end-of-training E0 fit (at most ``refit_e0s_max_frames`` training
+    frames, evenly spaced)."""
+    from torch.utils.data import Subset
+
+    train, cap = data.train, cfg.train.refit_e0s_max_frames
+    if cap is not None and len(train) > cap:
+        train = Subset(train, np.linspace(0, len(train) - 1, cap).round().astype(int).tolist())
+    bs = cfg.data.valid_batch_size
+    return make_loader(train, batch_size=bs, shuffle=False), make_loader(
+        data.valid, batch_size=bs, shuffle=False
+    )
+
+
+def refit_e0s_at_end(module: PotentialModule, data: PreparedData, cfg: RunConfig) -> dict:
+    """Re-fit the exported model's E0s on the training frames; report training and validation energy RMSE
+    (meV/atom) before and after (:mod:`mlip.training.e0_refit`)."""
+    from mlip.training.e0_refit import energy_normal_equations
+
+    train_loader, valid_loader = _refit_loaders(data, cfg)
+    model = module.model
+    before = model.atomic_energies.detach().cpu().clone()
+    was_training = model.training
+    model.eval()
+    try:
+        valid_eq = energy_normal_equations(model, valid_loader)
+    finally:
+        model.train(was_training)
+    report = module.refit_e0s(train_loader)
+    delta = model.atomic_energies.detach().cpu() - before
+    return {
+        "train_energy_rmse_before": report.get("rmse_before"),
+        "train_energy_rmse_after": report.get("rmse_after"),
+        "valid_energy_rmse_before": valid_eq.rmse(),
+        "valid_energy_rmse_after": valid_eq.rmse(delta),
+        "train_frames": report.get("frames"),
+        "delta_e0": report.get("delta_e0", {}),
+    }
+
+
 def write_outputs(module: PotentialModule, data: PreparedData, cfg: RunConfig, run_dir: Path) -> dict:
-    """Export the EMA model and evaluate it on validation and test sets (every file written atomically)."""
-    model = module.model.cpu()
+    """Re-fit the E0s (``train.refit_e0s``), export the EMA model and evaluate it on validation and test sets
+    (every file written atomically)."""
+    model = module.model
     ctx = module.ema.applied(model) if module.ema is not None else contextlib.nullcontext()
     with ctx:
+        refit = refit_e0s_at_end(module, data, cfg) if cfg.train.refit_e0s != "none" else None
+        model.cpu()
         provenance = {"train_file": data_source(cfg.data), "config": cfg.to_dict()}
         save_model(model, run_dir / "model.pt", provenance=provenance)
         bs = cfg.data.valid_batch_size
@@ -327,6 +377,10 @@ def write_outputs(module: PotentialModule, data: PreparedData, cfg: RunConfig, r
             n: evaluate(model, make_loader(ds, batch_size=bs, shuffle=False)) for n, ds in data.tests.items()
         }
     metrics = {"valid": results["valid"].metrics(), "test": {n: acc.metrics() for n, acc in tests.items()}}
+    if refit is not None:
+        metrics["e0_refit"] = refit
+    if module.stage_two is not None:
+        metrics["stage_two"] = module.stage_two
     write_json_atomic(run_dir / "metrics.json", metrics)
     parity_plot(
         {"valid": results["valid"].arrays(), **{n: a.arrays() for n, a in tests.items()}},

@@ -75,7 +75,8 @@ class BudgetCosine(torch.optim.lr_scheduler.LRScheduler):
     """Cosine decay from each group's initial learning rate to ``final_factor`` times it over the budget.
 
     Step it once per optimizer step (Lightning ``interval: "step"``); ``trainer_ref`` is a zero-argument callable
-    returning the trainer (or ``None``), read at every step.
+    returning the trainer (or ``None``), read at every step. ``lr_cap`` (``None`` until set, by stage two) bounds
+    the rate from above.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, *, trainer_ref, final_factor: float = 0.01):
@@ -83,11 +84,13 @@ class BudgetCosine(torch.optim.lr_scheduler.LRScheduler):
             raise ValueError(f"lr_final_factor must lie in [0, 1], got {final_factor}")
         self.trainer_ref = trainer_ref
         self.final_factor = final_factor
+        self.lr_cap: float | None = None
         super().__init__(optimizer)
 
     def get_lr(self) -> list[float]:
         factor = cosine_factor(budget_progress(self.trainer_ref()), self.final_factor)
-        return [base * factor for base in self.base_lrs]
+        cap = float("inf") if self.lr_cap is None else self.lr_cap
+        return [min(base * factor, cap) for base in self.base_lrs]
 
     def state_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "trainer_ref")}

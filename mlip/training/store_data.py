@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mlip.data import GraphDataset, read_frames, split_indices, split_isolated_atoms
+from mlip.data.graph import check_config_types_present
 from mlip.data.references import EnergyReferences
 from mlip.data.store import SETTINGS, PreprocessedDataset, read_manifest
 from mlip.data.store_stats import store_elements, store_statistics
@@ -76,7 +77,12 @@ def prepare_preprocessed(d, model_config: dict, keys) -> tuple:
             n, valid_fraction=d.valid_fraction, valid_last=d.valid_last, seed=d.seed, groups=groups
         )
         valid = PreprocessedDataset(path, r_max, indices=valid_idx, name="valid")
-    train = PreprocessedDataset(path, r_max, indices=train_idx, name="train")
+    train = PreprocessedDataset(
+        path, r_max, indices=train_idx, name="train", config_type_weights=d.config_type_weights
+    )
+    if d.config_type_weights:
+        present = {train.meta(i).get("config_type") for i in range(len(train))}
+        check_config_types_present(d.config_type_weights, present, where=str(path))
     if valid is None:
         valid = GraphDataset(
             split_isolated_atoms(read_frames(d.valid_file, keys, references=refs))[0], r_max, name="valid"
