@@ -15,6 +15,11 @@ the width for all three, so they can be compared at the same width. Columns:
 * validation force RMSE (meV/Å) read from the ``metrics.json`` of finished ``train.py`` runs given with
   ``--runs-3bpa`` / ``--runs-mo`` (20-minute budgets; Mo: ``zuo2020_elemental/Mo_training.extxyz``, last 20 frames
   validate).
+
+``--accuracy DATASET:NAME=DIR ...`` prints instead (with ``--accuracy-only``, only) the accuracy table of finished
+runs: validation energy (meV/atom), force (meV/Å) and stress (meV/Å³) RMSE per dataset and model, where ``DIR`` is
+a ``train.py`` run directory (``metrics.json``) or a ``benchmarks/peer_mace.py`` output (``result.json``), e.g.
+``--accuracy Mo:MACE=runs/mo_mace Mo:mace-torch=runs/peer_mo``.
 """
 
 from __future__ import annotations
@@ -86,6 +91,29 @@ def rmse(runs: dict[str, str], name: str) -> str:
     return f"{json.loads(path.read_text())['valid']['forces_rmse_mev_per_A']:.1f}"
 
 
+def accuracy_row(path: str) -> tuple[str, str, str]:
+    """Validation energy, force and stress RMSE of a finished run, formatted (``-`` where absent)."""
+    d = Path(path)
+    if (d / "metrics.json").is_file():
+        m = json.loads((d / "metrics.json").read_text())["valid"]
+    elif (d / "result.json").is_file():
+        m = json.loads((d / "result.json").read_text())
+    else:
+        return ("not run",) * 3
+    keys = ("energy_rmse_mev_per_atom", "forces_rmse_mev_per_A", "stress_rmse_mev_per_A3")
+    return tuple("-" if m.get(k) is None else f"{m[k]:.1f}" for k in keys)
+
+
+def accuracy_table(items: list[str]) -> None:
+    print("| dataset | model | val E RMSE (meV/atom) | val F RMSE (meV/Å) | val stress RMSE (meV/Å³) |")
+    print("|---|---|---|---|---|")
+    for item in items:
+        key, path = item.split("=", 1)
+        dataset, name = key.split(":", 1)
+        e, f, s = accuracy_row(path)
+        print(f"| {dataset} | {name} | {e} | {f} | {s} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--models", nargs="+", default=["mace", "facet", "tdn"])
@@ -94,7 +122,13 @@ def main() -> None:
     p.add_argument("--calls", type=int, default=7)
     p.add_argument("--runs-3bpa", nargs="*", default=[])
     p.add_argument("--runs-mo", nargs="*", default=[])
+    p.add_argument("--accuracy", nargs="*", default=[])
+    p.add_argument("--accuracy-only", action="store_true")
     args = p.parse_args()
+    if args.accuracy:
+        accuracy_table(args.accuracy)
+        if args.accuracy_only:
+            return
     overrides = {}
     if args.channels is not None:
         overrides["channels"] = args.channels

@@ -65,7 +65,8 @@ class PotentialModule(L.LightningModule):
         plan = self.stage_two_plan
         if plan is None or self._stage_two_applied:
             return
-        if self.stage_two is None:  # not started (a resumed run that had started has it from the checkpoint)
+        resumed = self.stage_two is not None  # a run that had started stage two has it from the checkpoint
+        if not resumed:
             progress = budget_progress(self.trainer)
             start = progress >= plan.start
             if self.trainer.world_size > 1:  # wall time differs between ranks: rank 0 decides for all
@@ -75,14 +76,15 @@ class PotentialModule(L.LightningModule):
             self.stage_two = {"step": int(self.global_step), "progress": float(progress)}
             if self.cfg.refit_e0s == "stage_two_and_end":
                 self.stage_two["e0_refit"] = self.refit_e0s(self.trainer.train_dataloader, across_ranks=True)
-        self._enter_stage_two()
+        self._enter_stage_two(resumed=resumed)
 
-    def _enter_stage_two(self) -> None:
+    def _enter_stage_two(self, *, resumed: bool) -> None:
+        """Stage two's weights and learning-rate cap; a resumed run keeps its restored scheduler state."""
         plan = self.stage_two_plan
         self.loss_weights = plan.weights(self.loss_weights)
         schedulers = [c.scheduler for c in self.trainer.lr_scheduler_configs]
         for opt in self.trainer.optimizers:
-            cap_learning_rate(opt, schedulers, plan.lr)
+            cap_learning_rate(opt, schedulers, plan.lr, reset_plateau=not resumed)
         self._stage_two_applied = True
         log.info(
             "stage two from step %d (%.1f%% of the budget): loss weights %s, learning rate at most %s",

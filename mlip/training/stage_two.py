@@ -51,8 +51,11 @@ class StageTwo:
         return {k: (new.get(k) if new.get(k) is not None else v) for k, v in stage_one.items()}
 
 
-def cap_learning_rate(optimizer: torch.optim.Optimizer, schedulers, lr: float | None) -> None:
-    """Lower every group's rate to ``lr`` and make ``schedulers`` keep it there (see the module docstring)."""
+def cap_learning_rate(
+    optimizer: torch.optim.Optimizer, schedulers, lr: float | None, *, reset_plateau: bool = True
+) -> None:
+    """Lower every group's rate to ``lr`` and make ``schedulers`` keep it there (see the module docstring);
+    ``reset_plateau`` makes a plateau schedule forget its best loss (not on resume: its state is restored)."""
     if lr is None:
         return
     for group in optimizer.param_groups:
@@ -60,6 +63,6 @@ def cap_learning_rate(optimizer: torch.optim.Optimizer, schedulers, lr: float | 
     for sched in schedulers:
         if hasattr(sched, "lr_cap"):  # BudgetCosine
             sched.lr_cap = lr
-        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        if reset_plateau and isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
             sched.best = sched.mode_worse
             sched.num_bad_epochs = 0
