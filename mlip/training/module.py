@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 
 from mlip import keys as K
 from mlip.models import build_model
@@ -16,8 +15,6 @@ from mlip.training.losses import LossKinds, loss_terms, weighted_loss
 from mlip.training.metrics import ErrorAccumulator
 from mlip.training.schedule import BudgetCosine, budget_progress, scaled_lr
 from mlip.training.stage_two import StageTwo, cap_learning_rate
-
-log = logging.getLogger("mlip")
 
 
 class PotentialModule(L.LightningModule):
@@ -86,10 +83,10 @@ class PotentialModule(L.LightningModule):
         for opt in self.trainer.optimizers:
             cap_learning_rate(opt, schedulers, plan.lr, reset_plateau=not resumed)
         self._stage_two_applied = True
-        log.info(
-            "stage two from step %d (%.1f%% of the budget): loss weights %s, learning rate at most %s",
-            self.stage_two["step"], 100 * self.stage_two["progress"], self.loss_weights, plan.lr,
-        )  # fmt: skip
+        rank_zero_info(
+            f"stage two from step {self.stage_two['step']} ({100 * self.stage_two['progress']:.1f}% of the "
+            f"budget): loss weights {self.loss_weights}, learning rate at most {plan.lr}"
+        )
 
     def refit_e0s(self, batches, *, across_ranks: bool = False) -> dict:
         """Re-fit the reference energies of the training model to its residuals on ``batches`` (with
@@ -104,13 +101,19 @@ class PotentialModule(L.LightningModule):
             report = refit_atomic_energies(self.model, batches, reduce=reduce)
         finally:
             self.model.train(was_training)
-        log.info("E0s re-fitted on %s training frames: %s", report.get("frames"), report)
+        if report.get("frames"):
+            rank_zero_info(
+                f"E0s re-fitted on {report['frames']} training frames: energy RMSE {report['rmse_before']:.2f} -> "
+                f"{report['rmse_after']:.2f} meV/atom, shifts (eV) {report['delta_e0']}"
+            )
         return report
 
     def training_step(self, batch, batch_idx):
         _, terms, loss = self._step(batch, training=True)
         n = int(batch[K.N_ATOMS].shape[0])
         self.log("train/loss", loss, prog_bar=True, batch_size=n, sync_dist=True)
+        if self.stage_two_plan is not None:
+            self.log("train/stage", 2.0 if self._stage_two_applied else 1.0, batch_size=n)
         for k, v in terms.items():
             self.log(f"train/{k}", v, batch_size=n, sync_dist=True)
         return loss

@@ -51,7 +51,8 @@ def _history(run_dir):
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("staged")
-    train = {**TINY["train"], "max_epochs": 4, "stage_two_start": 0.5, "refit_e0s": "stage_two_and_end"}
+    train = {**TINY["train"], "max_epochs": 4, "stage_two_start": 0.5, "refit_e0s": "stage_two_and_end",
+             "log_every_n_steps": 1}  # fmt: skip
     metrics = run_training(RunConfig.from_dict({**TINY, "train": train}), run_dir)
     return run_dir, metrics
 
@@ -65,6 +66,8 @@ def test_stage_two_starts_at_the_budget_fraction(staged):
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["stage_two"]["step"] == 8
     assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(1e-3)
+    stages = {int(r["step"]): float(r["train/stage"]) for r in _history(run_dir) if r.get("train/stage")}
+    assert stages == {step: 1.0 if step < 8 else 2.0 for step in range(16)}
     lrs = [float(r["lr-Adam"]) for r in _history(run_dir) if r.get("lr-Adam")]
     assert lrs[0] == pytest.approx(0.01)
     assert lrs[-1] == pytest.approx(1e-3)
