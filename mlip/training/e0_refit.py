@@ -72,7 +72,16 @@ class NormalEquations:
 @torch.no_grad()
 def energy_normal_equations(model, batches, *, device=None) -> NormalEquations:
     """Accumulate the normal equations of the per-element offset fit over ``batches`` (an iterable of collated
-    batches; energy-only forward passes, no forces). Frames without an energy label are skipped."""
+    batches; energy-only forward passes in eval mode, no forces). Frames without an energy label are skipped."""
+    was_training = model.training
+    model.eval()
+    try:
+        return _accumulate(model, batches, device)
+    finally:
+        model.train(was_training)
+
+
+def _accumulate(model, batches, device) -> NormalEquations:
     n_species = model.atomic_energies.shape[0]
     device = device or model.atomic_energies.device
     ata = torch.zeros(n_species, n_species, dtype=torch.float64, device=device)

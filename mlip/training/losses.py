@@ -65,11 +65,9 @@ class LossKinds:
 def _rho(x: torch.Tensor, kind: str, delta: float | torch.Tensor) -> torch.Tensor:
     if kind == "mse":
         return x * x
-    if kind == "huber":
-        if isinstance(delta, torch.Tensor):  # per-element threshold: the same formula, written out
-            a = x.abs()
-            return torch.where(a <= delta, 0.5 * x * x, delta * (a - 0.5 * delta))
-        return torch.nn.functional.huber_loss(x, torch.zeros_like(x), reduction="none", delta=delta)
+    if kind == "huber":  # δ a float or a per-element tensor (conditional Huber)
+        a = x.abs()
+        return torch.where(a <= delta, 0.5 * x * x, delta * (a - 0.5 * delta))
     raise ValueError(f"unknown loss {kind!r}; use 'mse' or 'huber'")
 
 

@@ -95,12 +95,7 @@ class PotentialModule(L.LightningModule):
         reduce = None
         if across_ranks and self.trainer.world_size > 1:
             reduce = lambda v: self.trainer.strategy.reduce(v, reduce_op="sum")  # noqa: E731
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            report = refit_atomic_energies(self.model, batches, reduce=reduce)
-        finally:
-            self.model.train(was_training)
+        report = refit_atomic_energies(self.model, batches, reduce=reduce)
         if report.get("frames"):
             rank_zero_info(
                 f"E0s re-fitted on {report['frames']} training frames: energy RMSE {report['rmse_before']:.2f} -> "

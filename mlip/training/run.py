@@ -343,12 +343,7 @@ def refit_e0s_at_end(module: PotentialModule, data: PreparedData, cfg: RunConfig
     train_loader, valid_loader = _refit_loaders(data, cfg)
     model = module.model
     before = model.atomic_energies.detach().cpu().clone()
-    was_training = model.training
-    model.eval()
-    try:
-        valid_eq = energy_normal_equations(model, valid_loader)
-    finally:
-        model.train(was_training)
+    valid_eq = energy_normal_equations(model, valid_loader)
     report = module.refit_e0s(train_loader)
     delta = model.atomic_energies.detach().cpu() - before
     return {

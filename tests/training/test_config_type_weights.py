@@ -3,6 +3,7 @@
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
+from test_training import TINY  # tests/training is on sys.path (pytest's default "prepend" import mode)
 
 from mlip import keys as K
 from mlip.data import generate_emt_dataset
@@ -10,15 +11,7 @@ from mlip.data.preprocess import preprocess
 from mlip.training.config import RunConfig
 from mlip.training.run import prepare_data
 
-MODEL = {
-    "name": "mace",
-    "r_max": 4.0,
-    "channels": 8,
-    "max_ell": 1,
-    "max_L": 1,
-    "correlation": 2,
-    "radial_mlp": [8],
-}
+MODEL = TINY["model"]
 
 
 @pytest.fixture(scope="module")

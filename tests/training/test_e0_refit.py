@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
+from test_training import TINY  # tests/training is on sys.path (pytest's default "prepend" import mode)
 
 from mlip import keys as K
 from mlip.data import atoms_to_graph, collate, generate_emt_dataset
@@ -11,10 +12,7 @@ from mlip.data.graph import Frame, frame_to_graph
 from mlip.models import build_model, load_model, save_model
 from mlip.training.e0_refit import energy_normal_equations, refit_atomic_energies
 
-MODEL = {
-    "name": "mace", "r_max": 4.0, "channels": 8, "max_ell": 1, "max_L": 1, "correlation": 2,
-    "radial_mlp": [8], "atomic_numbers": [29, 79], "atomic_energies": [-1.0, -2.0], "dtype": "float64",
-}  # fmt: skip
+MODEL = {**TINY["model"], "atomic_numbers": [29, 79], "atomic_energies": [-1.0, -2.0], "dtype": "float64"}
 
 
 def _batches(frames, size=5):
