@@ -181,8 +181,15 @@ class ChannelwiseTPTorch(nn.Module):
         out = []
         for g, (p0, p1, dim) in enumerate(self._groups):
             coeff = getattr(self, f"coeff{g}").to(y.dtype)
-            z = (y @ coeff).view(n_edges, d.irreps_in1.dim, (p1 - p0) * dim)
-            t = torch.bmm(z.transpose(1, 2), x).view(n_edges, p1 - p0, dim, channels) * w[:, p0:p1, None, :]
+            if d.irreps_in1.dim == 1:
+                # scalar x (a first layer): an outer product, where a batched product with an inner size of
+                # one runs as a loop of tiny gemms on the CPU (several times slower than the broadcast)
+                z = (y @ coeff).view(n_edges, p1 - p0, dim, 1)
+                t = z * (x[:, 0, None, :] * w[:, p0:p1]).unsqueeze(2)
+            else:
+                z = (y @ coeff).view(n_edges, d.irreps_in1.dim, (p1 - p0) * dim)
+                t = torch.bmm(z.transpose(1, 2), x).view(n_edges, p1 - p0, dim, channels)
+                t = t * w[:, p0:p1, None, :]
             if receivers is not None:
                 if num_receivers is None:
                     raise ValueError("num_receivers is required with receivers")

@@ -179,10 +179,12 @@ class SymmetricContraction(nn.Module):
     def _contract_one_element(self, a: torch.Tensor, z: int) -> torch.Tensor:
         """All degrees for nodes ``a [n, D_in, C]`` of one element ``z`` -> ``[n, D_out, C]``.
 
-        Monomials are gathered along the *first* axis of a ``[D_in, n, C]`` copy of ``a``: on the CPU the
-        backward of a gather (``index_add_``) is vectorised along dim 0 but loops over indices along others.
+        Monomials live in a ``[T, C, n]`` layout: gathered along the *first* axis (on the CPU the backward of a
+        gather, ``index_add_``, is vectorised along dim 0 but loops over indices along others), and each
+        channel's ``[T, n]`` slice has a unit stride, so the contraction with ``V`` is one batched matrix
+        product over channels, ``[C, D_out, T] @ [C, T, n]``, that reads the monomials once.
         """
-        at = a.transpose(0, 1).contiguous()  # [D_in, n, C]
+        at = a.permute(1, 2, 0).contiguous()  # [D_in, C, n]
         out = None
         prev = None
         for degree in range(1, self.descriptor.correlation + 1):
@@ -192,13 +194,11 @@ class SymmetricContraction(nn.Module):
                 if prev is None
                 else prev.index_select(0, prefix) * at.index_select(0, last)
             )
-            prev = p  # [T, n, C]
-            v = self._folded_weights(degree, z, a.dtype)  # [D_out, T, C]
-            # a channel-wise dot product over t for each output component: broadcast-multiply and reduce
-            # (an einsum here becomes a bmm batched over channels, which the CPU runs as a loop of tiny gemms)
-            term = torch.stack([(p * v[m].unsqueeze(1)).sum(0) for m in range(v.shape[0])], dim=1)
+            prev = p  # [T, C, n]
+            v = self._folded_weights(degree, z, a.dtype).permute(2, 0, 1)  # [C, D_out, T]
+            term = torch.bmm(v, p.transpose(0, 1))  # [C, D_out, n]
             out = term if out is None else out + term
-        return out
+        return out.permute(2, 1, 0)
 
     def _folded_weights(self, degree: int, z: int, dtype: torch.dtype) -> torch.Tensor:
         d = self.descriptor

@@ -8,28 +8,31 @@ from mlip.kernels import Backend, ChannelwiseTPDescriptor, Irreps, channelwise_t
 from mlip.kernels.channelwise import ChannelwiseTPReference
 
 DESC = ChannelwiseTPDescriptor(Irreps("0e+1o+2e"), Irreps.spherical_harmonics(3), Irreps("0e+1o+2e+3o"))
+# scalar node features (MACE's first layer): the torch backend takes a broadcast path instead of a batched product
+DESC_SCALAR = ChannelwiseTPDescriptor(Irreps("0e"), Irreps.spherical_harmonics(3), Irreps("0e+1o+2e+3o"))
 
 
-def _inputs(dtype, n_nodes=6, n_edges=15, channels=5, seed=0):
+def _inputs(dtype, n_nodes=6, n_edges=15, channels=5, seed=0, desc=DESC):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n_nodes, DESC.irreps_in1.dim, channels, dtype=dtype, generator=g, requires_grad=True)
-    y = torch.randn(n_edges, DESC.irreps_in2.dim, dtype=dtype, generator=g, requires_grad=True)
-    w = torch.randn(n_edges, DESC.num_paths, channels, dtype=dtype, generator=g, requires_grad=True)
+    x = torch.randn(n_nodes, desc.irreps_in1.dim, channels, dtype=dtype, generator=g, requires_grad=True)
+    y = torch.randn(n_edges, desc.irreps_in2.dim, dtype=dtype, generator=g, requires_grad=True)
+    w = torch.randn(n_edges, desc.num_paths, channels, dtype=dtype, generator=g, requires_grad=True)
     snd = torch.randint(0, n_nodes, (n_edges,), generator=g)
     rcv = torch.randint(0, n_nodes, (n_edges,), generator=g)
     return x, y, w, snd, rcv
 
 
-def _reference(x, y, w, snd, rcv):
-    out = ChannelwiseTPReference(DESC)(x[snd], y, w)
+def _reference(x, y, w, snd, rcv, desc=DESC):
+    out = ChannelwiseTPReference(desc)(x[snd], y, w)
     return torch.zeros(x.shape[0], *out.shape[1:], dtype=x.dtype).index_add(0, rcv, out)
 
 
+@pytest.mark.parametrize("desc", [DESC, DESC_SCALAR], ids=["vector-nodes", "scalar-nodes"])
 @pytest.mark.parametrize("backend", [Backend.TORCH, Backend.CUEQUIVARIANCE])
-def test_backend_matches_reference_values_and_gradients(backend):
-    x, y, w, snd, rcv = _inputs(torch.float64)
-    ref = _reference(x, y, w, snd, rcv)
-    out = channelwise_tp(DESC, backend)(x, y, w, snd, rcv, x.shape[0])
+def test_backend_matches_reference_values_and_gradients(backend, desc):
+    x, y, w, snd, rcv = _inputs(torch.float64, desc=desc)
+    ref = _reference(x, y, w, snd, rcv, desc)
+    out = channelwise_tp(desc, backend)(x, y, w, snd, rcv, x.shape[0])
     assert (out - ref).abs().max() < 1e-12
     probe = torch.randn_like(ref)
     g_ref = torch.autograd.grad((ref * probe).sum(), (x, y, w), create_graph=True)
