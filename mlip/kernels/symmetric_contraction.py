@@ -133,9 +133,13 @@ class SymmetricContraction(nn.Module):
                     tuple(m): i for i, m in enumerate(monomials(dim, degree - 1)[needed[degree - 2]].tolist())
                 }
                 prefix = torch.tensor([lower[tuple(m[:-1])] for m in mono.tolist()], dtype=torch.int64)
-            self.register_buffer(f"select{degree}", sel, persistent=False)
             self.register_buffer(f"prefix{degree}", prefix, persistent=False)
             self.register_buffer(f"last{degree}", mono[:, -1].clone(), persistent=False)
+        # the bases restricted to the needed monomials, ``[2L+1, T_ν, n_basis]``, once (derived from the same
+        # computed ``U`` that loading checks the file against, so they stay valid after a load)
+        for k, b in enumerate(descriptor.bases):
+            u_sel = b.U.index_select(1, needed[b.degree - 1]).to(dtype)
+            self.register_buffer(f"U_needed{k}", u_sel, persistent=False)
         self._cueq = None
         if self.backend in (Backend.CUEQUIVARIANCE, Backend.AUTO):
             from mlip.kernels.cueq import SymmetricContractionCueq
@@ -207,7 +211,7 @@ class SymmetricContraction(nn.Module):
         for j in range(n_out):
             k = (degree - 1) * n_out + j
             lo, hi = d.weight_offsets[k], d.weight_offsets[k + 1]
-            u = getattr(self, f"U{k}").to(dtype).index_select(1, getattr(self, f"select{degree}"))
+            u = getattr(self, f"U_needed{k}").to(dtype)
             blocks.append(torch.einsum("mte,ec->mtc", u, self.weight[z, lo:hi].to(dtype)))
         return torch.cat(blocks, dim=0)
 
