@@ -20,14 +20,20 @@ class Backend(str, enum.Enum):
         cuEquivariance's segmented polynomials, built from *our* coefficients. On GPU with
         ``cuequivariance-ops-torch-cu12`` (or ``-cu13``) installed it runs NVIDIA's CUDA kernels; elsewhere its
         naive method.
+    ``NATIVE``
+        mlip's own compiled CPU kernels (:mod:`mlip.kernels.native`: C++ built on first use with the system
+        compiler, loaded with ctypes): fused gather, product and scatter, gradients of every order. CPU only;
+        kernels without a native implementation run their ``TORCH`` backend.
     ``AUTO``
         Decided per call from the input's device: ``CUEQUIVARIANCE`` for CUDA tensors when cuEquivariance's CUDA
-        kernels import (:func:`cueq_cuda_available`), ``TORCH`` otherwise. The default of the models.
+        kernels import (:func:`cueq_cuda_available`); ``NATIVE`` for CPU tensors when the native kernels build
+        (:func:`mlip.kernels.native.native_available`); ``TORCH`` otherwise. The default of the models.
     """
 
     REFERENCE = "reference"
     TORCH = "torch"
     CUEQUIVARIANCE = "cuequivariance"
+    NATIVE = "native"
     AUTO = "auto"
 
 
@@ -37,6 +43,11 @@ def resolve(backend: Backend, device: torch.device) -> Backend:
         return Backend(backend)
     if device.type == "cuda" and cueq_cuda_available():
         return Backend.CUEQUIVARIANCE
+    if device.type == "cpu":
+        from mlip.kernels.native import native_available
+
+        if native_available():
+            return Backend.NATIVE
     return Backend.TORCH
 
 

@@ -205,26 +205,29 @@ class ChannelwiseTPTorch(nn.Module):
 
 
 class ChannelwiseTPAuto(nn.Module):
-    """``Backend.AUTO``: cuEquivariance's CUDA kernels for CUDA inputs when they import, else
-    :class:`ChannelwiseTPTorch`. Same call signature, including :meth:`forward_groups`."""
+    """``Backend.AUTO``: per call, the backend :func:`~mlip.kernels.backend.resolve` picks for the input's device
+    (cuEquivariance's CUDA kernels, the native CPU kernels, else :class:`ChannelwiseTPTorch`). Same call
+    signature, including :meth:`forward_groups`. The chosen modules are built on first use."""
 
     def __init__(self, descriptor: ChannelwiseTPDescriptor) -> None:
         super().__init__()
         self.descriptor = descriptor
         self.torch_tp = ChannelwiseTPTorch(descriptor)
-        self._cueq: nn.Module | None = None
+        self._others: dict[Backend, nn.Module] = {}
 
-    def _cueq_module(self) -> nn.Module:
-        if self._cueq is None:
-            from mlip.kernels.cueq import ChannelwiseTPCueq
-
-            self._cueq = ChannelwiseTPCueq(self.descriptor)
-        return self._cueq
+    def _module(self, device: torch.device) -> nn.Module:
+        backend = resolve(Backend.AUTO, device)
+        if backend is Backend.TORCH:
+            return self.torch_tp
+        if backend not in self._others:
+            self._others[backend] = channelwise_tp(self.descriptor, backend).to(device)
+        return self._others[backend]
 
     def forward_groups(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> list[torch.Tensor]:
-        if resolve(Backend.AUTO, x.device) is Backend.TORCH:
-            return self.torch_tp.forward_groups(x, y, w, senders, receivers, num_receivers)
-        out = self._cueq_module()(x, y, w, senders, receivers, num_receivers)
+        module = self._module(x.device)
+        if hasattr(module, "forward_groups"):
+            return module.forward_groups(x, y, w, senders, receivers, num_receivers)
+        out = module(x, y, w, senders, receivers, num_receivers)
         groups, start = [], 0
         for p0, p1, dim in self.torch_tp.groups:
             width = (p1 - p0) * dim
@@ -233,9 +236,7 @@ class ChannelwiseTPAuto(nn.Module):
         return groups
 
     def forward(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> torch.Tensor:
-        if resolve(Backend.AUTO, x.device) is Backend.TORCH:
-            return self.torch_tp(x, y, w, senders, receivers, num_receivers)
-        return self._cueq_module()(x, y, w, senders, receivers, num_receivers)
+        return self._module(x.device)(x, y, w, senders, receivers, num_receivers)
 
 
 def channelwise_tp(descriptor: ChannelwiseTPDescriptor, backend: Backend = Backend.TORCH) -> nn.Module:
@@ -248,6 +249,10 @@ def channelwise_tp(descriptor: ChannelwiseTPDescriptor, backend: Backend = Backe
         return ChannelwiseTPTorch(descriptor)
     if backend is Backend.AUTO:
         return ChannelwiseTPAuto(descriptor)
+    if backend is Backend.NATIVE:
+        from mlip.kernels.channelwise_native import ChannelwiseTPNative
+
+        return ChannelwiseTPNative(descriptor)
     from mlip.kernels.cueq import ChannelwiseTPCueq
 
     return ChannelwiseTPCueq(descriptor)

@@ -1,4 +1,4 @@
-"""Channel-wise TP: torch and cuEquivariance backends against the float64 reference, and the reference against
+"""Channel-wise TP: torch, native and cuEquivariance backends against the float64 reference, and the reference against
 e3nn's TensorProduct (an independent implementation)."""
 
 import pytest
@@ -28,7 +28,7 @@ def _reference(x, y, w, snd, rcv, desc=DESC):
 
 
 @pytest.mark.parametrize("desc", [DESC, DESC_SCALAR], ids=["vector-nodes", "scalar-nodes"])
-@pytest.mark.parametrize("backend", [Backend.TORCH, Backend.CUEQUIVARIANCE])
+@pytest.mark.parametrize("backend", [Backend.TORCH, Backend.NATIVE, Backend.CUEQUIVARIANCE])
 def test_backend_matches_reference_values_and_gradients(backend, desc):
     x, y, w, snd, rcv = _inputs(torch.float64, desc=desc)
     ref = _reference(x, y, w, snd, rcv, desc)
@@ -76,21 +76,23 @@ def test_reference_matches_e3nn_tensor_product():
     assert (ours_flat - out_e3nn).abs().max() < 1e-6
 
 
+@pytest.mark.parametrize("backend", [Backend.TORCH, Backend.NATIVE])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_equivariance(dtype):
+def test_equivariance(dtype, backend):
     x, y, w, _, _ = _inputs(dtype, n_nodes=15)
     rot = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5)))[
         0
     ]
     d1, d2, do = (wigner_d(ir, rot).to(dtype) for ir in (DESC.irreps_in1, DESC.irreps_in2, DESC.irreps_out))
-    tp = channelwise_tp(DESC)
+    tp = channelwise_tp(DESC, backend)
     out = tp(torch.einsum("ij,njc->nic", d1, x), y @ d2.T, w)
     expected = torch.einsum("ij,njc->nic", do, tp(x, y, w))
     tol = 1e-12 if dtype == torch.float64 else 1e-4
     assert (out - expected).abs().max() < tol
 
 
-def test_bad_shapes_are_rejected():
+@pytest.mark.parametrize("backend", [Backend.TORCH, Backend.NATIVE])
+def test_bad_shapes_are_rejected(backend):
     x, y, w, _, _ = _inputs(torch.float64, n_nodes=15)
-    with pytest.raises(ValueError, match="w must be"):
-        channelwise_tp(DESC)(x, y, w[:, :-1])
+    with pytest.raises(ValueError, match="w"):
+        channelwise_tp(DESC, backend)(x, y, w[:, :-1])
