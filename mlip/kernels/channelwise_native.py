@@ -177,6 +177,9 @@ class ChannelwiseTPNative(nn.Module):
             raise ValueError(f"senders and receivers must be [E={n_edges}]")
         senders = senders.to(torch.int64).contiguous()
         receivers = receivers.to(torch.int64).contiguous()
+        for name, idx, bound in (("senders", senders, x.shape[0]), ("receivers", receivers, n_g)):
+            if n_edges and (int(idx.min()) < 0 or int(idx.max()) >= bound):
+                raise ValueError(f"{name} must be in [0, {bound}), got {int(idx.min())}..{int(idx.max())}")
         if y.dtype != x.dtype or w.dtype != x.dtype:
             raise ValueError(f"x, y, w must share a dtype, got {x.dtype}, {y.dtype}, {w.dtype}")
         plan = _Plan(self, senders, receivers, x.shape[0], n_g, n_edges, x.shape[2], x.dtype)

@@ -96,7 +96,8 @@ class SymmetricContraction(nn.Module):
         channels: ``C``.
         num_elements: number of element indices.
         backend: :class:`Backend` (``TORCH`` monomial products; ``REFERENCE`` dense ``D^ν`` tensors;
-            ``CUEQUIVARIANCE`` cuEquivariance's segmented polynomial).
+            ``CUEQUIVARIANCE`` cuEquivariance's segmented polynomial; ``NATIVE`` the compiled CPU kernels of
+            :mod:`mlip.kernels.symmetric_native`; ``AUTO`` per call by device).
         dtype: parameter dtype.
     """
 
@@ -140,6 +141,14 @@ class SymmetricContraction(nn.Module):
         for k, b in enumerate(descriptor.bases):
             u_sel = b.U.index_select(1, needed[b.degree - 1]).to(dtype)
             self.register_buffer(f"U_needed{k}", u_sel, persistent=False)
+        self._native = None
+        if self.backend in (Backend.NATIVE, Backend.AUTO):
+            from mlip.kernels.native import native_available
+
+            if self.backend is Backend.NATIVE or native_available():
+                from mlip.kernels.symmetric_native import NativeTables
+
+                self._native = NativeTables(self)
         self._cueq = None
         if self.backend in (Backend.CUEQUIVARIANCE, Backend.AUTO):
             from mlip.kernels.cueq import SymmetricContractionCueq
@@ -169,6 +178,10 @@ class SymmetricContraction(nn.Module):
             return self._cueq(a, species, self.weight)
         if backend is Backend.REFERENCE:
             return self._forward_reference(a, species)
+        if backend is Backend.NATIVE:
+            from mlip.kernels.symmetric_native import contract_native
+
+            return contract_native(self._native, a, species, self.weight)
         return self._forward_torch(a, species)
 
     def _forward_torch(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
