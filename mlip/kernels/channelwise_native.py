@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from mlip.kernels.channelwise import ChannelwiseTPDescriptor, ChannelwiseTPTorch
-from mlip.kernels.native import load_library
+from mlip.kernels.native import entry, load_library
 
 _SLOTS = ("g", "x", "y", "w")  # slot numbers of the C entry point: 0 = forward product, 1-3 = gradients
 _P = ctypes.c_void_p
@@ -31,14 +31,7 @@ _I = ctypes.c_int64
 
 
 def _entry(dtype: torch.dtype):
-    lib = load_library("channelwise")
-    fn = {torch.float32: lib.mlip_cw_f32, torch.float64: lib.mlip_cw_f64}.get(dtype)
-    if fn is None:
-        raise TypeError(f"Backend.NATIVE supports float32 and float64, got {dtype}")
-    if fn.argtypes is None:
-        fn.argtypes = [_I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I, _I, _P, _I]
-        fn.restype = None
-    return fn
+    return entry("channelwise", "mlip_cw", dtype, [_I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I, _I, _P, _I])
 
 
 def _tables(descriptor: ChannelwiseTPDescriptor) -> tuple[torch.Tensor, torch.Tensor, int]:

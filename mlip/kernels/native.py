@@ -94,3 +94,17 @@ def native_available() -> bool:
     except NativeKernelError:
         return False
     return True
+
+
+def entry(name: str, symbol: str, dtype, argtypes: list) -> ctypes._CFuncPtr:
+    """The C function ``<symbol>_f32`` or ``<symbol>_f64`` of library ``name`` for ``dtype``, typed once."""
+    import torch
+
+    suffix = {torch.float32: "f32", torch.float64: "f64"}.get(dtype)
+    if suffix is None:
+        raise TypeError(f"Backend.NATIVE supports float32 and float64, got {dtype}")
+    fn = getattr(load_library(name), f"{symbol}_{suffix}")
+    if fn.argtypes is None:
+        fn.argtypes = argtypes
+        fn.restype = None
+    return fn

@@ -61,6 +61,21 @@ inline bool mine(int64_t node, int64_t n_nodes, int64_t part, int64_t parts) {
   return parts == 1 || (node * parts) / n_nodes == part;
 }
 
+// acc[c] = sum_(ii < len) a[ii] * xb[ii * C + c]: one output component from its block of x components
+template <typename T, int CC>
+inline void combine_rows(const T* a, const T* __restrict__ xb, int64_t len, int64_t C_rt, T* __restrict__ acc) {
+  const int64_t C = CC > 0 ? CC : C_rt;
+  const T a0 = a[0];
+#pragma omp simd
+  for (int64_t c = 0; c < C; ++c) acc[c] = a0 * xb[c];
+  for (int64_t ii = 1; ii < len; ++ii) {
+    const T av = a[ii];
+    const T* __restrict__ xr = xb + ii * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) acc[c] += av * xr[c];
+  }
+}
+
 // out[r(e), k, c] += w[e, p(k), c] * sum_ii A[k, ii] x[s(e), istart(k) + ii, c]        (dT/dg)
 template <typename T, int CC>
 void slot_g(const Tables& t, const T* cval, const T* __restrict__ x, const T* __restrict__ y,
@@ -77,19 +92,7 @@ void slot_g(const Tables& t, const T* cval, const T* __restrict__ x, const T* __
     T* o = out + rcv[e] * t.K * C;
     for (int64_t k = 0; k < t.K; ++k) {
       const T* a = A.data() + k * t.MAXI;
-      const T* __restrict__ xb = xs + t.kistart[k] * C;
-      const int64_t len = t.kilen[k];
-      {
-        const T a0 = a[0];
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) acc[c] = a0 * xb[c];
-      }
-      for (int64_t ii = 1; ii < len; ++ii) {
-        const T av = a[ii];
-        const T* __restrict__ xr = xb + ii * C;
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) acc[c] += av * xr[c];
-      }
+      combine_rows<T, CC>(a, xs + t.kistart[k] * C, t.kilen[k], C, acc);
       const T* __restrict__ wp = we + t.kpath[k] * C;
       T* __restrict__ ok = o + k * C;
 #pragma omp simd
@@ -146,19 +149,7 @@ void slot_w(const Tables& t, const T* cval, const T* __restrict__ x, const T* __
     T* we = gw + e * t.P * C;
     for (int64_t k = 0; k < t.K; ++k) {
       const T* a = A.data() + k * t.MAXI;
-      const T* __restrict__ xb = xs + t.kistart[k] * C;
-      const int64_t len = t.kilen[k];
-      {
-        const T a0 = a[0];
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) acc[c] = a0 * xb[c];
-      }
-      for (int64_t ii = 1; ii < len; ++ii) {
-        const T av = a[ii];
-        const T* __restrict__ xr = xb + ii * C;
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) acc[c] += av * xr[c];
-      }
+      combine_rows<T, CC>(a, xs + t.kistart[k] * C, t.kilen[k], C, acc);
       const T* __restrict__ gk = gr + k * C;
       T* __restrict__ wp = we + t.kpath[k] * C;
 #pragma omp simd

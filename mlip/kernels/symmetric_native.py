@@ -21,21 +21,14 @@ import ctypes
 
 import torch
 
-from mlip.kernels.native import load_library
+from mlip.kernels.native import entry
 
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
 
 
 def _entry(dtype: torch.dtype):
-    lib = load_library("symmetric")
-    fn = {torch.float32: lib.mlip_sc_f32, torch.float64: lib.mlip_sc_f64}.get(dtype)
-    if fn is None:
-        raise TypeError(f"Backend.NATIVE supports float32 and float64, got {dtype}")
-    if fn.argtypes is None:
-        fn.argtypes = [_I, _P, _P, _P, _P, _P, _P, _P, _I, _P, _I]
-        fn.restype = None
-    return fn
+    return entry("symmetric", "mlip_sc", dtype, [_I, _P, _P, _P, _P, _P, _P, _P, _I, _P, _I])
 
 
 class NativeTables:
