@@ -7,7 +7,8 @@ Usage (mace-torch lives in its own virtual environment, ``../shared/peers/README
         --out runs/peer_mo [--iso ISO.xyz] [--stage-two-epoch K] [--calibrate] -- --num_channels 32 ...
 
 The last ``--valid-last`` frames of ``DATA`` validate, the others train (mlip's ``data.valid_last``). Energies,
-forces and stresses (where the frames have them) are written as ``REF_*``; E0s are the isolated atoms of ``--iso``
+forces and stresses (where the frames have them; ``--stress-transform`` as the mlip config's
+``data.stress_transform``) are written as ``REF_*``; E0s are the isolated atoms of ``--iso``
 (``config_type=IsolatedAtom``) or, without it, mace-torch's least-squares ``average``. ``--stage-two-epoch K``
 turns on mace-torch's stage two (``--swa``: energy weight 1000, forces 100, stress 10, lr 1e-3) from epoch ``K``;
 mace-torch counts its stage in epochs, so ``--calibrate`` first runs a short trial (``--seconds`` long) and
@@ -30,14 +31,19 @@ from pathlib import Path
 
 from ase.io import read, write
 
+from mlip.data.stress_check import apply_stress_transform
+
 # mace-torch's per-evaluation log line (PerAtomRMSEstressvirials table), e.g.
 # "Epoch 12: head: Default, loss=0.0123, RMSE_E_per_atom=  12.3 meV, RMSE_F=  45.6 meV / A, RMSE_stress=  7.8 meV / A^3"
 _LINE = re.compile(r"Epoch (\d+):.*?RMSE_E_per_atom=\s*([\d.eE+-]+)\s*meV,\s*RMSE_F=\s*([\d.eE+-]+)\s*meV")
 _STRESS = re.compile(r"RMSE_stress(?:_per_atom)?=\s*([\d.eE+-]+)\s*meV")
 
 
-def write_split(data: str, iso: str | None, valid_last: int, work: Path) -> bool:
-    """``train.xyz`` / ``valid.xyz`` with ``REF_`` labels in ``work``; returns whether stresses are present."""
+def write_split(
+    data: str, iso: str | None, valid_last: int, work: Path, stress_transform: str = "none"
+) -> bool:
+    """``train.xyz`` / ``valid.xyz`` with ``REF_`` labels in ``work``, stresses fixed by ``stress_transform``
+    (mlip's ``data.stress_transform``); returns whether stresses are present."""
 
     def ref(frames, isolated=False):
         out, stress = [], True
@@ -50,7 +56,7 @@ def write_split(data: str, iso: str | None, valid_last: int, work: Path) -> bool
             else:
                 b.arrays["REF_forces"] = a.get_forces()
                 try:
-                    b.info["REF_stress"] = a.get_stress(voigt=False)
+                    b.info["REF_stress"] = apply_stress_transform(a.get_stress(voigt=False), stress_transform)
                 except Exception:  # no stress in this frame
                     stress = False
             out.append(b)
@@ -101,6 +107,10 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--stage-two-epoch", type=int)
     p.add_argument("--calibrate", action="store_true")
+    p.add_argument(
+        "--stress-transform", default="none",
+        help="fix the stress labels as mlip's data.stress_transform does (Mo of Zuo et al.: swap_xz_yz)",
+    )  # fmt: skip
     a = p.parse_args(argv)
     venv = os.environ.get("PEER_VENV")
     if not venv:
@@ -110,7 +120,7 @@ def main(argv=None) -> int:
         return 2
     work = Path(a.out).resolve()
     work.mkdir(parents=True, exist_ok=False)
-    stress = write_split(a.data, a.iso, a.valid_last, work)
+    stress = write_split(a.data, a.iso, a.valid_last, work, a.stress_transform)
     cmd = [
         "timeout", str(a.seconds), f"{venv}/bin/mace_run_train", "--name", "peer",
         "--train_file", "train.xyz", "--valid_file", "valid.xyz",

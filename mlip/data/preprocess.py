@@ -50,6 +50,7 @@ from mlip.data.store import (
     write_manifest,
     write_shard,
 )
+from mlip.data.stress_check import StressTransform
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError, MLIPOutputError
 from mlip.fileio import DirectoryLock, check_output_dir, file_identity, write_json_atomic
 
@@ -258,6 +259,7 @@ def preprocess(
                 "shard_size": shard_size,
                 "mptrj_energy": mptrj_energy,
                 "fixed_tags": settings["fixed_tags"],
+                "stress_transform": StressTransform(keys.stress_transform).value,
                 "energy_references": None
                 if energy_references is None
                 else str(Path(energy_references).resolve()),
@@ -318,6 +320,10 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{label}-key", default=None, help=f"info/arrays key of the {label} labels")
     p.add_argument("--no-unit-check", action="store_true", help="accept labels of implausible magnitude")
     p.add_argument(
+        "--stress-transform", choices=[t.value for t in StressTransform], default="none",
+        help="fix every stress label as it is read (mlip.data.stress_check; e.g. swap_xz_yz)",
+    )  # fmt: skip
+    p.add_argument(
         "--restart", action="store_true",
         help="discard what an earlier run with other settings left in OUT and start again",
     )  # fmt: skip
@@ -331,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = LabelKeys(
         energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key,
         virials_key=args.virials_key, charges_key=args.charges_key, fixed_tags=tuple(args.fixed_tags),
-        check_units=not args.no_unit_check,
+        check_units=not args.no_unit_check, stress_transform=StressTransform(args.stress_transform),
     )  # fmt: skip
     start = time.perf_counter()
     manifest = preprocess(

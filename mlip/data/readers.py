@@ -36,6 +36,7 @@ import numpy as np
 from mlip.data.checks import check_frame
 from mlip.data.graph import Frame
 from mlip.data.references import EnergyReferences
+from mlip.data.stress_check import StressTransform, apply_stress_transform
 from mlip.errors import MLIPInputError
 
 ISOLATED_ATOM_TYPES = frozenset({"isolatedatom", "isolated_atom"})
@@ -46,7 +47,8 @@ class LabelKeys:
     """Where labels live in ``atoms.info`` / ``atoms.arrays``; ``None`` means the default search order.
 
     ``check_units`` refuses labels outside the bounds of :mod:`mlip.data.units` (stress in kBar, energies in
-    kcal/mol, ...)."""
+    kcal/mol, ...). ``stress_transform`` fixes every stress label as it is read
+    (:class:`mlip.data.stress_check.StressTransform`)."""
 
     energy_key: str | None = None
     forces_key: str | None = None
@@ -57,6 +59,7 @@ class LabelKeys:
     config_type_key: str = "config_type"
     fixed_tags: tuple[int, ...] = ()
     check_units: bool = True
+    stress_transform: StressTransform = StressTransform.NONE
 
     def given(self) -> dict[str, str]:
         """``{"energy": key, ...}`` of the label keys set explicitly (stress for ``virials_key`` too)."""
@@ -181,6 +184,8 @@ def atoms_to_frame(
             stress = _as_stress(res["stress"], where)
         elif "stress" in atoms.info:
             stress = _as_stress(atoms.info["stress"], where)
+    if stress is not None and keys.stress_transform != StressTransform.NONE:
+        stress = apply_stress_transform(stress, keys.stress_transform)
     config_type = atoms.info.get(keys.config_type_key)
     try:
         weight = float(atoms.info.get(keys.weight_key, 1.0))

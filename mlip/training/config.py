@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlip.data.stress_check import StressTransform
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
 from mlip.fields import check_choice, check_fields, check_range
 
@@ -44,6 +45,10 @@ class DataConfig:
     frames of other types keep weight 1, and a listed type that no training frame has is refused (a misspelling
     would otherwise change nothing). ``check_units`` refuses labels of implausible magnitude (stress in kBar,
     energies in kcal/mol: :mod:`mlip.data.units`); set it false only for data that really lie outside its bounds.
+    ``check_stress`` compares the training file's stress labels with the energies of its strained copies of one
+    structure (:mod:`mlip.data.stress_check`) and refuses labels that a reordering or a sign flip fits clearly
+    better; ``stress_transform`` (``none``, ``swap_xz_yz``, ``swap_xy_xz``, ``swap_xy_yz``, ``negate``) applies
+    such a fix to every stress label of every file as it is read.
     """
 
     train_file: str | None = None
@@ -76,12 +81,15 @@ class DataConfig:
     nacl_frames: int = 240
     nacl_test_frames: int = 20
     check_units: bool = True
+    stress_transform: str = "none"
+    check_stress: bool = True
 
     def __post_init__(self) -> None:
         check_fields(self, "data")
         check_choice(self, "data", "format", ("auto", "files", "preprocessed"))
         check_choice(self, "data", "mptrj_energy", ("uncorrected", "corrected"))
         check_choice(self, "data", "builtin", ("emt", "tosi_fumi_nacl"))
+        check_choice(self, "data", "stress_transform", tuple(t.value for t in StressTransform))
         check_range(self, "data", "valid_fraction", low=0.0, high=1.0, low_open=True, high_open=True)
         for name in ("valid_last", "batch_size", "valid_batch_size", "max_atoms_per_batch", "emt_test_frames",
                      "nacl_test_frames"):  # fmt: skip

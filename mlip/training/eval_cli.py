@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mlip.cli import add_debug_flag, console_main
 from mlip.data import LabelKeys, frame_to_graph, make_loader, read_frames, split_isolated_atoms
+from mlip.data.stress_check import StressTransform
 from mlip.errors import MLIPInputError
 from mlip.fileio import check_output_file, write_json_atomic
 from mlip.models import load_model
@@ -58,6 +59,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--virials-key")
     p.add_argument("--charges-key")
     p.add_argument("--no-unit-check", action="store_true", help="accept labels of implausible magnitude")
+    p.add_argument(
+        "--stress-transform", choices=[t.value for t in StressTransform], default="none",
+        help="fix every stress label as it is read, as data.stress_transform does in training (e.g. swap_xz_yz)",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--device", default="cpu")
     add_debug_flag(p)
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         virials_key=args.virials_key,
         charges_key=args.charges_key,
         check_units=not args.no_unit_check,
+        stress_transform=StressTransform(args.stress_transform),
     )
     results: dict = {}
     incomplete = []

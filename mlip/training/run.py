@@ -27,6 +27,7 @@ from mlip.data.batch import collate
 from mlip.data.graph import check_config_types_present, weight_by_config_type
 from mlip.data.references import EnergyReferences
 from mlip.data.sampler import BudgetBatchSampler
+from mlip.data.stress_check import StressTransform, require_consistent_stress
 from mlip.errors import MLIPInputError
 from mlip.fileio import DirectoryLock, check_output_dir, write_json_atomic
 from mlip.models import save_model
@@ -64,6 +65,7 @@ def _label_keys(cfg) -> LabelKeys:
         charges_key=cfg.charges_key,
         fixed_tags=tuple(int(t) for t in cfg.fixed_tags),
         check_units=cfg.check_units,
+        stress_transform=StressTransform(cfg.stress_transform),
     )
 
 
@@ -96,6 +98,8 @@ def load_frames(cfg) -> tuple[list[Frame], list[Frame], dict[str, list[Frame]], 
         frames = read_frames(
             cfg.train_file, keys, mptrj_energy=cfg.mptrj_energy, references=refs, require_keys=True
         )
+        if cfg.check_stress:
+            require_consistent_stress(frames, where=str(cfg.train_file), applied=cfg.stress_transform)
         tests = {
             Path(p).name: read_frames(p, keys, mptrj_energy=cfg.mptrj_energy, references=refs)
             for p in cfg.test_files

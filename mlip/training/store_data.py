@@ -27,15 +27,17 @@ def is_preprocessed(path: str | Path | None) -> bool:
 
 
 def _check_settings(d, manifest: dict, path: Path) -> None:
-    """Fixed tags, energy references and MPtrj energies are applied when the directory is written: the
-    config must agree with the manifest rather than be silently ignored."""
+    """Fixed tags, energy references, MPtrj energies and the stress transform are applied when the directory is
+    written: the config must agree with the manifest rather than be silently ignored."""
     wanted = {
         "fixed_tags": [int(t) for t in d.fixed_tags],
         "energy_references": d.energy_references,
         "mptrj_energy": d.mptrj_energy,
+        "stress_transform": d.stress_transform,
     }
+    defaults = {"fixed_tags": [], "stress_transform": "none"}
     for key, value in wanted.items():
-        stored = manifest.get(key, [] if key == "fixed_tags" else None)
+        stored = manifest.get(key, defaults.get(key))
         if key == "energy_references" and value is not None and stored is not None:
             same = Path(value).resolve() == Path(stored).resolve()
         else:
