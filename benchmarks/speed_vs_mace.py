@@ -2,12 +2,14 @@
 
 Usage::
 
-    PEER_VENV=/path/to/peer/venv python benchmarks/speed_vs_mace.py [--size medium] [--reps 2 3] [--calls 7]
+    PEER_VENV=/path/to/peer/venv python benchmarks/speed_vs_mace.py [--size medium] [--reps 2 3] [--calls 7] \
+        [--modes eager compiled]
 
 Both models use the configuration of ``../shared/peers/mace_speed.py`` (``medium``: 128x0e+128x1o, max_ell 3,
 correlation 3, 2 interactions, r_max 6, radial MLP [64, 64, 64], 8 Bessel functions, float32, CPU) on rattled
 diamond-Si supercells (8·N³ atoms). mace-torch runs in its own virtual environment (its pins clash with ours)
-through that script; ours runs here. Prints median milliseconds per call (first call discarded) and the ratio.
+through that script; ours runs here, eager and/or with its network compiled (``model.compile_network()``, the
+first call compiles and is discarded). Prints median milliseconds per call (first call discarded) and the ratio.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ HIDDEN_L = {"small": 0, "medium": 1, "large": 2}
 PEER_SCRIPT = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "mace_speed.py"
 
 
-def time_ours(size: str, n: int, calls: int) -> tuple[int, int, float]:
+def time_ours(size: str, n: int, calls: int, compiled: bool = False) -> tuple[int, int, float]:
     model = build_model(
         dict(
             name="mace",
@@ -50,6 +52,8 @@ def time_ours(size: str, n: int, calls: int) -> tuple[int, int, float]:
             dtype="float32",
         )
     ).eval()
+    if compiled:
+        model.compile_network()
     atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat((n, n, n))
     atoms.rattle(0.05, seed=0)
     batch = collate([atoms_to_graph(atoms, 6.0)])
@@ -84,16 +88,18 @@ def main() -> None:
     p.add_argument("--size", default="medium", choices=list(HIDDEN_L))
     p.add_argument("--reps", type=int, nargs="+", default=[2, 3])
     p.add_argument("--calls", type=int, default=7)
+    p.add_argument("--modes", nargs="+", default=["eager"], choices=["eager", "compiled"])
     args = p.parse_args()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     peer = time_peer(args.size, args.reps)
-    for n in args.reps:
-        atoms, edges, ours = time_ours(args.size, n, args.calls)
-        theirs = peer.get(atoms, float("nan"))
-        print(
-            f"{args.size} atoms={atoms} edges={edges}: mlip {ours:.1f} ms, mace-torch {theirs:.1f} ms, "
-            f"ratio mlip/mace-torch = {ours / theirs:.3f}"
-        )
+    for mode in args.modes:
+        for n in args.reps:
+            atoms, edges, ours = time_ours(args.size, n, args.calls, compiled=mode == "compiled")
+            theirs = peer.get(atoms, float("nan"))
+            print(
+                f"{args.size} atoms={atoms} edges={edges}: mlip ({mode}) {ours:.1f} ms, mace-torch {theirs:.1f} ms, "
+                f"ratio mlip/mace-torch = {ours / theirs:.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -22,10 +22,12 @@ class MLIPCalculator(Calculator):
         model: a model file path (see :func:`mlip.load_model`) or an mlip ``nn.Module``.
         device: torch device.
         dtype: ``"float32"`` / ``"float64"`` to run the network in; ``None`` keeps the model's dtype.
+        compile: compile the network with ``torch.compile`` (:meth:`~mlip.models.base.EdgePotential.compile_network`:
+            one graph, dynamic shapes); the first call compiles (seconds to a minute), later calls of any size reuse it.
 
-    A module passed in is never changed: when ``dtype`` or ``device`` differ from its own, the calculator works on
-    a converted copy (:func:`mlip.models.convert_model`; constants recomputed in that dtype), otherwise on the
-    module itself (so later changes to its weights show in the results).
+    A module passed in is never changed: when ``dtype`` or ``device`` differ from its own, or with ``compile``, the
+    calculator works on a converted copy (:func:`mlip.models.convert_model`; constants recomputed in that dtype),
+    otherwise on the module itself (so later changes to its weights show in the results).
 
     Results are float64: ``energy`` and ``free_energy`` (eV), ``forces`` (eV/Å), ``stress`` (eV/Å³, Voigt,
     ASE sign; only for cells with a volume) and, for a model with a long-range term, ``charges`` (e; they sum to
@@ -35,18 +37,26 @@ class MLIPCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress", "charges"]
 
     def __init__(
-        self, model: str | Path | nn.Module, device: str = "cpu", dtype: str | None = None, **kwargs
+        self,
+        model: str | Path | nn.Module,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        compile: bool = False,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.device = torch.device(device)
         if isinstance(model, (str, Path)):
             model = load_model(model, device=device, dtype=dtype)
         elif isinstance(model, nn.Module):
-            model = _as_requested(model, dtype, self.device)
+            model = _as_requested(model, dtype, self.device, copy=compile)
         else:
             raise MLIPInputError(
                 f"model must be a model file or an mlip nn.Module, got {type(model).__name__}"
             )
+        if compile:
+            model.compile_network()
         self.model = model
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -76,13 +86,16 @@ class MLIPCalculator(Calculator):
             raise PropertyNotImplementedError("stress needs a periodic cell with non-zero volume")
 
 
-def _as_requested(model: nn.Module, dtype: str | None, device: torch.device) -> nn.Module:
-    """``model`` itself when it already has ``dtype`` and lives on ``device``, else a converted copy."""
+def _as_requested(
+    model: nn.Module, dtype: str | None, device: torch.device, *, copy: bool = False
+) -> nn.Module:
+    """``model`` itself when it already has ``dtype`` and lives on ``device`` (and no ``copy`` is asked for),
+    else a converted copy."""
     first = next(model.parameters())
     want = parse_dtype(dtype) if dtype is not None else first.dtype
     same_device = first.device.type == device.type and (
         device.index is None or first.device.index == device.index
     )
-    if want == first.dtype and same_device:
+    if want == first.dtype and same_device and not copy:
         return model
     return convert_model(model, dtype=want, device=device)

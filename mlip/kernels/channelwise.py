@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
 
 import torch
 from torch import nn
 
-from mlip.kernels.backend import Backend, resolve
+from mlip.kernels.backend import Backend, cueq_cuda_available
+from mlip.kernels.cached import cached_property
 from mlip.kernels.cg import clebsch_gordan
 from mlip.kernels.irreps import Irrep, Irreps
 
@@ -204,55 +204,70 @@ class ChannelwiseTPTorch(nn.Module):
         return torch.cat(flat, dim=1) if len(flat) > 1 else flat[0]
 
 
+def split_groups(out: torch.Tensor, groups: list[tuple[int, int, int]]) -> list[torch.Tensor]:
+    """Views of ``out [R, D_out, C]`` as ``[R, P_g, 2l+1, C]``, one per output-irrep group ``(p0, p1, 2l+1)`` of
+    :attr:`ChannelwiseTPTorch.groups`: the :meth:`~ChannelwiseTPTorch.forward_groups` layout of backends that
+    compute the whole output at once."""
+    views, start = [], 0
+    for p0, p1, dim in groups:
+        width = (p1 - p0) * dim
+        views.append(out[:, start : start + width].view(out.shape[0], p1 - p0, dim, out.shape[2]))
+        start += width
+    return views
+
+
 class ChannelwiseTPAuto(nn.Module):
     """``Backend.AUTO``: per call, the backend :func:`~mlip.kernels.backend.resolve` picks for the input's device
     (cuEquivariance's CUDA kernels, the native CPU kernels, else :class:`ChannelwiseTPTorch`). Same call
-    signature, including :meth:`forward_groups`. The chosen modules are built on first use."""
+    signature, including :meth:`forward_groups`. Every candidate is built here, as a registered submodule:
+    ``torch``, ``native`` when the native kernels build, ``cueq`` when cuEquivariance's CUDA kernels import
+    (it needs ``channels``)."""
 
-    def __init__(self, descriptor: ChannelwiseTPDescriptor) -> None:
+    def __init__(self, descriptor: ChannelwiseTPDescriptor, *, channels: int | None = None) -> None:
         super().__init__()
         self.descriptor = descriptor
         self.torch_tp = ChannelwiseTPTorch(descriptor)
-        self._others: dict[Backend, nn.Module] = {}
+        self.native = self.cueq = None
+        from mlip.kernels.native import native_available
+
+        if native_available():
+            self.native = channelwise_tp(descriptor, Backend.NATIVE)
+        if cueq_cuda_available():
+            self.cueq = channelwise_tp(descriptor, Backend.CUEQUIVARIANCE, channels=channels)
 
     def _module(self, device: torch.device) -> nn.Module:
-        backend = resolve(Backend.AUTO, device)
-        if backend is Backend.TORCH:
-            return self.torch_tp
-        if backend not in self._others:
-            self._others[backend] = channelwise_tp(self.descriptor, backend).to(device)
-        return self._others[backend]
+        """:func:`~mlip.kernels.backend.resolve`'s choice, read from what was built (no environment probing in
+        ``forward``, so ``torch.compile`` sees plain attribute reads)."""
+        if device.type == "cpu" and self.native is not None:
+            return self.native
+        if device.type == "cuda" and self.cueq is not None:
+            return self.cueq
+        return self.torch_tp
 
     def forward_groups(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> list[torch.Tensor]:
-        module = self._module(x.device)
-        if hasattr(module, "forward_groups"):
-            return module.forward_groups(x, y, w, senders, receivers, num_receivers)
-        out = module(x, y, w, senders, receivers, num_receivers)
-        groups, start = [], 0
-        for p0, p1, dim in self.torch_tp.groups:
-            width = (p1 - p0) * dim
-            groups.append(out[:, start : start + width].view(out.shape[0], p1 - p0, dim, out.shape[2]))
-            start += width
-        return groups
+        return self._module(x.device).forward_groups(x, y, w, senders, receivers, num_receivers)
 
     def forward(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> torch.Tensor:
         return self._module(x.device)(x, y, w, senders, receivers, num_receivers)
 
 
-def channelwise_tp(descriptor: ChannelwiseTPDescriptor, backend: Backend = Backend.TORCH) -> nn.Module:
+def channelwise_tp(
+    descriptor: ChannelwiseTPDescriptor, backend: Backend = Backend.TORCH, *, channels: int | None = None
+) -> nn.Module:
     """Module executing ``descriptor`` with ``backend`` (all share the ``ChannelwiseTPTorch`` call signature
-    except the reference, which takes ``x, y, w`` only)."""
+    except the reference, which takes ``x, y, w`` only). ``channels``: the channel count the module will see,
+    which cuEquivariance's modules are built for (optional elsewhere)."""
     backend = Backend(backend)
     if backend is Backend.REFERENCE:
         return ChannelwiseTPReference(descriptor)
     if backend is Backend.TORCH:
         return ChannelwiseTPTorch(descriptor)
     if backend is Backend.AUTO:
-        return ChannelwiseTPAuto(descriptor)
+        return ChannelwiseTPAuto(descriptor, channels=channels)
     if backend is Backend.NATIVE:
         from mlip.kernels.channelwise_native import ChannelwiseTPNative
 
         return ChannelwiseTPNative(descriptor)
     from mlip.kernels.cueq import ChannelwiseTPCueq
 
-    return ChannelwiseTPCueq(descriptor)
+    return ChannelwiseTPCueq(descriptor, channels=channels)

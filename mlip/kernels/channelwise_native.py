@@ -7,8 +7,9 @@ The product of :mod:`mlip.kernels.channelwise` is the derivative of the 4-linear
 with respect to ``g`` (``s``/``r``: senders/receivers, ``p(k)``: the path of output component ``k``, ``C`` the
 CG table with :math:`\\sqrt{2 l_3 + 1}` folded in). Its vector-Jacobian products are ``dT/dx``, ``dT/dy`` and
 ``dT/dw`` with the output gradient in the ``g`` slot, and the derivative of any slot in the direction of another
-is again a slot with one argument replaced, so one autograd function (:class:`_Slot`) over the four compiled
-slots gives gradients of every order: forces (first backward) and the force loss (double backward) included.
+is again a slot with one argument replaced, so one custom operator, ``torch.ops.mlip.channelwise_slot`` (a
+``torch.library`` op with a fake implementation for ``torch.compile`` and an autograd formula that calls the op
+again), over the four compiled slots gives gradients of every order: forces (first backward) and the force loss (double backward) included.
 
 Each call is one pass over the edges without ``[E, D_out, C]`` intermediates (the PyTorch backend materialises
 those per output group, and its batched products over edges have inner sizes of 1-9); the scatter into receivers
@@ -22,7 +23,7 @@ import ctypes
 import torch
 from torch import nn
 
-from mlip.kernels.channelwise import ChannelwiseTPDescriptor, ChannelwiseTPTorch
+from mlip.kernels.channelwise import ChannelwiseTPDescriptor, ChannelwiseTPTorch, split_groups
 from mlip.kernels.native import entry, load_library
 
 _SLOTS = ("g", "x", "y", "w")  # slot numbers of the C entry point: 0 = forward product, 1-3 = gradients
@@ -54,77 +55,105 @@ def _tables(descriptor: ChannelwiseTPDescriptor) -> tuple[torch.Tensor, torch.Te
     return itab, torch.tensor(vals, dtype=torch.float64), maxi
 
 
-class _Plan:
-    """The sizes and index arrays of one call; runs a slot of the compiled kernel."""
+_SHAPES = {  # the shape of each slot's tensor from (n_x, n_g, E) and dims = (D1, D2, D_out, P, C, MAXI, nnz)
+    "x": lambda n_x, n_g, e, d: (n_x, d[0], d[4]),
+    "y": lambda n_x, n_g, e, d: (e, d[1]),
+    "w": lambda n_x, n_g, e, d: (e, d[3], d[4]),
+    "g": lambda n_x, n_g, e, d: (n_g, d[2], d[4]),
+}
 
-    def __init__(self, module: ChannelwiseTPNative, senders, receivers, n_x, n_g, n_edges, channels, dtype):
-        d = module.descriptor
-        self.module, self.senders, self.receivers = module, senders, receivers
-        self.shapes = {
-            "x": (n_x, d.irreps_in1.dim, channels),
-            "y": (n_edges, d.irreps_in2.dim),
-            "w": (n_edges, d.num_paths, channels),
-            "g": (n_g, d.irreps_out.dim, channels),
-        }
-        dims = (d.irreps_in1.dim, d.irreps_in2.dim, d.irreps_out.dim, d.num_paths, channels, module.maxi)
-        self.dims = (ctypes.c_int64 * 7)(*dims, module.cg_values.numel())
-        self.dtype, self.n_edges = dtype, n_edges
-        self.values = module.cg_values.to(dtype)
-        self.fn = _entry(dtype)
-
-    def run(self, slot: str, args: dict[str, torch.Tensor | None]) -> torch.Tensor:
-        out = torch.zeros(self.shapes[slot], dtype=self.dtype)
-        ptr = {}
-        for name in ("x", "y", "w", "g"):
-            t = args[name]
-            if name == slot:
-                ptr[name] = None
-                continue
-            if t.dtype != self.dtype or t.shape != self.shapes[name]:
-                raise ValueError(
-                    f"{name}: expected {self.shapes[name]} {self.dtype}, got {tuple(t.shape)} {t.dtype}"
-                )
-            t = t.contiguous()
-            args[name] = t  # keep alive through the call
-            ptr[name] = t.data_ptr()
-        self.fn(
-            _SLOTS.index(slot),
-            self.dims,
-            self.module.itab.data_ptr(),
-            self.values.data_ptr(),
-            ptr["x"],
-            ptr["y"],
-            ptr["w"],
-            ptr["g"],
-            self.senders.data_ptr(),
-            self.receivers.data_ptr(),
-            self.n_edges,
-            out.shape[0],
-            out.data_ptr(),
-            torch.get_num_threads(),
-        )
-        return out
+torch.library.define(
+    "mlip::channelwise_slot",
+    "(int slot, Tensor itab, Tensor values, Tensor? x, Tensor? y, Tensor? w, Tensor? g, Tensor senders, "
+    "Tensor receivers, SymInt[] dims, SymInt n_x, SymInt n_g) -> Tensor",
+)
 
 
-class _Slot(torch.autograd.Function):
-    """``dT/d(slot)`` from the other three arguments (the one in ``slot`` is ``None``); differentiable to any order."""
+def _slot_args(x, y, w, g) -> dict[str, torch.Tensor | None]:
+    return {"x": x, "y": y, "w": w, "g": g}
 
-    @staticmethod
-    def forward(ctx, plan: _Plan, slot: str, x, y, w, g):
-        ctx.plan, ctx.slot = plan, slot
-        ctx.save_for_backward(x, y, w, g)
-        return plan.run(slot, {"x": x, "y": y, "w": w, "g": g})
 
-    @staticmethod
-    def backward(ctx, grad):
-        x, y, w, g = ctx.saved_tensors
-        args = {"x": x, "y": y, "w": w, "g": g, ctx.slot: grad}
-        grads = {}
-        for name, needed in zip(("x", "y", "w", "g"), ctx.needs_input_grad[2:]):
-            if needed and name != ctx.slot:
-                a = dict(args, **{name: None})
-                grads[name] = _Slot.apply(ctx.plan, name, a["x"], a["y"], a["w"], a["g"])
-        return None, None, grads.get("x"), grads.get("y"), grads.get("w"), grads.get("g")
+@torch.library.impl("mlip::channelwise_slot", "CPU")
+def _slot_cpu(slot, itab, values, x, y, w, g, senders, receivers, dims, n_x, n_g):
+    """``dT/d(slot)`` by the compiled kernel: the other three of ``x, y, w, g`` given, the one in ``slot`` None."""
+    name = _SLOTS[slot]
+    args = _slot_args(x, y, w, g)
+    dtype = next(t.dtype for t in args.values() if t is not None)
+    n_edges = senders.shape[0]
+    ptr = {}
+    for key, t in args.items():
+        if key == name:
+            ptr[key] = None
+            continue
+        shape = _SHAPES[key](n_x, n_g, n_edges, dims)
+        if t is None or t.dtype != dtype or tuple(t.shape) != shape:
+            got = "None" if t is None else f"{tuple(t.shape)} {t.dtype}"
+            raise ValueError(f"{key}: expected {shape} {dtype}, got {got}")
+        args[key] = t.contiguous()  # kept alive through the call
+        ptr[key] = args[key].data_ptr()
+    out = torch.zeros(_SHAPES[name](n_x, n_g, n_edges, dims), dtype=dtype)
+    c_dims = (ctypes.c_int64 * 7)(*dims)
+    values = values.to(dtype)  # a named reference: alive through the call
+    _entry(dtype)(
+        slot, c_dims, itab.data_ptr(), values.data_ptr(), ptr["x"], ptr["y"], ptr["w"], ptr["g"],
+        senders.data_ptr(), receivers.data_ptr(), n_edges, out.shape[0], out.data_ptr(), torch.get_num_threads(),
+    )  # fmt: skip
+    return out
+
+
+@torch.library.register_fake("mlip::channelwise_slot")
+def _slot_fake(slot, itab, values, x, y, w, g, senders, receivers, dims, n_x, n_g):
+    like = next(t for t in (x, y, w, g) if t is not None)
+    return like.new_empty(_SHAPES[_SLOTS[slot]](n_x, n_g, senders.shape[0], dims))
+
+
+def _slot_setup(ctx, inputs, output) -> None:
+    slot, itab, values, x, y, w, g, senders, receivers, dims, n_x, n_g = inputs
+    ctx.save_for_backward(x, y, w, g)
+    ctx.static = (slot, itab, values, senders, receivers, dims, n_x, n_g)
+
+
+def _slot_backward(ctx, grad):
+    """The slot's output is linear in each of the other three arguments, and ``T`` is symmetric in its four
+    slots' roles: ``d/d(name) <grad, dT/d(slot)> = dT/d(name)`` with ``grad`` in ``slot`` (module docstring)."""
+    slot, itab, values, senders, receivers, dims, n_x, n_g = ctx.static
+    args = _slot_args(*ctx.saved_tensors)
+    args[_SLOTS[slot]] = grad
+    grads = {}
+    for k, name in enumerate(("x", "y", "w", "g")):
+        if ctx.needs_input_grad[3 + k] and name != _SLOTS[slot]:
+            a = dict(args, **{name: None})
+            grads[name] = torch.ops.mlip.channelwise_slot(
+                _SLOTS.index(name),
+                itab,
+                values,
+                a["x"],
+                a["y"],
+                a["w"],
+                a["g"],
+                senders,
+                receivers,
+                dims,
+                n_x,
+                n_g,
+            )
+    return (
+        None,
+        None,
+        None,
+        grads.get("x"),
+        grads.get("y"),
+        grads.get("w"),
+        grads.get("g"),
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+torch.library.register_autograd("mlip::channelwise_slot", _slot_backward, setup_context=_slot_setup)
 
 
 class ChannelwiseTPNative(nn.Module):
@@ -140,7 +169,18 @@ class ChannelwiseTPNative(nn.Module):
         super().__init__()
         self.descriptor = descriptor
         load_library("channelwise")  # fail here, with the compiler's message, not in the first forward
-        itab, values, self.maxi = _tables(descriptor)
+        itab, values, maxi = _tables(descriptor)
+        d = descriptor
+        # (D1, D2, D_out, P, C, MAXI, nnz) of the kernel; C (here -1) is the input's, per call
+        self.dims = (
+            d.irreps_in1.dim,
+            d.irreps_in2.dim,
+            d.irreps_out.dim,
+            d.num_paths,
+            -1,
+            maxi,
+            values.numel(),
+        )
         self.register_buffer("itab", itab, persistent=False)
         self.register_buffer("cg_values", values, persistent=False)
         self._groups = ChannelwiseTPTorch(descriptor).groups
@@ -165,28 +205,37 @@ class ChannelwiseTPNative(nn.Module):
         else:
             if num_receivers is None:
                 raise ValueError("num_receivers is required with receivers")
-            n_g = int(num_receivers)
+            n_g = num_receivers
         if senders.shape != (n_edges,) or receivers.shape != (n_edges,):
             raise ValueError(f"senders and receivers must be [E={n_edges}]")
         senders = senders.to(torch.int64).contiguous()
         receivers = receivers.to(torch.int64).contiguous()
-        for name, idx, bound in (("senders", senders, x.shape[0]), ("receivers", receivers, n_g)):
-            if n_edges and (int(idx.min()) < 0 or int(idx.max()) >= bound):
-                raise ValueError(f"{name} must be in [0, {bound}), got {int(idx.min())}..{int(idx.max())}")
+        if not torch.compiler.is_compiling():
+            for name, idx, bound in (("senders", senders, x.shape[0]), ("receivers", receivers, n_g)):
+                if n_edges and (int(idx.min()) < 0 or int(idx.max()) >= bound):
+                    raise ValueError(
+                        f"{name} must be in [0, {bound}), got {int(idx.min())}..{int(idx.max())}"
+                    )
         if y.dtype != x.dtype or w.dtype != x.dtype:
             raise ValueError(f"x, y, w must share a dtype, got {x.dtype}, {y.dtype}, {w.dtype}")
-        plan = _Plan(self, senders, receivers, x.shape[0], n_g, n_edges, x.shape[2], x.dtype)
-        return _Slot.apply(plan, "g", x, y, w, None)
+        return torch.ops.mlip.channelwise_slot(
+            0,
+            self.itab,
+            self.cg_values,
+            x,
+            y,
+            w,
+            None,
+            senders,
+            receivers,
+            [*self.dims[:4], x.shape[2], *self.dims[5:]],
+            x.shape[0],
+            n_g,
+        )
 
     def forward_groups(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> list[torch.Tensor]:
         """The output as ``[E or num_receivers, P_g, 2l+1, C]`` views, one per run of equal output irreps."""
-        out = self.forward(x, y, w, senders, receivers, num_receivers)
-        groups, start = [], 0
-        for p0, p1, dim in self._groups:
-            width = (p1 - p0) * dim
-            groups.append(out[:, start : start + width].view(out.shape[0], p1 - p0, dim, out.shape[2]))
-            start += width
-        return groups
+        return split_groups(self.forward(x, y, w, senders, receivers, num_receivers), self._groups)
 
     def extra_repr(self) -> str:
         d = self.descriptor

@@ -15,7 +15,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from mlip.kernels.channelwise import ChannelwiseTPDescriptor
+from mlip.kernels.channelwise import ChannelwiseTPDescriptor, ChannelwiseTPTorch, split_groups
 from mlip.kernels.symmetric_contraction import SymmetricContractionDescriptor
 
 
@@ -33,6 +33,33 @@ def _import_cue():
 
 def _method(device: torch.device) -> str:
     return "uniform_1d" if device.type == "cuda" else "naive"
+
+
+def _methods() -> tuple[str, ...]:
+    """The execution methods to build at construction: ``naive`` (any device), and ``uniform_1d`` (CUDA kernels)
+    when CUDA is up."""
+    return ("naive", "uniform_1d") if torch.cuda.is_available() else ("naive",)
+
+
+def _build(poly, methods: tuple[str, ...]) -> nn.ModuleDict:
+    """cuEquivariance's modules for ``poly``, one per method. Their buffers (coefficients derived from our own
+    tables) are made non-persistent: they move with ``.to()`` but stay out of ``state_dict``, so a model file does
+    not depend on the cuEquivariance version or on which methods this machine could build."""
+    _, cuet = _import_cue()
+    ops = nn.ModuleDict({m: cuet.SegmentedPolynomial(poly, method=m) for m in methods})
+    for module in ops.modules():
+        module._non_persistent_buffers_set.update(module._buffers.keys())
+    return ops
+
+
+def _pick(ops: nn.ModuleDict, device: torch.device, what: str) -> nn.Module:
+    method = _method(device)
+    if method not in ops:
+        raise RuntimeError(
+            f"{what} was built without cuEquivariance's {method!r} method (CUDA was not up when it was built); "
+            f"build the model in a process where torch.cuda.is_available()"
+        )
+    return ops[method]
 
 
 @lru_cache(maxsize=32)
@@ -55,21 +82,33 @@ def channelwise_polynomial(descriptor: ChannelwiseTPDescriptor, channels: int):
 class ChannelwiseTPCueq(nn.Module):
     """Channel-wise product through cuEquivariance, with fused gather (senders) and scatter (receivers).
 
-    Same call signature and shapes as :class:`mlip.kernels.channelwise.ChannelwiseTPTorch`.
+    Same call signature and shapes as :class:`mlip.kernels.channelwise.ChannelwiseTPTorch`. cuEquivariance's
+    modules depend on the channel count: with ``channels`` given they are built here, as registered submodules
+    (what ``torch.compile`` and ``.to()`` need; the models always pass it); without, on the first eager call for
+    each channel count (kernel-level use), and a compiled call for a count not built is an error.
     """
 
-    def __init__(self, descriptor: ChannelwiseTPDescriptor) -> None:
+    def __init__(self, descriptor: ChannelwiseTPDescriptor, *, channels: int | None = None) -> None:
         super().__init__()
         self.descriptor = descriptor
-        self._modules_by_key: dict[tuple, nn.Module] = {}
+        self._groups = ChannelwiseTPTorch(descriptor).groups
+        self.ops = nn.ModuleDict()
+        if channels is not None:
+            self._add(channels)
+
+    def _add(self, channels: int) -> None:
+        self.ops[str(channels)] = _build(channelwise_polynomial(self.descriptor, channels), _methods())
 
     def _op(self, channels: int, device: torch.device) -> nn.Module:
-        key = (channels, str(device))
-        if key not in self._modules_by_key:
-            _, cuet = _import_cue()
-            poly = channelwise_polynomial(self.descriptor, channels)
-            self._modules_by_key[key] = cuet.SegmentedPolynomial(poly, method=_method(device)).to(device)
-        return self._modules_by_key[key]
+        if str(channels) not in self.ops:
+            if torch.compiler.is_compiling():
+                raise RuntimeError(
+                    f"ChannelwiseTPCueq was built for channels {list(self.ops)}, called with {channels}: "
+                    "pass channels= at construction to compile it"
+                )
+            self._add(channels)
+            self.ops.to(device)
+        return _pick(self.ops[str(channels)], device, "ChannelwiseTPCueq")
 
     def forward(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> torch.Tensor:
         d = self.descriptor
@@ -87,6 +126,10 @@ class ChannelwiseTPCueq(nn.Module):
             kwargs["output_shapes"] = {0: x.new_empty(num_receivers, 1)}
         [out] = op(inputs, **kwargs)
         return out.reshape(out.shape[0], d.irreps_out.dim, channels)
+
+    def forward_groups(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> list[torch.Tensor]:
+        """The output as ``[E or num_receivers, P_g, 2l+1, C]`` views, one per run of equal output irreps."""
+        return split_groups(self.forward(x, y, w, senders, receivers, num_receivers), self._groups)
 
 
 @lru_cache(maxsize=32)
@@ -126,21 +169,18 @@ def symmetric_contraction_polynomial(descriptor: SymmetricContractionDescriptor,
 
 
 class SymmetricContractionCueq(nn.Module):
-    """Symmetric contraction through cuEquivariance; weights are passed in (owned by the caller)."""
+    """Symmetric contraction through cuEquivariance; weights are passed in (owned by the caller). Its
+    cuEquivariance modules are built here, registered (see :class:`ChannelwiseTPCueq`)."""
 
     def __init__(self, descriptor: SymmetricContractionDescriptor, *, channels: int) -> None:
         super().__init__()
         self.descriptor = descriptor
         self.channels = channels
-        self._ops: dict[str, nn.Module] = {}
+        self.ops = _build(symmetric_contraction_polynomial(descriptor, channels), _methods())
 
     def forward(self, a: torch.Tensor, species: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        key = str(a.device)
-        if key not in self._ops:
-            _, cuet = _import_cue()
-            poly = symmetric_contraction_polynomial(self.descriptor, self.channels)
-            self._ops[key] = cuet.SegmentedPolynomial(poly, method=_method(a.device)).to(a.device)
-        [out] = self._ops[key](
+        op = _pick(self.ops, a.device, "SymmetricContractionCueq")
+        [out] = op(
             [weight.reshape(weight.shape[0], -1), a.reshape(a.shape[0], -1)], input_indices={0: species}
         )
         return out.reshape(a.shape[0], self.descriptor.irreps_out.dim, self.channels)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
+
+from mlip.kernels.cached import cached_property
 
 _IRREP_RE = re.compile(r"^\s*(?:(\d+)\s*x\s*)?(\d+)\s*([eo])\s*$")
 
@@ -63,7 +64,12 @@ class Irreps(tuple):
             items = [Irrep.parse(s) for s in irreps.split("+") if s.strip()]
         else:
             items = [ir if isinstance(ir, Irrep) else Irrep(*ir) for ir in irreps]
-        return super().__new__(cls, items)
+        new = super().__new__(cls, items)
+        _ = (
+            new.dim,
+            new.offsets,
+        )  # computed now: the objects are immutable and often read inside compiled code
+        return new
 
     @classmethod
     def spherical_harmonics(cls, lmax: int) -> Irreps:

@@ -22,6 +22,8 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
+import torch
+
 _FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-std=c++17", "-shared", "-fPIC", "-pthread")
 
 
@@ -98,7 +100,6 @@ def native_available() -> bool:
 
 def entry(name: str, symbol: str, dtype, argtypes: list) -> ctypes._CFuncPtr:
     """The C function ``<symbol>_f32`` or ``<symbol>_f64`` of library ``name`` for ``dtype``, typed once."""
-    import torch
 
     suffix = {torch.float32: "f32", torch.float64: "f64"}.get(dtype)
     if suffix is None:

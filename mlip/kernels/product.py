@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from functools import cached_property
 
 from torch import nn
 
 from mlip.kernels.backend import Backend
+from mlip.kernels.cached import cached_property
 from mlip.kernels.channelwise import ChannelwiseTPDescriptor
 from mlip.kernels.irreps import Irrep, Irreps
 
@@ -141,17 +141,22 @@ class EdgeProductDescriptor:
         return self.lmax1 + 1 + self.lmax2 + 1
 
 
-def edge_product(descriptor: EdgeProductDescriptor, backend: Backend = Backend.TORCH) -> nn.Module:
+def edge_product(
+    descriptor: EdgeProductDescriptor, backend: Backend = Backend.TORCH, *, channels: int | None = None
+) -> nn.Module:
     """The module computing ``descriptor``. ``backend`` picks the CG implementation (reference, torch,
     cuequivariance, auto); the other kinds run on plain PyTorch on any device (``auto`` and ``torch`` alike),
-    their float64 references live in their own modules."""
+    their float64 references live in their own modules. ``channels``: the channel count the module will see
+    (cuEquivariance's modules are built for it)."""
     backend = Backend(backend)
     kind = descriptor.kind
     if kind is ProductKind.CG:
         from mlip.kernels.channelwise import channelwise_tp
 
         return channelwise_tp(
-            descriptor.channelwise, Backend.TORCH if backend is Backend.REFERENCE else backend
+            descriptor.channelwise,
+            Backend.TORCH if backend is Backend.REFERENCE else backend,
+            channels=channels,
         )
     if backend is Backend.CUEQUIVARIANCE:
         raise ValueError(

@@ -15,14 +15,14 @@ Weights are initialised ``randn / n_basis`` per ``(ν, L)`` block, like mace-tor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import torch
 from torch import nn
 
-from mlip.kernels.backend import Backend, resolve
+from mlip.kernels.backend import Backend, cueq_cuda_available
+from mlip.kernels.cached import cached_property
 from mlip.kernels.constants import load_constant
-from mlip.kernels.element_groups import apply_by_element
+from mlip.kernels.element_groups import apply_by_element, pick_element, use_grouped
 from mlip.kernels.irreps import Irreps
 from mlip.kernels.symmetric_basis import SymmetricBasis, monomials, symmetric_basis
 
@@ -150,7 +150,7 @@ class SymmetricContraction(nn.Module):
 
                 self._native = NativeTables(self)
         self._cueq = None
-        if self.backend in (Backend.CUEQUIVARIANCE, Backend.AUTO):
+        if self.backend is Backend.CUEQUIVARIANCE or (self.backend is Backend.AUTO and cueq_cuda_available()):
             from mlip.kernels.cueq import SymmetricContractionCueq
 
             self._cueq = SymmetricContractionCueq(descriptor, channels=channels)
@@ -173,7 +173,13 @@ class SymmetricContraction(nn.Module):
 
     def forward(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         self._check(a, species)
-        backend = resolve(self.backend, a.device)
+        backend = self.backend
+        if backend is Backend.AUTO:  # resolve()'s choice, read from what was built (see ChannelwiseTPAuto)
+            backend = Backend.TORCH
+            if a.device.type == "cpu" and self._native is not None:
+                backend = Backend.NATIVE
+            elif a.device.type == "cuda" and self._cueq is not None:
+                backend = Backend.CUEQUIVARIANCE
         if backend is Backend.CUEQUIVARIANCE:
             return self._cueq(a, species, self.weight)
         if backend is Backend.REFERENCE:
@@ -185,39 +191,52 @@ class SymmetricContraction(nn.Module):
         return self._forward_torch(a, species)
 
     def _forward_torch(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        """Monomials first, then one contraction per degree and element with the element's folded weights.
+        """Monomials first, then one contraction per degree with the element's folded weights.
 
-        ``V[M, t, c] = sum_η U[M, t, η] W[z, η, c]`` is small (no node axis), so the node-sized work is
-        ``out[n, M, c] += sum_t P[n, t, c] V[M, t, c]``: ``N * D_out * T * C`` multiply-adds per degree.
-        Degree-ν monomials are built from degree-(ν-1) ones (one gather and one product per degree).
+        ``V[z, M, t, c] = sum_η U[M, t, η] W[z, η, c]`` is small (no node axis), so the node-sized work is
+        ``out[n, M, c] += sum_t P[n, t, c] V[z_n, M, t, c]``: ``N * D_out * T * C`` multiply-adds per degree
+        (eager on the CPU, nodes grouped by element), or ``E`` times that for the contraction alone when every
+        element's ``V`` is applied and each node keeps its own (compiled, or on a GPU:
+        :mod:`mlip.kernels.element_groups`). Degree-ν monomials are built from degree-(ν-1) ones (one gather and
+        one product per degree), once for all elements.
         """
-        return apply_by_element(a, species, self._contract_one_element)
+        if use_grouped(a):
+            return apply_by_element(
+                a, species, lambda x, z: self._contract(self._monomials(x), self.weight[z], x.dtype)
+            )
+        n_el = self.weight.shape[0]
+        out = self._contract(self._monomials(a), self.weight, a.dtype)  # [n, E * D_out, C]
+        return pick_element(out.view(a.shape[0], n_el, -1, self.channels), species, dim=1)
 
-    def _contract_one_element(self, a: torch.Tensor, z: int) -> torch.Tensor:
-        """All degrees for nodes ``a [n, D_in, C]`` of one element ``z`` -> ``[n, D_out, C]``.
+    def _monomials(self, a: torch.Tensor) -> list[torch.Tensor]:
+        """The needed monomials of every degree of ``a [n, D_in, C]``, each ``[T_ν, C, n]``.
 
-        Monomials live in a ``[T, C, n]`` layout: gathered along the *first* axis (on the CPU the backward of a
-        gather, ``index_add_``, is vectorised along dim 0 but loops over indices along others), and each
-        channel's ``[T, n]`` slice has a unit stride, so the contraction with ``V`` is one batched matrix
-        product over channels, ``[C, D_out, T] @ [C, T, n]``, that reads the monomials once.
+        The ``[T, C, n]`` layout: gathered along the *first* axis (on the CPU the backward of a gather,
+        ``index_add_``, is vectorised along dim 0 but loops over indices along others), and each channel's
+        ``[T, n]`` slice has a unit stride, so the contraction with ``V`` is one batched matrix product over
+        channels that reads the monomials once.
         """
         at = a.permute(1, 2, 0).contiguous()  # [D_in, C, n]
-        out = None
-        prev = None
+        powers: list[torch.Tensor] = []
         for degree in range(1, self.descriptor.correlation + 1):
             prefix, last = getattr(self, f"prefix{degree}"), getattr(self, f"last{degree}")
-            p = (
-                at.index_select(0, last)
-                if prev is None
-                else prev.index_select(0, prefix) * at.index_select(0, last)
-            )
-            prev = p  # [T, C, n]
-            v = self._folded_weights(degree, z, a.dtype).permute(2, 0, 1)  # [C, D_out, T]
-            term = torch.bmm(v, p.transpose(0, 1))  # [C, D_out, n]
+            p = at.index_select(0, last)
+            powers.append(p if not powers else powers[-1].index_select(0, prefix) * p)
+        return powers
+
+    def _contract(self, powers: list[torch.Tensor], weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``sum_ν [C, E' D_out, T_ν] @ [C, T_ν, n]`` -> ``[n, E' D_out, C]`` for ``weight [num_weights, C]``
+        (one element, ``E' = 1``) or ``[E, num_weights, C]`` (every element, ``E' = E``)."""
+        out = None
+        for degree, p in enumerate(powers, start=1):
+            v = self._folded_weights(degree, weight, dtype)  # [E', D_out, T, C]
+            v = v.reshape(-1, v.shape[-2], v.shape[-1]).permute(2, 0, 1)  # [C, E' D_out, T]
+            term = torch.bmm(v, p.transpose(0, 1))  # [C, E' D_out, n]
             out = term if out is None else out + term
         return out.permute(2, 1, 0)
 
-    def _folded_weights(self, degree: int, z: int, dtype: torch.dtype) -> torch.Tensor:
+    def _folded_weights(self, degree: int, weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``V = U W``: ``[..., D_out, T_ν, C]`` for ``weight [..., num_weights, C]``."""
         d = self.descriptor
         n_out = len(d.irreps_out)
         blocks = []
@@ -225,8 +244,8 @@ class SymmetricContraction(nn.Module):
             k = (degree - 1) * n_out + j
             lo, hi = d.weight_offsets[k], d.weight_offsets[k + 1]
             u = getattr(self, f"U_needed{k}").to(dtype)
-            blocks.append(torch.einsum("mte,ec->mtc", u, self.weight[z, lo:hi].to(dtype)))
-        return torch.cat(blocks, dim=0)
+            blocks.append(torch.einsum("mte,...ec->...mtc", u, weight[..., lo:hi, :].to(dtype)))
+        return torch.cat(blocks, dim=-3)
 
     def _forward_reference(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         """Dense ``U_full[M, a_1..a_ν, η]`` contracted with ν copies of ``A`` (memory ``D^ν``; tests only)."""

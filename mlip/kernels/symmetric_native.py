@@ -77,120 +77,75 @@ class NativeTables:
         return torch.cat(blocks, dim=1)
 
 
-class _Call:
-    """Sizes of one call; runs one kernel (0 forward, 1 weight gradient, 2 input gradient)."""
+# dims = (dim_in, dim_out, num_monomials, num_pairs, C, Z); the output of each kind for n nodes:
+_OUT = {
+    0: lambda n, d: (n, d[1], d[4]),  # B
+    1: lambda n, d: (d[5], d[3], d[4]),  # gV, summed over the nodes of each element
+    2: lambda n, d: (n, d[0], d[4]),  # gA
+}
 
-    def __init__(self, tables: NativeTables, species: torch.Tensor, n_nodes, channels, num_elements, dtype):
-        self.tables, self.species = tables, species
-        self.n, self.c, self.z, self.dtype = n_nodes, channels, num_elements, dtype
-        dims = (tables.dim_in, tables.dim_out, tables.num_monomials, tables.num_pairs, channels, num_elements)
-        self.dims = (ctypes.c_int64 * 6)(*dims)
-        self.fn = _entry(dtype)
-
-    def run(self, kind: int, a, u=None, v=None, gbar=None) -> torch.Tensor:
-        tb = self.tables
-        threads = max(1, min(torch.get_num_threads(), self.n // 16))
-        shape = {
-            0: (self.n, tb.dim_out, self.c),
-            1: (threads, self.z, tb.num_pairs, self.c),
-            2: (self.n, tb.dim_in, self.c),
-        }[kind]
-        out = torch.zeros(shape, dtype=self.dtype)
-        keep = [t.contiguous() if t is not None else None for t in (a, u, v, gbar)]
-        for t in keep:
-            if t is not None and t.dtype != self.dtype:
-                raise ValueError(f"symmetric contraction: mixed dtypes {t.dtype} and {self.dtype}")
-        ptrs = [t.data_ptr() if t is not None else None for t in keep]
-        self.fn(
-            kind,
-            self.dims,
-            tb.itab.data_ptr(),
-            *ptrs,
-            self.species.data_ptr(),
-            self.n,
-            out.data_ptr(),
-            threads,
-        )
-        return out.sum(0) if kind == 1 else out
+torch.library.define(
+    "mlip::symmetric_contraction",
+    "(int kind, Tensor itab, Tensor a, Tensor? u, Tensor? v, Tensor? gbar, Tensor species, SymInt[] dims) -> Tensor",
+)
 
 
-class _Contract(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, call: _Call, a, v):
-        ctx.call = call
-        ctx.save_for_backward(a, v)
-        return call.run(0, a, v=v)
+@torch.library.impl("mlip::symmetric_contraction", "CPU")
+def _kernel_cpu(kind, itab, a, u, v, gbar, species, dims):
+    """Kernel ``kind`` (0 forward, 1 weight gradient, 2 input gradient; ``u`` a direction for second order)."""
+    n = a.shape[0]
+    threads = max(1, min(torch.get_num_threads(), n // 16))
+    shape = _OUT[kind](n, dims)
+    out = torch.zeros((threads, *shape) if kind == 1 else shape, dtype=a.dtype)
+    keep = [t.contiguous() if t is not None else None for t in (a, u, v, gbar)]
+    for t in keep:
+        if t is not None and t.dtype != a.dtype:
+            raise ValueError(f"symmetric contraction: mixed dtypes {t.dtype} and {a.dtype}")
+    ptrs = [t.data_ptr() if t is not None else None for t in keep]
+    c_dims = (ctypes.c_int64 * 6)(*dims)
+    _entry(a.dtype)(kind, c_dims, itab.data_ptr(), *ptrs, species.data_ptr(), n, out.data_ptr(), threads)
+    return out.sum(0) if kind == 1 else out
 
-    @staticmethod
-    def backward(ctx, gbar):
-        a, v = ctx.saved_tensors
-        ga = _InputGrad.apply(ctx.call, a, v, gbar) if ctx.needs_input_grad[1] else None
-        gv = _WeightGrad.apply(ctx.call, a, gbar) if ctx.needs_input_grad[2] else None
-        return None, ga, gv
+
+@torch.library.register_fake("mlip::symmetric_contraction")
+def _kernel_fake(kind, itab, a, u, v, gbar, species, dims):
+    return a.new_empty(_OUT[kind](a.shape[0], dims))
 
 
-class _NoThirdOrder(torch.autograd.Function):
-    """Passes a second-order result through, connected to what it depends on; differentiating it raises.
+def _setup(ctx, inputs, output) -> None:
+    kind, itab, a, u, v, gbar, species, dims = inputs
+    ctx.save_for_backward(a, u, v, gbar)
+    ctx.static = (kind, itab, species, dims)
 
-    (``once_differentiable`` is not enough: its error node hangs off the result alone, so a gradient taken with
-    respect to an input never reaches it and a third derivative would silently miss these terms.)"""
 
-    @staticmethod
-    def forward(ctx, result, *inputs):
-        return result.view_as(result)
-
-    @staticmethod
-    def backward(ctx, grad):
+def _backward(ctx, grad):
+    """``B(a; V)`` (kind 0) is linear in ``V``; ``gA`` (kind 2) linear in ``V`` and ``gbar``; ``gV`` (kind 1) linear
+    in ``gbar``. A kernel called with a direction ``u`` is already a second derivative: differentiating it raises
+    rather than returning a wrong zero (the kernels stop at second order)."""
+    kind, itab, species, dims = ctx.static
+    a, u, v, gbar = ctx.saved_tensors
+    if u is not None:
         raise RuntimeError(
             "the native symmetric contraction is differentiable twice (forces and force training); a third "
             "derivative is not implemented: use backend 'torch'"
         )
+    op = torch.ops.mlip.symmetric_contraction
+    need = ctx.needs_input_grad
+    d_a = d_u = d_v = d_gbar = None
+    if kind == 0:  # grad is gbar
+        d_a = op(2, itab, a, None, v, grad, species, dims) if need[2] else None
+        d_v = op(1, itab, a, None, None, grad, species, dims) if need[4] else None
+    elif kind == 2:  # grad is a direction u of the input gradient
+        d_a = op(2, itab, a, grad, v, gbar, species, dims) if need[2] else None  # Hessian-vector products
+        d_v = op(1, itab, a, grad, None, gbar, species, dims) if need[4] else None
+        d_gbar = op(0, itab, a, grad, v, None, species, dims) if need[5] else None
+    else:  # kind 1, grad is a weight direction
+        d_a = op(2, itab, a, None, grad, gbar, species, dims) if need[2] else None
+        d_gbar = op(0, itab, a, None, grad, None, species, dims) if need[5] else None
+    return None, None, d_a, d_u, d_v, d_gbar, None, None
 
 
-def _guard(results, *inputs):
-    if not torch.is_grad_enabled():
-        return results
-    linked = [t for t in inputs if t is not None and t.requires_grad]
-    if not linked:
-        return results
-    return tuple(None if r is None else _NoThirdOrder.apply(r, *linked) for r in results)
-
-
-class _InputGrad(torch.autograd.Function):
-    """``ga = d/da <gbar, B(a; V)>``; linear in ``V`` and ``gbar``."""
-
-    @staticmethod
-    def forward(ctx, call: _Call, a, v, gbar):
-        ctx.call = call
-        ctx.save_for_backward(a, v, gbar)
-        return call.run(2, a, v=v, gbar=gbar)
-
-    @staticmethod
-    def backward(ctx, u):
-        a, v, gbar = ctx.saved_tensors
-        call, need = ctx.call, ctx.needs_input_grad
-        d_a = call.run(2, a, u=u, v=v, gbar=gbar) if need[1] else None  # Hessian-vector products of monomials
-        d_v = call.run(1, a, u=u, gbar=gbar) if need[2] else None
-        d_gbar = call.run(0, a, u=u, v=v) if need[3] else None
-        return None, *_guard((d_a, d_v, d_gbar), a, v, gbar, u)
-
-
-class _WeightGrad(torch.autograd.Function):
-    """``gV = d/dV <gbar, B(a; V)>``, summed over the nodes of each element; linear in ``gbar``."""
-
-    @staticmethod
-    def forward(ctx, call: _Call, a, gbar):
-        ctx.call = call
-        ctx.save_for_backward(a, gbar)
-        return call.run(1, a, gbar=gbar)
-
-    @staticmethod
-    def backward(ctx, gv_bar):
-        a, gbar = ctx.saved_tensors
-        call, need = ctx.call, ctx.needs_input_grad
-        d_a = call.run(2, a, v=gv_bar, gbar=gbar) if need[1] else None
-        d_gbar = call.run(0, a, v=gv_bar) if need[2] else None
-        return None, *_guard((d_a, d_gbar), a, gbar, gv_bar)
+torch.library.register_autograd("mlip::symmetric_contraction", _backward, setup_context=_setup)
 
 
 def contract_native(tables: NativeTables, a: torch.Tensor, species: torch.Tensor, weight: torch.Tensor):
@@ -198,10 +153,12 @@ def contract_native(tables: NativeTables, a: torch.Tensor, species: torch.Tensor
     if a.device.type != "cpu":
         raise ValueError(f"Backend.NATIVE runs on the CPU; got {a.device} tensors (use 'auto' or 'torch')")
     species = species.to(torch.int64).contiguous()
-    if species.numel() and (int(species.min()) < 0 or int(species.max()) >= weight.shape[0]):
+    checked = not torch.compiler.is_compiling() and species.numel()
+    if checked and (int(species.min()) < 0 or int(species.max()) >= weight.shape[0]):
         raise ValueError(
             f"element indices must be in [0, {weight.shape[0]}), got {species.min()}..{species.max()}"
         )
     v = tables.fold(weight.to(a.dtype))
-    call = _Call(tables, species, a.shape[0], a.shape[2], weight.shape[0], a.dtype)
-    return _Contract.apply(call, a, v)
+    tb = tables
+    dims = [tb.dim_in, tb.dim_out, tb.num_monomials, tb.num_pairs, a.shape[2], weight.shape[0]]
+    return torch.ops.mlip.symmetric_contraction(0, tb.itab, a, None, v, None, species, dims)

@@ -56,6 +56,29 @@ class EdgePotential(nn.Module):
         self.charge_head = None
         if config.long_range is not None:
             self.charge_head = ChargeHead(config.channels, config.long_range.charge_hidden, dtype=self.dtype_)
+        self._compiled_network = None  # set by compile_network
+
+    def compile_network(self, **options) -> EdgePotential:
+        """Compile the network, edge vectors -> per-atom energies (:meth:`node_energies`), with
+        ``torch.compile(fullgraph=True, dynamic=True, **options)``; returns ``self``.
+
+        ``fullgraph=True``: the network traces as one graph (no graph breaks, no host synchronisation) or this
+        raises when first called. Forces and stress still come from ``torch.autograd.grad`` outside the graph,
+        through the compiled backward. Inference only: PyTorch's compiled backward is not differentiable again,
+        so a training step (``training=True``, the force loss needs a second derivative) raises. The long-range
+        term (``long_range``) builds its neighbour lists on the host and is not compile-ready yet.
+
+        Dynamo caches compiled graphs per code object (``node_energies``), at most
+        ``torch._dynamo.config.recompile_limit`` (8) of them per process: models of one structure (a committee)
+        share a graph; more than 8 different structures compiled in one process raise a recompile-limit error.
+        """
+        if self.charge_head is not None:
+            raise NotImplementedError(
+                "compile_network: models with long_range are not compile-ready yet (the Coulomb term's "
+                "neighbour list is built on the host); use the eager model"
+            )
+        self._compiled_network = torch.compile(self.node_energies, fullgraph=True, dynamic=True, **options)
+        return self
 
     def set_atomic_energies(self, values: torch.Tensor) -> None:
         """Replace the reference energies ``E_0`` (``[num_elements]``, eV, in ``atomic_numbers`` order) in the
@@ -125,8 +148,16 @@ class EdgePotential(nn.Module):
         ``batch`` holds the keys of :mod:`mlip.keys` (a batch from :func:`mlip.data.collate`).
         """
         species = self.species(batch[K.ATOMIC_NUMBERS])
+        network = self.node_energies
+        if self._compiled_network is not None:
+            if training:
+                raise RuntimeError(
+                    "this model's network is compiled for inference (compile_network): a training step needs "
+                    "a second derivative, which PyTorch's compiled backward does not provide; train the eager model"
+                )
+            network = self._compiled_network
         return energy_and_gradients(
-            lambda vectors, positions, cell: self.node_energies(vectors, species, batch, positions, cell),
+            lambda vectors, positions, cell: network(vectors, species, batch, positions, cell),
             batch,
             compute_forces=compute_forces,
             compute_stress=compute_stress,

@@ -76,7 +76,7 @@ class InteractionBlock(nn.Module):
             kind=kind,
             cp_rank=cp_rank,
         )
-        self.tp = edge_product(self.tp_descriptor, backend)
+        self.tp = edge_product(self.tp_descriptor, backend, channels=c)
         num_out = self.tp_descriptor.num_weights * c
         if radial_net == "mlp":
             self.radial = RadialMLP([num_basis, *radial_mlp, num_out], dtype=dtype)
@@ -89,7 +89,6 @@ class InteractionBlock(nn.Module):
         self.linear = EquivariantLinear(
             self.tp_descriptor.irreps_out, self.irreps_msg, channels_in=c, channels_out=c, dtype=dtype
         )
-        self._grouped = hasattr(self.tp, "forward_groups")
         self.skip = ElementLinear(
             irreps_node, irreps_skip, channels_in=c, channels_out=c, num_elements=num_elements, dtype=dtype
         )
@@ -98,7 +97,7 @@ class InteractionBlock(nn.Module):
         sender, receiver = edge_index
         weights = self.radial(radial).view(radial.shape[0], self.tp_descriptor.num_weights, h.shape[2])
         h_up = self.linear_up(h)
-        if self._grouped:
+        if self.tp_descriptor.kind is ProductKind.CG:
             groups = self.tp.forward_groups(h_up, sh, weights, sender, receiver, h.shape[0])
             a = self.linear.forward_groups(groups) / self.avg_num_neighbors
         else:

@@ -20,6 +20,23 @@ class SpeciesMap(nn.Module):
         self.register_buffer("table", table, persistent=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Element indices ``[N]`` (int64) of the atomic numbers ``z [N]``.
+
+        Eager, it checks ``z`` (:meth:`check`; one host synchronisation). Compiled, the check is an assertion in
+        the graph (``torch._assert_async``): the same condition, raised as a ``RuntimeError`` by the compiled
+        code, without a synchronisation on devices that run it asynchronously. Callers that know the elements
+        are valid (the calculator checks them once per structure) lose nothing either way.
+        """
+        if not torch.compiler.is_compiling():
+            self.check(z)
+            return self.table[z]
+        idx = self.table[z]
+        torch._assert_async((idx >= 0).all(), "unknown element: an atomic number this model does not support")
+        return idx
+
+    def check(self, z: torch.Tensor) -> None:
+        """Raise :class:`~mlip.errors.MLIPInputError` naming any atomic number outside 1..118 or this model's
+        elements."""
         if z.numel() and (int(z.min()) < 1 or int(z.max()) > 118):
             raise MLIPInputError(
                 f"atomic numbers must be in 1..118, got range [{int(z.min())}, {int(z.max())}]"
@@ -29,4 +46,3 @@ class SpeciesMap(nn.Module):
             unknown = sorted({chemical_symbols[int(x)] for x in z[idx < 0].unique()})
             known = [chemical_symbols[x] for x in self.atomic_numbers]
             raise MLIPInputError(f"unknown element(s) {unknown}: this model supports only {known}")
-        return idx

@@ -121,3 +121,21 @@ def test_a_module_in_its_own_dtype_is_used_as_it_is():
     module = tiny_mace(torch.float64, channels=4, max_ell=2, correlation=2)
     calc = MLIPCalculator(module, dtype="float64")
     assert calc.model is module
+
+
+def test_compiled_calculator_matches_eager_and_leaves_the_module_alone(model_file):
+    from mlip.models import load_model
+
+    module = load_model(model_file)
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    results = []
+    for calc in (MLIPCalculator(module), MLIPCalculator(module, compile=True)):
+        atoms.calc = calc
+        results.append((atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()))
+    assert calc.model is not module
+    assert module._compiled_network is None
+    (e0, f0, s0), (e1, f1, s1) = results
+    assert abs(e1 - e0) <= 1e-10 * abs(e0)
+    np.testing.assert_allclose(f1, f0, rtol=0, atol=1e-10 * np.abs(f0).max())
+    np.testing.assert_allclose(s1, s0, rtol=0, atol=1e-10 * np.abs(s0).max())
