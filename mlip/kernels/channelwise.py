@@ -103,9 +103,11 @@ def _check_inputs(desc: ChannelwiseTPDescriptor, x: torch.Tensor, y: torch.Tenso
 
 
 class ChannelwiseTPReference(nn.Module):
-    """The formula of the module docstring, path by path (slow, for tests).
+    """The formula of the module docstring, path by path (slow, for tests), with the call signature of every
+    backend (:class:`ChannelwiseTPTorch`): the gather and the scatter are plain ``x[senders]`` and ``index_add``.
 
-    Shapes: ``x [E, D1, C]``, ``y [E, D2]``, ``w [E, P, C]`` -> ``[E, D_out, C]``.
+    Shapes: ``x [N_x, D1, C]`` (gathered with ``senders`` when given, else ``[E, D1, C]``), ``y [E, D2]``,
+    ``w [E, P, C]`` -> ``[E, D_out, C]``, or ``[num_receivers, D_out, C]`` summed over ``receivers``.
     """
 
     def __init__(self, descriptor: ChannelwiseTPDescriptor) -> None:
@@ -113,9 +115,12 @@ class ChannelwiseTPReference(nn.Module):
         self.descriptor = descriptor
         for k, c in enumerate(descriptor.path_coefficients()):
             self.register_buffer(f"cg{k}", c, persistent=False)
+        self._groups = ChannelwiseTPTorch(descriptor).groups
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> torch.Tensor:
         d = self.descriptor
+        if senders is not None:
+            x = x[senders]
         _check_inputs(d, x, y, w)
         s1, s2 = d.irreps_in1.slices(), d.irreps_in2.slices()
         blocks = []
@@ -123,7 +128,16 @@ class ChannelwiseTPReference(nn.Module):
             cg = getattr(self, f"cg{k}").to(x.dtype)
             z = torch.einsum("ijk,eic,ej->ekc", cg, x[:, s1[p.i1]], y[:, s2[p.i2]])
             blocks.append(z * w[:, k, None, :])
-        return torch.cat(blocks, dim=1)
+        out = torch.cat(blocks, dim=1)
+        if receivers is None:
+            return out
+        if num_receivers is None:
+            raise ValueError("num_receivers is required with receivers")
+        return out.new_zeros(num_receivers, *out.shape[1:]).index_add(0, receivers, out)
+
+    def forward_groups(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> list[torch.Tensor]:
+        """The output as ``[E or num_receivers, P_g, 2l+1, C]`` views, one per run of equal output irreps."""
+        return split_groups(self.forward(x, y, w, senders, receivers, num_receivers), self._groups)
 
 
 class ChannelwiseTPTorch(nn.Module):
@@ -254,9 +268,9 @@ class ChannelwiseTPAuto(nn.Module):
 def channelwise_tp(
     descriptor: ChannelwiseTPDescriptor, backend: Backend = Backend.TORCH, *, channels: int | None = None
 ) -> nn.Module:
-    """Module executing ``descriptor`` with ``backend`` (all share the ``ChannelwiseTPTorch`` call signature
-    except the reference, which takes ``x, y, w`` only). ``channels``: the channel count the module will see,
-    which cuEquivariance's modules are built for (optional elsewhere)."""
+    """Module executing ``descriptor`` with ``backend``; every backend has the call signature of
+    :class:`ChannelwiseTPTorch`, ``forward`` and ``forward_groups``. ``channels``: the channel count the module
+    will see, which cuEquivariance's modules are built for (optional elsewhere)."""
     backend = Backend(backend)
     if backend is Backend.REFERENCE:
         return ChannelwiseTPReference(descriptor)

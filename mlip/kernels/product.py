@@ -144,23 +144,22 @@ class EdgeProductDescriptor:
 def edge_product(
     descriptor: EdgeProductDescriptor, backend: Backend = Backend.TORCH, *, channels: int | None = None
 ) -> nn.Module:
-    """The module computing ``descriptor``. ``backend`` picks the CG implementation (reference, torch,
-    cuequivariance, auto); the other kinds run on plain PyTorch on any device (``auto`` and ``torch`` alike),
-    their float64 references live in their own modules. ``channels``: the channel count the module will see
-    (cuEquivariance's modules are built for it)."""
+    """The module computing ``descriptor`` with ``backend``; never another backend than the one asked for.
+
+    ``CG`` has every backend (:func:`~mlip.kernels.channelwise.channelwise_tp`). The other kinds have one
+    implementation, plain PyTorch on any device: ``torch`` and ``auto`` give it, ``reference``, ``native`` and
+    ``cuequivariance`` raise (their float64 references are functions of their own modules, used by the tests).
+    ``channels``: the channel count the module will see (cuEquivariance's modules are built for it).
+    """
     backend = Backend(backend)
     kind = descriptor.kind
     if kind is ProductKind.CG:
         from mlip.kernels.channelwise import channelwise_tp
 
-        return channelwise_tp(
-            descriptor.channelwise,
-            Backend.TORCH if backend is Backend.REFERENCE else backend,
-            channels=channels,
-        )
-    if backend is Backend.CUEQUIVARIANCE:
+        return channelwise_tp(descriptor.channelwise, backend, channels=channels)
+    if backend not in (Backend.TORCH, Backend.AUTO):
         raise ValueError(
-            f"backend 'cuequivariance' implements kind 'cg' only, not {kind.value!r}; use 'auto'"
+            f"backend {backend.value!r} implements kind 'cg' only, not {kind.value!r}; use 'auto' or 'torch'"
         )
     from mlip.kernels.edge_products import CPEdgeProduct, GauntEdgeProduct
 

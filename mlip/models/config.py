@@ -28,6 +28,16 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
     return _DTYPES[name]
 
 
+def check_backend(cfg, field_name: str, torch_only: bool) -> None:
+    """``model.backend`` must be ``auto`` or ``torch`` when ``field_name``'s choice has only a PyTorch
+    implementation (the backends never stand in for one another)."""
+    if torch_only and cfg.backend not in ("auto", "torch"):
+        raise MLIPInputError(
+            f"model.backend {cfg.backend!r} implements tensor_product 'cg' and the symmetric contraction only; "
+            f"model.{field_name} {getattr(cfg, field_name)!r} runs with backend 'auto' or 'torch'"
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class BackboneConfig:
     """The fields every backbone shares; a model's config subclasses it, adds its own fields and may redeclare a
@@ -48,8 +58,10 @@ class BackboneConfig:
         avg_num_neighbors: message normalisation (from the training set).
         scale, shift: per-atom energy scale and shift (eV) of the interaction energy.
         dtype: ``"float32"`` or ``"float64"`` for the network (geometry and energies are float64 regardless).
-        backend: kernel backend (``"auto"``: cuEquivariance's CUDA kernels on CUDA when installed, else
-            ``"torch"``; or ``"torch"``, ``"reference"``, ``"cuequivariance"``).
+        backend: kernel backend (:class:`~mlip.kernels.backend.Backend`; ``"auto"``: cuEquivariance's CUDA
+            kernels on CUDA when installed, the native kernels on the CPU, else ``"torch"``; or ``"torch"``,
+            ``"native"``, ``"reference"``, ``"cuequivariance"``, which only ``tensor_product: cg`` with the
+            symmetric contraction has: other kinds take ``"auto"`` or ``"torch"``).
         tensor_product: the message product's kind (:class:`~mlip.kernels.product.ProductKind`: ``"cg"``,
             ``"gaunt_fft"``, ``"gaunt_grid"``, ``"vector_grid"``, ``"cp"``).
         radial: per-edge weights from ``"mlp"`` (radial MLP of the Bessel basis, as mace-torch) or ``"spline"``
@@ -91,6 +103,7 @@ class BackboneConfig:
         kinds = [k.value for k in ProductKind]
         if self.tensor_product not in kinds:
             raise MLIPInputError(f"model.tensor_product must be one of {kinds}, got {self.tensor_product!r}")
+        check_backend(self, "tensor_product", self.tensor_product != "cg")
 
     @classmethod
     def from_dict(cls, config: dict):
@@ -130,6 +143,7 @@ class MACEConfig(BackboneConfig):
             raise MLIPInputError(
                 f"model.product_basis must be one of {PRODUCT_BASES}, got {self.product_basis!r}"
             )
+        check_backend(self, "product_basis", self.product_basis == "gaunt")
         if self.product_basis == "gaunt" and kind is ProductKind.VECTOR_GRID:
             raise MLIPInputError(
                 "product_basis 'gaunt' needs natural-parity messages; tensor_product 'vector_grid' adds "

@@ -129,6 +129,10 @@ class ProductBlock(nn.Module):
     ) -> None:
         super().__init__()
         if product_basis == "gaunt":
+            if Backend(backend) not in (Backend.TORCH, Backend.AUTO):
+                raise ValueError(
+                    f"the Gaunt product basis runs with backend 'auto' or 'torch', not {backend.value!r}"
+                )
             for name, irreps in (("irreps_in", irreps_in), ("irreps_out", irreps_out)):
                 if irreps != Irreps.spherical_harmonics(irreps.lmax):
                     raise ValueError(

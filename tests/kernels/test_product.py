@@ -145,3 +145,32 @@ def test_descriptor_rejects_bad_irreps_and_options():
     x, y, w, s, r = _graph(desc)
     with pytest.raises(ValueError, match="w must be"):
         edge_product(desc)(x, y, w[:, :2], s, r, 5)
+
+
+@pytest.mark.parametrize("backend", ["reference", "native", "cuequivariance"])
+def test_kinds_without_a_backend_refuse_it_instead_of_running_another(backend):
+    for kind in ("gaunt_fft", "gaunt_grid", "vector_grid", "cp"):
+        desc = EdgeProductDescriptor(
+            irreps_in1=Irreps("0e+1o"), irreps_in2=Irreps.spherical_harmonics(2),
+            irreps_out_filter=Irreps("0e+1o"), kind=kind,
+        )  # fmt: skip
+        with pytest.raises(ValueError, match=f"backend '{backend}' implements kind 'cg' only"):
+            edge_product(desc, backend)
+
+
+def test_reference_backend_of_the_cg_kind_is_the_reference():
+    from mlip.kernels.channelwise import ChannelwiseTPReference, ChannelwiseTPTorch
+
+    desc = EdgeProductDescriptor(irreps_in1=Irreps("0e+1o"), irreps_in2=Irreps.spherical_harmonics(2),
+                                 irreps_out_filter=Irreps("0e+1o"), kind="cg")  # fmt: skip
+    ref, fast = edge_product(desc, "reference"), edge_product(desc, "torch")
+    assert isinstance(ref, ChannelwiseTPReference)
+    assert isinstance(fast, ChannelwiseTPTorch)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 4, 3, dtype=torch.float64, generator=g)
+    y = torch.randn(9, 9, dtype=torch.float64, generator=g)
+    w = torch.randn(9, desc.num_weights, 3, dtype=torch.float64, generator=g)
+    s, r = torch.randint(0, 5, (9,), generator=g), torch.randint(0, 5, (9,), generator=g)
+    torch.testing.assert_close(ref(x, y, w, s, r, 5), fast(x, y, w, s, r, 5), rtol=1e-12, atol=1e-12)
+    for a, b in zip(ref.forward_groups(x, y, w, s, r, 5), fast.forward_groups(x, y, w, s, r, 5)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

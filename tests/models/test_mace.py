@@ -107,3 +107,14 @@ def test_bad_radial_options_are_rejected():
         small_mace(torch.float64, radial="bessel")
     with pytest.raises(ValueError, match="num_spline_knots"):
         small_mace(torch.float64, radial="spline", num_spline_knots=3)
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [({"tensor_product": "gaunt_fft"}, "tensor_product"), ({"product_basis": "gaunt"}, "product_basis")],
+)
+def test_a_backend_a_kernel_lacks_is_refused_in_the_config(fields, named):
+    from mlip.errors import MLIPInputError
+
+    with pytest.raises(MLIPInputError, match=f"model.{named} .* runs with backend 'auto' or 'torch'"):
+        tiny_mace(torch.float64, backend="native", **fields)
