@@ -3,7 +3,7 @@
 Usage::
 
     PEER_VENV=/path/to/peer/venv python benchmarks/speed_vs_mace.py [--size medium] [--reps 2 3] [--calls 7] \
-        [--modes eager compiled]
+        [--modes eager compiled] [--backbones mace facet tdn]
 
 Both models use the configuration of ``../shared/peers/mace_speed.py`` (``medium``: 128x0e+128x1o, max_ell 3,
 correlation 3, 2 interactions, r_max 6, radial MLP [64, 64, 64], 8 Bessel functions, float32, CPU) on rattled
@@ -34,10 +34,14 @@ HIDDEN_L = {"small": 0, "medium": 1, "large": 2}
 PEER_SCRIPT = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "mace_speed.py"
 
 
-def time_ours(size: str, n: int, calls: int, compiled: bool = False) -> tuple[int, int, float]:
+def time_ours(
+    size: str, n: int, calls: int, compiled: bool = False, name: str = "mace"
+) -> tuple[int, int, float]:
+    """Median ms of energy+forces for backbone ``name`` at the peer's medium settings (channels 128, max_L, max_ell
+    3, r_max 6; Facet and TDN take the fields that apply to them, their other settings at their defaults)."""
     model = build_model(
         dict(
-            name="mace",
+            name=name,
             atomic_numbers=[14],
             atomic_energies=[-1.0],
             r_max=6.0,
@@ -45,11 +49,10 @@ def time_ours(size: str, n: int, calls: int, compiled: bool = False) -> tuple[in
             max_ell=3,
             channels=128,
             max_L=HIDDEN_L[size],
-            correlation=3,
             num_interactions=2,
-            radial_mlp=[64, 64, 64],
             avg_num_neighbors=30.0,
             dtype="float32",
+            **({} if name == "facet" else dict(correlation=3, radial_mlp=[64, 64, 64])),
         )
     ).eval()
     if compiled:
@@ -89,17 +92,27 @@ def main() -> None:
     p.add_argument("--reps", type=int, nargs="+", default=[2, 3])
     p.add_argument("--calls", type=int, default=7)
     p.add_argument("--modes", nargs="+", default=["eager"], choices=["eager", "compiled"])
+    p.add_argument(
+        "--backbones",
+        nargs="+",
+        default=["mace"],
+        choices=["mace", "facet", "tdn"],
+        help="ours to time (MACE is the like-for-like comparison; Facet and TDN for reference)",
+    )
     args = p.parse_args()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     peer = time_peer(args.size, args.reps)
-    for mode in args.modes:
-        for n in args.reps:
-            atoms, edges, ours = time_ours(args.size, n, args.calls, compiled=mode == "compiled")
-            theirs = peer.get(atoms, float("nan"))
-            print(
-                f"{args.size} atoms={atoms} edges={edges}: mlip ({mode}) {ours:.1f} ms, mace-torch {theirs:.1f} ms, "
-                f"ratio mlip/mace-torch = {ours / theirs:.3f}"
-            )
+    for name in args.backbones:
+        for mode in args.modes:
+            for n in args.reps:
+                atoms, edges, ours = time_ours(
+                    args.size, n, args.calls, compiled=mode == "compiled", name=name
+                )
+                theirs = peer.get(atoms, float("nan"))
+                print(
+                    f"{args.size} atoms={atoms} edges={edges}: mlip {name} ({mode}) {ours:.1f} ms, "
+                    f"mace-torch {theirs:.1f} ms, ratio = {ours / theirs:.3f}"
+                )
 
 
 if __name__ == "__main__":
