@@ -91,6 +91,9 @@ def _slot_cpu(slot, itab, values, x, y, w, g, senders, receivers, dims, n_x, n_g
             raise ValueError(f"{key}: expected {shape} {dtype}, got {got}")
         args[key] = t.contiguous()  # kept alive through the call
         ptr[key] = args[key].data_ptr()
+    # index tables as the kernel reads them (a compiled graph may hand over other layouts); named: alive through the call
+    senders, receivers = senders.to(torch.int64).contiguous(), receivers.to(torch.int64).contiguous()
+    itab = itab.to(torch.int32).contiguous()
     out = torch.zeros(_SHAPES[name](n_x, n_g, n_edges, dims), dtype=dtype)
     c_dims = (ctypes.c_int64 * 7)(*dims)
     values = values.to(dtype)  # a named reference: alive through the call

@@ -102,6 +102,7 @@ def _kernel_cpu(kind, itab, a, u, v, gbar, species, dims):
         if t is not None and t.dtype != a.dtype:
             raise ValueError(f"symmetric contraction: mixed dtypes {t.dtype} and {a.dtype}")
     ptrs = [t.data_ptr() if t is not None else None for t in keep]
+    species, itab = species.to(torch.int64).contiguous(), itab.to(torch.int32).contiguous()  # named: alive
     c_dims = (ctypes.c_int64 * 6)(*dims)
     _entry(a.dtype)(kind, c_dims, itab.data_ptr(), *ptrs, species.data_ptr(), n, out.data_ptr(), threads)
     return out.sum(0) if kind == 1 else out
