@@ -37,18 +37,25 @@ class Backend(str, enum.Enum):
     AUTO = "auto"
 
 
+def auto_choice(device: torch.device, *, native: bool, cueq: bool) -> Backend:
+    """``AUTO``'s rule on ``device`` given which backends are at hand: ``CUEQUIVARIANCE`` on CUDA when ``cueq``,
+    ``NATIVE`` on the CPU when ``native``, else ``TORCH``. Modules call it with what they built (no environment
+    probing in ``forward``); :func:`resolve` with what this environment offers."""
+    if device.type == "cuda" and cueq:
+        return Backend.CUEQUIVARIANCE
+    if device.type == "cpu" and native:
+        return Backend.NATIVE
+    return Backend.TORCH
+
+
 def resolve(backend: Backend, device: torch.device) -> Backend:
     """The concrete backend ``AUTO`` stands for on ``device`` (other backends unchanged)."""
     if Backend(backend) is not Backend.AUTO:
         return Backend(backend)
-    if device.type == "cuda" and cueq_cuda_available():
-        return Backend.CUEQUIVARIANCE
-    if device.type == "cpu":
-        from mlip.kernels.native import native_available
+    from mlip.kernels.native import native_available
 
-        if native_available():
-            return Backend.NATIVE
-    return Backend.TORCH
+    native = device.type == "cpu" and native_available()
+    return auto_choice(device, native=native, cueq=device.type == "cuda" and cueq_cuda_available())
 
 
 def cueq_available() -> bool:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mlip.kernels.backend import Backend, cueq_cuda_available
+from mlip.kernels.backend import Backend, auto_choice, cueq_cuda_available
 from mlip.kernels.cached import cached_property
 from mlip.kernels.cg import clebsch_gordan
 from mlip.kernels.irreps import Irrep, Irreps
@@ -74,6 +74,17 @@ class ChannelwiseTPDescriptor:
     def num_paths(self) -> int:
         return len(self.paths)
 
+    @cached_property
+    def groups(self) -> tuple[tuple[int, int, int], ...]:
+        """``(first path, end path, 2l+1)`` of each run of paths with one output irrep, in output order: the
+        blocks of :meth:`ChannelwiseTPTorch.forward_groups` (every backend's ``forward_groups`` layout)."""
+        runs, start = [], 0
+        for k, p in enumerate(self.paths):
+            if k + 1 == len(self.paths) or self.paths[k + 1].ir_out != p.ir_out:
+                runs.append((start, k + 1, p.ir_out.dim))
+                start = k + 1
+        return tuple(runs)
+
     def path_coefficients(self, dtype: torch.dtype = torch.float64) -> list[torch.Tensor]:
         """``sqrt(2l3+1) * C^{l1 l2 l3}``, one ``[2l1+1, 2l2+1, 2l3+1]`` tensor per path."""
         out = []
@@ -115,7 +126,7 @@ class ChannelwiseTPReference(nn.Module):
         self.descriptor = descriptor
         for k, c in enumerate(descriptor.path_coefficients()):
             self.register_buffer(f"cg{k}", c, persistent=False)
-        self._groups = ChannelwiseTPTorch(descriptor).groups
+        self._groups = descriptor.groups
 
     def forward(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> torch.Tensor:
         d = self.descriptor
@@ -158,19 +169,17 @@ class ChannelwiseTPTorch(nn.Module):
         super().__init__()
         self.descriptor = descriptor
         dense = descriptor.dense_coefficients()
-        self._groups: list[tuple[int, int, int]] = []  # (first path, end path, dim)
-        start, comp = 0, 0
-        for k, p in enumerate(descriptor.paths):
-            if k + 1 == len(descriptor.paths) or descriptor.paths[k + 1].ir_out != p.ir_out:
-                width = (k + 1 - start) * p.ir_out.dim
-                coeff = dense[:, :, comp : comp + width].reshape(dense.shape[0], -1)
-                self.register_buffer(f"coeff{len(self._groups)}", coeff.contiguous(), persistent=False)
-                self._groups.append((start, k + 1, p.ir_out.dim))
-                start, comp = k + 1, comp + width
+        self._groups = descriptor.groups
+        comp = 0
+        for g, (p0, p1, dim) in enumerate(self._groups):
+            width = (p1 - p0) * dim
+            coeff = dense[:, :, comp : comp + width].reshape(dense.shape[0], -1)
+            self.register_buffer(f"coeff{g}", coeff.contiguous(), persistent=False)
+            comp += width
 
     @property
     def groups(self) -> list[tuple[int, int, int]]:
-        """``(first path, end path, 2l+1)`` of each run of paths with one output irrep, in output order."""
+        """``descriptor.groups`` (:attr:`ChannelwiseTPDescriptor.groups`) as a list."""
         return list(self._groups)
 
     def forward_groups(
@@ -218,9 +227,9 @@ class ChannelwiseTPTorch(nn.Module):
         return torch.cat(flat, dim=1) if len(flat) > 1 else flat[0]
 
 
-def split_groups(out: torch.Tensor, groups: list[tuple[int, int, int]]) -> list[torch.Tensor]:
+def split_groups(out: torch.Tensor, groups: tuple[tuple[int, int, int], ...]) -> list[torch.Tensor]:
     """Views of ``out [R, D_out, C]`` as ``[R, P_g, 2l+1, C]``, one per output-irrep group ``(p0, p1, 2l+1)`` of
-    :attr:`ChannelwiseTPTorch.groups`: the :meth:`~ChannelwiseTPTorch.forward_groups` layout of backends that
+    :attr:`ChannelwiseTPDescriptor.groups`: the :meth:`~ChannelwiseTPTorch.forward_groups` layout of backends that
     compute the whole output at once."""
     views, start = [], 0
     for p0, p1, dim in groups:
@@ -250,13 +259,10 @@ class ChannelwiseTPAuto(nn.Module):
             self.cueq = channelwise_tp(descriptor, Backend.CUEQUIVARIANCE, channels=channels)
 
     def _module(self, device: torch.device) -> nn.Module:
-        """:func:`~mlip.kernels.backend.resolve`'s choice, read from what was built (no environment probing in
-        ``forward``, so ``torch.compile`` sees plain attribute reads)."""
-        if device.type == "cpu" and self.native is not None:
-            return self.native
-        if device.type == "cuda" and self.cueq is not None:
-            return self.cueq
-        return self.torch_tp
+        """:func:`~mlip.kernels.backend.auto_choice` among what was built (no environment probing in ``forward``,
+        so ``torch.compile`` sees plain attribute reads)."""
+        backend = auto_choice(device, native=self.native is not None, cueq=self.cueq is not None)
+        return {Backend.NATIVE: self.native, Backend.CUEQUIVARIANCE: self.cueq}.get(backend, self.torch_tp)
 
     def forward_groups(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> list[torch.Tensor]:
         return self._module(x.device).forward_groups(x, y, w, senders, receivers, num_receivers)

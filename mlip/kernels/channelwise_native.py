@@ -23,7 +23,7 @@ import ctypes
 import torch
 from torch import nn
 
-from mlip.kernels.channelwise import ChannelwiseTPDescriptor, ChannelwiseTPTorch, split_groups
+from mlip.kernels.channelwise import ChannelwiseTPDescriptor, split_groups
 from mlip.kernels.native import entry, load_library
 
 _SLOTS = ("g", "x", "y", "w")  # slot numbers of the C entry point: 0 = forward product, 1-3 = gradients
@@ -186,7 +186,7 @@ class ChannelwiseTPNative(nn.Module):
         )
         self.register_buffer("itab", itab, persistent=False)
         self.register_buffer("cg_values", values, persistent=False)
-        self._groups = ChannelwiseTPTorch(descriptor).groups
+        self._groups = descriptor.groups
 
     def forward(self, x, y, w, senders=None, receivers=None, num_receivers=None) -> torch.Tensor:
         d = self.descriptor

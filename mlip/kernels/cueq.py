@@ -15,7 +15,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from mlip.kernels.channelwise import ChannelwiseTPDescriptor, ChannelwiseTPTorch, split_groups
+from mlip.kernels.channelwise import ChannelwiseTPDescriptor, split_groups
 from mlip.kernels.symmetric_contraction import SymmetricContractionDescriptor
 
 
@@ -91,7 +91,7 @@ class ChannelwiseTPCueq(nn.Module):
     def __init__(self, descriptor: ChannelwiseTPDescriptor, *, channels: int | None = None) -> None:
         super().__init__()
         self.descriptor = descriptor
-        self._groups = ChannelwiseTPTorch(descriptor).groups
+        self._groups = descriptor.groups
         self.ops = nn.ModuleDict()
         if channels is not None:
             self._add(channels)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mlip.kernels.backend import Backend, cueq_cuda_available
+from mlip.kernels.backend import Backend, auto_choice, cueq_cuda_available
 from mlip.kernels.cached import cached_property
 from mlip.kernels.constants import load_constant
 from mlip.kernels.element_groups import apply_by_element, pick_element, use_grouped
@@ -174,12 +174,8 @@ class SymmetricContraction(nn.Module):
     def forward(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         self._check(a, species)
         backend = self.backend
-        if backend is Backend.AUTO:  # resolve()'s choice, read from what was built (see ChannelwiseTPAuto)
-            backend = Backend.TORCH
-            if a.device.type == "cpu" and self._native is not None:
-                backend = Backend.NATIVE
-            elif a.device.type == "cuda" and self._cueq is not None:
-                backend = Backend.CUEQUIVARIANCE
+        if backend is Backend.AUTO:  # among what was built (see ChannelwiseTPAuto)
+            backend = auto_choice(a.device, native=self._native is not None, cueq=self._cueq is not None)
         if backend is Backend.CUEQUIVARIANCE:
             return self._cueq(a, species, self.weight)
         if backend is Backend.REFERENCE:

@@ -24,8 +24,9 @@ class SpeciesMap(nn.Module):
 
         Eager, it checks ``z`` (:meth:`check`; one host synchronisation). Compiled, the check is an assertion in
         the graph (``torch._assert_async``): the same condition, raised as a ``RuntimeError`` by the compiled
-        code, without a synchronisation on devices that run it asynchronously. Callers that know the elements
-        are valid (the calculator checks them once per structure) lose nothing either way.
+        code, without a synchronisation on devices that run it asynchronously. (The model's ``forward`` maps
+        species eagerly, outside :meth:`~mlip.models.base.EdgePotential.compile_network`'s graph; the compiled
+        branch serves ``torch.compile`` of a whole model.)
         """
         if not torch.compiler.is_compiling():
             self.check(z)
