@@ -25,6 +25,7 @@ from torch import nn
 
 from mlip.kernels.channelwise import ChannelwiseTPDescriptor, split_groups
 from mlip.kernels.native import entry, load_library
+from mlip.kernels.tracing import is_tracing
 
 _SLOTS = ("g", "x", "y", "w")  # slot numbers of the C entry point: 0 = forward product, 1-3 = gradients
 _P = ctypes.c_void_p
@@ -213,7 +214,7 @@ class ChannelwiseTPNative(nn.Module):
             raise ValueError(f"senders and receivers must be [E={n_edges}]")
         senders = senders.to(torch.int64).contiguous()
         receivers = receivers.to(torch.int64).contiguous()
-        if not torch.compiler.is_compiling():
+        if not is_tracing():
             for name, idx, bound in (("senders", senders, x.shape[0]), ("receivers", receivers, n_g)):
                 if n_edges and (int(idx.min()) < 0 or int(idx.max()) >= bound):
                     raise ValueError(

@@ -17,6 +17,7 @@ from torch import nn
 
 from mlip.kernels.channelwise import ChannelwiseTPDescriptor, split_groups
 from mlip.kernels.symmetric_contraction import SymmetricContractionDescriptor
+from mlip.kernels.tracing import is_tracing
 
 
 def _import_cue():
@@ -101,7 +102,7 @@ class ChannelwiseTPCueq(nn.Module):
 
     def _op(self, channels: int, device: torch.device) -> nn.Module:
         if str(channels) not in self.ops:
-            if torch.compiler.is_compiling():
+            if is_tracing():
                 raise RuntimeError(
                     f"ChannelwiseTPCueq was built for channels {list(self.ops)}, called with {channels}: "
                     "pass channels= at construction to compile it"

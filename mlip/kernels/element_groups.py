@@ -23,10 +23,12 @@ from collections.abc import Callable
 
 import torch
 
+from mlip.kernels.tracing import is_tracing
+
 
 def use_grouped(x: torch.Tensor) -> bool:
     """True when ``x`` is an eager CPU tensor (grouped evaluation), False while compiling or on a GPU."""
-    return x.device.type == "cpu" and not torch.compiler.is_compiling()
+    return x.device.type == "cpu" and not is_tracing()
 
 
 def apply_by_element(

@@ -22,6 +22,7 @@ import ctypes
 import torch
 
 from mlip.kernels.native import entry
+from mlip.kernels.tracing import is_tracing
 
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
@@ -154,7 +155,7 @@ def contract_native(tables: NativeTables, a: torch.Tensor, species: torch.Tensor
     if a.device.type != "cpu":
         raise ValueError(f"Backend.NATIVE runs on the CPU; got {a.device} tensors (use 'auto' or 'torch')")
     species = species.to(torch.int64).contiguous()
-    checked = not torch.compiler.is_compiling() and species.numel()
+    checked = not is_tracing() and species.numel()
     if checked and (int(species.min()) < 0 or int(species.max()) >= weight.shape[0]):
         raise ValueError(
             f"element indices must be in [0, {weight.shape[0]}), got {species.min()}..{species.max()}"

@@ -137,10 +137,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str 
     return model.to(device).eval()
 
 
-def convert_model(model: nn.Module, *, dtype: str | torch.dtype | None = None, device=None) -> nn.Module:
-    """A new model equal to ``model`` in ``dtype`` (and on ``device``), built from ``model.config`` with its
-    current weights, constants recomputed in ``dtype``; ``model`` itself is not changed. Needs an mlip model
-    (one with ``config``)."""
+def convert_model(
+    model: nn.Module, *, dtype: str | torch.dtype | None = None, device=None, backend: str | None = None
+) -> nn.Module:
+    """A new model equal to ``model`` in ``dtype`` (and on ``device``, with kernel ``backend``), built from
+    ``model.config`` with its current weights, constants recomputed in ``dtype``; ``model`` itself is not
+    changed. Needs an mlip model (one with ``config``). The weights do not depend on the backend."""
     if not hasattr(model, "config") or not hasattr(model.config, "to_dict"):
         raise MLIPInputError(
             f"converting a {type(model).__name__} needs an mlip model (with a .config); convert it yourself"
@@ -149,6 +151,8 @@ def convert_model(model: nn.Module, *, dtype: str | torch.dtype | None = None, d
     if dtype is not None:
         config["dtype"] = str(dtype).replace("torch.", "")
         parse_dtype(config["dtype"])
+    if backend is not None:
+        config["backend"] = str(backend)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     new = _build_and_load(config, state, where=f"a {type(model).__name__}")
     device = device if device is not None else next(model.parameters()).device

@@ -7,6 +7,7 @@ from ase.data import chemical_symbols
 from torch import nn
 
 from mlip.errors import MLIPInputError
+from mlip.kernels.tracing import is_tracing
 
 
 class SpeciesMap(nn.Module):
@@ -22,17 +23,18 @@ class SpeciesMap(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Element indices ``[N]`` (int64) of the atomic numbers ``z [N]``.
 
-        Eager, it checks ``z`` (:meth:`check`; one host synchronisation). Compiled, the check is an assertion in
+        Eager, it checks ``z`` (:meth:`check`; one host synchronisation). Traced (compiled or exported), the check is an assertion in
         the graph (``torch._assert_async``): the same condition, raised as a ``RuntimeError`` by the compiled
         code, without a synchronisation on devices that run it asynchronously. (The model's ``forward`` maps
         species eagerly, outside :meth:`~mlip.models.base.EdgePotential.compile_network`'s graph; the compiled
         branch serves ``torch.compile`` of a whole model.)
         """
-        if not torch.compiler.is_compiling():
+        if not is_tracing():
             self.check(z)
             return self.table[z]
-        idx = self.table[z]
-        torch._assert_async((idx >= 0).all(), "unknown element: an atomic number this model does not support")
+        idx = self.table[z.clamp(0, self.table.shape[0] - 1)]
+        known = (z >= 1) & (z < self.table.shape[0]) & (idx >= 0)
+        torch._assert_async(known.all(), "unknown element: an atomic number this model does not support")
         return idx
 
     def check(self, z: torch.Tensor) -> None:

@@ -1,0 +1,187 @@
+"""A self-contained model artefact: one ``torch.export`` program, energy -> forces and stress included.
+
+``mlip-export model.pt model.pt2`` (:func:`export_model`) writes a file that loads and runs with **only torch**
+installed (no mlip, no NumPy)::
+
+    import json, torch
+    meta = {"mlip.json": ""}
+    program = torch.export.load("model.pt2", extra_files=meta).module()
+    meta = json.loads(meta["mlip.json"])          # elements, cutoff, dtype, the contract below
+    out = program(positions, cell, pbc, atomic_numbers, edge_index, edge_shifts)
+    out["energy"], out["forces"], out["stress"]
+
+The contract (``CONTRACT_VERSION`` 1), one structure per call:
+
+============== ============ ======= =====================================================================
+input          shape        dtype   meaning
+============== ============ ======= =====================================================================
+positions      [N, 3]       float64 Cartesian positions, Å
+cell           [3, 3]       float64 lattice vectors as rows, Å (zeros for a free molecule)
+pbc            [3]          bool    periodic directions (recorded; the short-range model reads the edges)
+atomic_numbers [N]          int64   Z; one this model does not know raises ``RuntimeError`` in the program
+edge_index     [2, E]       int64   row 0 sender j, row 1 receiver i, every pair within ``r_max`` in both
+                                    directions (:mod:`mlip.keys`)
+edge_shifts    [E, 3]       float64 integer image counts S: ``r_ij = x_j - x_i + S @ cell``
+============== ============ ======= =====================================================================
+
+Outputs (a dict of float64 tensors): ``energy`` [] eV, ``node_energy`` [N] eV, ``forces`` [N, 3] eV/Å,
+``stress`` [3, 3] eV/Å³ (ASE sign; zeros when the cell has no volume), ``virial`` [3, 3] eV (``-V stress``).
+Positions and cell are float64 whatever the network's dtype (``meta["dtype"]``): the network casts inside.
+
+How it is built. ``torch.export`` cannot yet trace ``torch.autograd.grad`` through every backward formula
+(non-strict export fails on the backward of ``sqrt``: "a fake tensor in the exported program constant's list",
+torch 2.13), so the whole evaluation, forward and backward, is first traced into one ATen graph with ``make_fx``
+(symbolic shapes: ``N`` and ``E`` stay free), its ``view`` calls are made ``reshape`` (the traced strides of the
+backward need not hold for other inputs), and that graph is exported. The network runs with ``Backend.TORCH`` (mlip's
+own CPU kernels are custom operators that need mlip loaded). AOTInductor (``.pt2`` of compiled C++) is not used:
+for this graph torch 2.13's Inductor fails in its CPU code generation (a vectorised store with a non-vector index;
+with ``cpp.simdlen=1`` a wrapper argument of the wrong type). The program runs in PyTorch's graph interpreter; wrap
+it in ``torch.compile`` for speed where Inductor works.
+
+Before writing, :func:`export_model` checks the program against the eager model on a structure of other sizes
+than the one it traced, and refuses to write one that disagrees.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from torch import nn
+
+from mlip import keys as K
+from mlip.errors import MLIPInputError
+from mlip.fileio import atomic_path
+
+FORMAT = "mlip-exported-program"
+CONTRACT_VERSION = 1
+INPUTS = ("positions", "cell", "pbc", "atomic_numbers", "edge_index", "edge_shifts")
+OUTPUTS = ("energy", "node_energy", "forces", "stress", "virial")
+META_FILE = "mlip.json"
+
+
+class _Program(nn.Module):
+    """One structure's evaluation in the contract's terms (traced, not exported as is)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, positions, cell, pbc, atomic_numbers, edge_index, edge_shifts
+    ) -> dict[str, torch.Tensor]:
+        batch = {
+            K.POSITIONS: positions, K.CELL: cell[None], K.PBC: pbc[None], K.ATOMIC_NUMBERS: atomic_numbers,
+            K.EDGE_INDEX: edge_index, K.EDGE_SHIFTS: edge_shifts, K.BATCH: torch.zeros_like(atomic_numbers),
+        }  # fmt: skip
+        out = self.model(batch, compute_forces=True, compute_stress=True)
+        return {
+            "energy": out[K.ENERGY][0],
+            "node_energy": out[K.NODE_ENERGY],
+            "forces": out[K.FORCES],
+            "stress": out[K.STRESS][0],
+            "virial": out[K.VIRIALS][0],
+        }
+
+
+def contract_inputs(atoms: Atoms, r_max: float) -> tuple[torch.Tensor, ...]:
+    """The contract's six inputs for ``atoms`` (mlip's neighbour list, cutoff ``r_max`` Å)."""
+    from mlip.data import atoms_to_graph
+
+    g = atoms_to_graph(atoms, r_max, where="export input")
+    return (
+        g[K.POSITIONS].to(torch.float64), g[K.CELL].reshape(3, 3).to(torch.float64), g[K.PBC].reshape(3),
+        g[K.ATOMIC_NUMBERS], g[K.EDGE_INDEX], g[K.EDGE_SHIFTS].to(torch.float64),
+    )  # fmt: skip
+
+
+def _grid_sample(numbers: list[int], shape: tuple[int, int, int], spacing: float, seed: int) -> Atoms:
+    """Atoms on a jittered, sheared periodic grid, the model's elements in turn (a tracing/checking input)."""
+    rng = np.random.default_rng(seed)
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3)
+    cell = np.diag(np.array(shape) * spacing) + np.array([[0, 0.3, 0], [0, 0, 0.2], [0.1, 0, 0]])
+    frac = (idx + 0.5 + rng.uniform(-0.08, 0.08, idx.shape)) / np.array(shape)
+    z = [numbers[i % len(numbers)] for i in range(len(idx))]
+    return Atoms(numbers=z, scaled_positions=frac, cell=cell, pbc=True)
+
+
+def trace_program(model: nn.Module, *, dtype: str | None = None) -> torch.export.ExportedProgram:
+    """The exported program of ``model`` (an mlip model; its network in ``dtype``, default its own) under the
+    contract of this module. Dynamic in the number of atoms ``N >= 1`` and edges ``E >= 0``."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from mlip.models import convert_model
+
+    if getattr(model, "charge_head", None) is not None:
+        raise MLIPInputError(
+            "export: models with a long-range term (long_range) cannot be exported yet (the Coulomb term's "
+            "neighbour list is built on the host); use the eager model"
+        )
+    model = convert_model(model, dtype=dtype, device="cpu", backend="torch").eval().requires_grad_(False)
+    program = _Program(model)
+    example = contract_inputs(_grid_sample(model.atomic_numbers, (3, 3, 3), 2.3, seed=0), model.r_max)
+    graph = make_fx(program, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
+    for node in graph.graph.nodes:
+        if node.op == "call_function" and node.target is torch.ops.aten.view.default:
+            node.target = torch.ops.aten.reshape.default
+    graph.recompile()
+    n_atoms = torch.export.Dim("n_atoms", min=1)
+    n_edges = torch.export.Dim("n_edges", min=0)
+    dims = ({0: n_atoms}, None, None, {0: n_atoms}, {1: n_edges}, {0: n_edges})
+    return torch.export.export(graph, example, dynamic_shapes=dims, strict=False)
+
+
+def metadata(model: nn.Module, dtype: str) -> dict:
+    """What the artefact records beside the program (``mlip.json``)."""
+    from mlip import __version__
+    from mlip.models.io import FORMAT_VERSION
+
+    return {
+        "format": FORMAT,
+        "contract_version": CONTRACT_VERSION,
+        "inputs": list(INPUTS),
+        "outputs": list(OUTPUTS),
+        "atomic_numbers": list(model.atomic_numbers),
+        "r_max": float(model.r_max),
+        "dtype": dtype,
+        "input_dtype": "float64",
+        "model_name": model.config.name,
+        "model_format_version": FORMAT_VERSION,
+        "mlip_version": __version__,
+        "torch_version": torch.__version__,
+    }
+
+
+def export_model(model: nn.Module, path: str | Path, *, dtype: str | None = None) -> dict:
+    """Trace ``model`` (:func:`trace_program`), check it, and write it to ``path`` atomically; returns the
+    metadata written beside it. ``dtype``: the network's dtype in the artefact (default: the model's)."""
+    from mlip.models.config import parse_dtype
+
+    dtype = dtype or model.config.dtype
+    parse_dtype(dtype)
+    program = trace_program(model, dtype=dtype)
+    _check_against_eager(program, model, dtype)
+    meta = metadata(model, dtype)
+    with atomic_path(path) as tmp:
+        torch.export.save(program, str(tmp), extra_files={META_FILE: json.dumps(meta)})
+    return meta
+
+
+def _check_against_eager(program: torch.export.ExportedProgram, model: nn.Module, dtype: str) -> None:
+    """The program and the eager model (same dtype, ``Backend.TORCH``) agree on a structure that was not traced."""
+    from mlip.models import convert_model
+
+    eager = _Program(convert_model(model, dtype=dtype, device="cpu", backend="torch").eval())
+    inputs = contract_inputs(_grid_sample(model.atomic_numbers, (2, 2, 3), 2.2, seed=1), model.r_max)
+    want, got = eager(*inputs), program.module()(*inputs)
+    tol = 1e-10 if dtype == "float64" else 1e-5
+    for key in OUTPUTS:
+        scale = float(want[key].detach().abs().max().clamp_min(1e-12))
+        err = float((want[key].detach() - got[key]).abs().max()) / scale
+        if not err <= tol:
+            raise RuntimeError(
+                f"export: the traced program's {key} differs from the eager model's by {err:.2e}"
+            )
