@@ -94,7 +94,9 @@ def test_missing_ghost_neighbours_are_refused_for_message_passing(model):
     data = FakeMLIAPData.from_atoms(
         atoms, MLIPMLIAPUnified(model).element_types, cutoff=4.0, ghost_cutoff=8.5, ghostneigh=False
     )
-    with pytest.raises(MLIPInputError, match=r"2 message-passing layers .* 'pair_style mliap unified FILE 1'"):
+    with pytest.raises(
+        MLIPInputError, match=r"2 message-passing layers .* 'pair_style mliap unified FILE 1'"
+    ):
         MLIPMLIAPUnified(model).compute_forces(data)
 
 
