@@ -1,4 +1,4 @@
-"""``mlip-relax IN OUT --model PATH [--fmax F] [--steps N] [--relax-cell] [--optimizer fire|bfgs]``.
+"""``mlip-relax IN OUT --model PATH [--fmax F] [--steps N] [--relax-cell] [--optimizer fire|bfgs] [--compile]``.
 
 Relaxes every structure of ``IN`` and writes ``OUT`` (any format ASE writes, chosen by its name). Nothing is lost
 on the way:
@@ -122,6 +122,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--optimizer", default="fire", choices=["fire", "bfgs"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default=None, choices=["float32", "float64"])
+    p.add_argument("--compile", action="store_true", help="run the network through torch.compile")
     add_debug_flag(p)
     args = p.parse_args(argv)
     if not args.fmax > 0 or args.steps < 1:
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         raise MLIPInputError(f"no such input file: {src}")
     fmt = output_format(out)
     check_output_file(out, what="output file")
-    calc = MLIPCalculator(args.model, device=args.device, dtype=args.dtype)
+    calc = MLIPCalculator(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
     settings = {
         "input": file_identity(src),
         "model": file_identity(args.model),

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from mlip import keys as K
+from mlip.errors import MLIPInputError
 from mlip.kernels import Irreps, spherical_harmonics
 from mlip.longrange.charges import ChargeHead
 from mlip.longrange.layer import coulomb_node_energies
@@ -73,7 +74,7 @@ class EdgePotential(nn.Module):
         share a graph; more than 8 different structures compiled in one process raise a recompile-limit error.
         """
         if self.charge_head is not None:
-            raise NotImplementedError(
+            raise MLIPInputError(
                 "compile_network: models with long_range are not compile-ready yet (the Coulomb term's "
                 "neighbour list is built on the host); use the eager model"
             )

@@ -135,6 +135,10 @@ class TrainConfig:
     ``refit_e0s`` re-fits the per-element reference energies to the training residuals by least squares
     (:mod:`mlip.training.e0_refit`): ``end`` (default, on the exported EMA model), ``stage_two_and_end`` (also
     when stage two starts) or ``none``; ``refit_e0s_max_frames`` caps the frames of the fit (evenly spaced).
+
+    ``compile_eval`` runs the final validation and test evaluation of the exported model through
+    ``torch.compile`` (:meth:`~mlip.models.base.EdgePotential.compile_network`; inference only, so training itself
+    stays eager); not for models with ``long_range``.
     """
 
     loss: str = "mse"
@@ -178,6 +182,7 @@ class TrainConfig:
     progress_bar: bool = True
     check_val_every_n_epoch: int = 1
     checkpoint_every_n_steps: int | None = None
+    compile_eval: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self, "train")
@@ -231,6 +236,10 @@ class RunConfig:
         from mlip.models.registry import check_model_section
 
         check_model_section(self.model)
+        if self.train.compile_eval and self.model.get("long_range"):
+            raise MLIPInputError(
+                "train.compile_eval: models with model.long_range are not compile-ready yet; set it to false"
+            )
 
     @classmethod
     def from_dict(cls, raw: dict) -> RunConfig:

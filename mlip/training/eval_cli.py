@@ -65,6 +65,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--compile", action="store_true", help="run the network through torch.compile (inference)")
     add_debug_flag(p)
     args = p.parse_args(argv)
     if args.batch_size < 1:
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(f).exists():
             raise MLIPInputError(f"no such file: {f}")
     model = load_model(args.model, device=args.device)
+    if args.compile:
+        model.compile_network()
     keys = LabelKeys(
         energy_key=args.energy_key,
         forces_key=args.forces_key,

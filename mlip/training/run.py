@@ -30,7 +30,7 @@ from mlip.data.sampler import BudgetBatchSampler
 from mlip.data.stress_check import StressTransform, require_consistent_stress
 from mlip.errors import MLIPInputError
 from mlip.fileio import DirectoryLock, check_output_dir, write_json_atomic
-from mlip.models import save_model
+from mlip.models import convert_model, save_model
 from mlip.training.config import RunConfig
 from mlip.training.metrics import evaluate
 from mlip.training.module import PotentialModule
@@ -371,9 +371,10 @@ def write_outputs(module: PotentialModule, data: PreparedData, cfg: RunConfig, r
         provenance = {"train_file": data_source(cfg.data), "config": cfg.to_dict()}
         save_model(model, run_dir / "model.pt", provenance=provenance)
         bs = cfg.data.valid_batch_size
-        results = {"valid": evaluate(model, make_loader(data.valid, batch_size=bs, shuffle=False))}
+        scorer = convert_model(model).compile_network() if cfg.train.compile_eval else model
+        results = {"valid": evaluate(scorer, make_loader(data.valid, batch_size=bs, shuffle=False))}
         tests = {
-            n: evaluate(model, make_loader(ds, batch_size=bs, shuffle=False)) for n, ds in data.tests.items()
+            n: evaluate(scorer, make_loader(ds, batch_size=bs, shuffle=False)) for n, ds in data.tests.items()
         }
     metrics = {"valid": results["valid"].metrics(), "test": {n: acc.metrics() for n, acc in tests.items()}}
     if refit is not None:

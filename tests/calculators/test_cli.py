@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -62,6 +63,25 @@ def test_mlip_eval_writes_metric_keys(tmp_path):
     metrics = json.loads((tmp_path / "m.json").read_text())["labelled.xyz"]
     assert metrics["n_frames"] == 3
     assert {"energy_rmse_mev_per_atom", "forces_rmse_mev_per_A", "forces_mae_mev_per_A"} <= set(metrics)
+
+
+def test_mlip_eval_compiled_gives_the_eager_metrics(tmp_path):
+    model = _model_file(tmp_path)
+    frames = []
+    for seed in range(3):
+        a = bulk("Cu", "fcc", a=3.6, cubic=True)
+        a.rattle(0.05, seed=seed)
+        a.calc = SinglePointCalculator(a, energy=-14.0 + 0.1 * seed, forces=np.full((4, 3), 0.01 * seed))
+        frames.append(a)
+    write(tmp_path / "labelled.xyz", frames)
+    args = ["--model", str(model), str(tmp_path / "labelled.xyz"), "--out"]
+    assert eval_main([*args, str(tmp_path / "eager.json")]) == 0
+    assert eval_main([*args, str(tmp_path / "compiled.json"), "--compile"]) == 0
+    eager = json.loads((tmp_path / "eager.json").read_text())["labelled.xyz"]
+    compiled = json.loads((tmp_path / "compiled.json").read_text())["labelled.xyz"]
+    assert set(eager) == set(compiled)
+    for key, value in eager.items():
+        assert compiled[key] == pytest.approx(value, rel=1e-9, abs=1e-9), key
 
 
 def _cells(n, bad=()):

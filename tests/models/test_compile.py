@@ -113,3 +113,9 @@ def test_compiled_network_refuses_training_steps():
     batch = collate([atoms_to_graph(methanol_like(), model.r_max)])
     with pytest.raises(RuntimeError, match="compiled for inference"):
         model(batch, compute_forces=True, training=True)
+
+
+def test_long_range_models_are_refused_with_a_clear_error():
+    model = tiny_mace(torch.float64, long_range={"kind": "auto"})
+    with pytest.raises(MLIPInputError, match="long_range are not compile-ready"):
+        model.compile_network()
