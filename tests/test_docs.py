@@ -81,6 +81,15 @@ PYTHON = _blocks("python")
 
 @pytest.mark.parametrize(("where", "code"), PYTHON, ids=[w for w, _ in PYTHON])
 def test_every_python_snippet_runs(where, code, sandbox):
+    if "model.pt2" in code:  # the torch-only example reads an exported model
+        from mlip.calculators.export import export_model
+        from mlip.models import load_model
+
+        export_model(load_model("runs/mine/model.pt"), "model.pt2")
+    if "cuau.data" in code:  # the LAMMPS example reads a data file
+        cell = bulk("Cu", "fcc", a=3.7, cubic=True)
+        cell.numbers[::3] = 79
+        write("cuau.data", cell, format="lammps-data", specorder=["Cu", "Au"], masses=True, units="metal")
     exec(compile(code, where, "exec"), {"__name__": "__docs__"})
 
 
@@ -118,6 +127,7 @@ COMMANDS = _commands()
 
 
 def _parser(prog: str):
+    from mlip.calculators.export_cli import _parse as export_parse
     from mlip.calculators.relax_cli import _parse as relax_parse
     from mlip.data.preprocess import parser as preprocess_parser
     from mlip.training.cli import parse_args
@@ -127,6 +137,7 @@ def _parser(prog: str):
         return parse_args
     return {
         "mlip-eval": eval_parse,
+        "mlip-export": export_parse,
         "mlip-relax": relax_parse,
         "mlip-preprocess": preprocess_parser().parse_args,
     }[prog]

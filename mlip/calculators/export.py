@@ -4,9 +4,9 @@
 installed (no mlip, no NumPy)::
 
     import json, torch
-    meta = {"mlip.json": ""}
+    meta = {"mlip_export.json": ""}
     program = torch.export.load("model.pt2", extra_files=meta).module()
-    meta = json.loads(meta["mlip.json"])          # elements, cutoff, dtype, the contract below
+    meta = json.loads(meta["mlip_export.json"])          # elements, cutoff, dtype, the contract below
     out = program(positions, cell, pbc, atomic_numbers, edge_index, edge_shifts)
     out["energy"], out["forces"], out["stress"]
 
@@ -60,7 +60,7 @@ FORMAT = "mlip-exported-program"
 CONTRACT_VERSION = 1
 INPUTS = ("positions", "cell", "pbc", "atomic_numbers", "edge_index", "edge_shifts")
 OUTPUTS = ("energy", "node_energy", "forces", "stress", "virial")
-META_FILE = "mlip.json"
+META_FILE = "mlip_export.json"
 
 
 class _Program(nn.Module):
@@ -135,7 +135,7 @@ def trace_program(model: nn.Module, *, dtype: str | None = None) -> torch.export
 
 
 def metadata(model: nn.Module, dtype: str) -> dict:
-    """What the artefact records beside the program (``mlip.json``)."""
+    """What the artefact records beside the program (``mlip_export.json``)."""
     from mlip import __version__
     from mlip.models.io import FORMAT_VERSION
 

@@ -25,7 +25,7 @@ _DTYPES = {
 
 
 def read_metadata(path: str | Path) -> dict:
-    """The artefact's ``mlip.json`` (checked: format and contract version), without loading the program."""
+    """The artefact's ``mlip_export.json`` (checked: format and contract version), without loading the program."""
     path = Path(path)
     if not path.is_file():
         raise MLIPFileNotFoundError(f"no exported model at {path}")

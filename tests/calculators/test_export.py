@@ -102,9 +102,9 @@ def test_artefact_runs_with_torch_only(mace_artefact, tmp_path):
         """
         import importlib.util, json, sys, torch
         assert importlib.util.find_spec("mlip") is None and importlib.util.find_spec("numpy") is None
-        meta = {"mlip.json": ""}
+        meta = {"mlip_export.json": ""}
         program = torch.export.load(sys.argv[1], extra_files=meta).module()
-        meta = json.loads(meta["mlip.json"])
+        meta = json.loads(meta["mlip_export.json"])
         outs = [program(*inputs) for inputs in torch.load(sys.argv[2])]
         torch.save([{k: v.detach() for k, v in o.items()} for o in outs], sys.argv[3])
         print(json.dumps(meta))
@@ -171,7 +171,7 @@ def test_artefact_of_another_contract_version_is_refused(mace_artefact, tmp_path
     src, dst = zipfile.ZipFile(root / "model.pt2"), zipfile.ZipFile(tmp_path / "v2.pt2", "w")
     for item in src.infolist():
         data = src.read(item)
-        if item.filename.endswith("extra/mlip.json"):
+        if item.filename.endswith("extra/mlip_export.json"):
             meta = json.loads(data)
             meta["contract_version"] = 2
             data = json.dumps(meta).encode()
