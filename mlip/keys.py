@@ -82,6 +82,15 @@ TOTAL_CHARGE: Final[str] = "total_charge"
 """[n_graphs] float, e. Net charge of each structure (``atoms.info["charge"]``, 0 when absent); the predicted
 charges of a long-range model sum to it."""
 
+# ---- derived by a long-range model's forward (mlip.longrange.layer.plan_long_range), not read from data -----------
+LR_KGRID: Final[str] = "lr_kgrid"
+"""[n_graphs, K, 3] float (integer values). Half-space reciprocal-lattice coordinates m of each periodic structure
+within the Ewald cutoff, zero-padded to the batch's largest K; k = m @ (2π cell^{-T})."""
+LR_KVALID: Final[str] = "lr_kvalid"
+"""[n_graphs, K] bool. Which rows of ``LR_KGRID`` are real (false on the padding and for free structures)."""
+LR_FREE_PAIRS: Final[str] = "lr_free_pairs"
+"""[2, P] int64. Every ordered pair (sender j, receiver i), i != j, within each free structure summed directly."""
+
 NODE_KEYS: Final[frozenset[str]] = frozenset({POSITIONS, ATOMIC_NUMBERS, FORCES, CHARGES, FORCES_MASK})
 """Keys concatenated along atoms when batching."""
 GRAPH_KEYS: Final[frozenset[str]] = frozenset(

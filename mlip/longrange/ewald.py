@@ -30,7 +30,14 @@ import torch
 
 from mlip.data.neighbors import neighbor_list
 
-__all__ = ["EwaldParameters", "ewald_parameters", "ewald_potential", "reciprocal_vectors"]
+__all__ = [
+    "EwaldParameters",
+    "ewald_parameters",
+    "ewald_potential",
+    "reciprocal_integers",
+    "reciprocal_sum",
+    "reciprocal_vectors",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,22 +66,42 @@ def ewald_parameters(
     )
 
 
-def reciprocal_vectors(cell: torch.Tensor, k_cut: float) -> torch.Tensor:
-    """Half of the reciprocal lattice vectors with ``0 < |k| <= k_cut``: ``[K, 3]`` in 1/Å, differentiable in ``cell``.
+def reciprocal_integers(cell: torch.Tensor, k_cut: float) -> torch.Tensor:
+    """Integer coordinates ``m`` ``[K, 3]`` (in ``cell``'s dtype) of half of the reciprocal lattice vectors with
+    ``0 < |k| <= k_cut`` (1/Å), ``k = m @ (2π cell^{-T})``; chosen on the host from ``cell``'s values.
 
     One of each pair ``±k`` is kept (the first non-zero integer coordinate positive); the sum over the other half
     is the same, which callers account for with a factor 2.
     """
-    recip = 2.0 * math.pi * torch.linalg.inv(cell).transpose(0, 1)  # rows b_i with a_i · b_j = 2π δ_ij
-    lengths = cell.detach().norm(dim=1)
+    cell = cell.detach()
+    recip = 2.0 * math.pi * torch.linalg.inv(cell).transpose(0, 1)
+    lengths = cell.norm(dim=1)
     m_max = [int(math.ceil(k_cut * float(length) / (2.0 * math.pi))) for length in lengths]
     axes = [torch.arange(-m, m + 1, device=cell.device) for m in m_max]
     m = torch.cartesian_prod(*axes).to(cell.dtype)
     first = torch.where(m[:, 0] != 0, m[:, 0], torch.where(m[:, 1] != 0, m[:, 1], m[:, 2]))
     m = m[first > 0]
-    with torch.no_grad():
-        keep = (m @ recip.detach()).norm(dim=1) <= k_cut
-    return m[keep] @ recip
+    return m[(m @ recip).norm(dim=1) <= k_cut]
+
+
+def reciprocal_vectors(cell: torch.Tensor, k_cut: float) -> torch.Tensor:
+    """Half of the reciprocal lattice vectors with ``0 < |k| <= k_cut``: ``[K, 3]`` in 1/Å, differentiable in
+    ``cell`` (:func:`reciprocal_integers` times ``2π cell^{-T}``)."""
+    recip = 2.0 * math.pi * torch.linalg.inv(cell).transpose(0, 1)  # rows b_i with a_i · b_j = 2π δ_ij
+    return reciprocal_integers(cell, k_cut) @ recip
+
+
+def reciprocal_sum(
+    positions: torch.Tensor, charges: torch.Tensor, batch: torch.Tensor, k: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
+    """``Σ_k w_k Re[e^{−ik·x_i} Σ_j q_j e^{ik·x_j}]`` per atom ``[N]``, with each structure's half-space ``k``
+    ``[B, K, 3]`` (1/Å) and weights ``w`` ``[B, K]`` (padding rows carry weight 0)."""
+    n_graphs, k_max = weight.shape
+    phase = torch.einsum("nd,nkd->nk", positions, k[batch])  # [N, K]
+    cos, sin = phase.cos(), phase.sin()
+    c_sum = positions.new_zeros(n_graphs, k_max).index_add(0, batch, charges[:, None] * cos)
+    s_sum = positions.new_zeros(n_graphs, k_max).index_add(0, batch, charges[:, None] * sin)
+    return (weight[batch] * (cos * c_sum[batch] + sin * s_sum[batch])).sum(1)
 
 
 def _real_space_pairs(
@@ -152,15 +179,10 @@ def _reciprocal(positions, charges, cell, batch, params, volume) -> torch.Tensor
     k_max = max((k.shape[0] for k in kvecs), default=0)
     if k_max == 0:
         return torch.zeros_like(charges)
-    n_graphs = cell.shape[0]
     weights = []
     for b, (kb, p) in enumerate(zip(kvecs, params)):
         k2 = kb.square().sum(1)
         weights.append(8.0 * math.pi / volume[b] * torch.exp(-k2 * p.sigma**2 / 4.0) / k2)
     k = torch.nn.utils.rnn.pad_sequence(kvecs, batch_first=True)  # [B, K, 3], zero rows pad
     weight = torch.nn.utils.rnn.pad_sequence(weights, batch_first=True)  # [B, K], zero weight on the padding
-    phase = torch.einsum("nd,nkd->nk", positions, k[batch])  # [N, K]
-    cos, sin = phase.cos(), phase.sin()
-    c_sum = positions.new_zeros(n_graphs, k_max).index_add(0, batch, charges[:, None] * cos)
-    s_sum = positions.new_zeros(n_graphs, k_max).index_add(0, batch, charges[:, None] * sin)
-    return (weight[batch] * (cos * c_sum[batch] + sin * s_sum[batch])).sum(1)
+    return reciprocal_sum(positions, charges, batch, k, weight)

@@ -22,7 +22,7 @@ from mlip import keys as K
 from mlip.errors import MLIPInputError
 from mlip.kernels import Irreps, spherical_harmonics
 from mlip.longrange.charges import ChargeHead
-from mlip.longrange.layer import coulomb_node_energies
+from mlip.longrange.layer import coulomb_node_energies, model_sigma, plan_long_range
 from mlip.models.config import parse_dtype
 from mlip.models.outputs import energy_and_gradients
 from mlip.models.species import SpeciesMap
@@ -66,18 +66,15 @@ class EdgePotential(nn.Module):
         ``fullgraph=True``: the network traces as one graph (no graph breaks, no host synchronisation) or this
         raises when first called. Forces and stress still come from ``torch.autograd.grad`` outside the graph,
         through the compiled backward. Inference only: PyTorch's compiled backward is not differentiable again,
-        so a training step (``training=True``, the force loss needs a second derivative) raises. The long-range
-        term (``long_range``) builds its neighbour lists on the host and is not compile-ready yet.
+        so a training step (``training=True``, the force loss needs a second derivative) raises. With
+        ``long_range``, the Coulomb term is in the graph; its data-dependent index tensors are built before it
+        (:func:`mlip.longrange.layer.plan_long_range`), and free structures too large for the direct sum
+        (Chebyshev–Tucker) are refused.
 
         Dynamo caches compiled graphs per code object (``node_energies``), at most
         ``torch._dynamo.config.recompile_limit`` (8) of them per process: models of one structure (a committee)
         share a graph; more than 8 different structures compiled in one process raise a recompile-limit error.
         """
-        if self.charge_head is not None:
-            raise MLIPInputError(
-                "compile_network: models with long_range are not compile-ready yet (the Coulomb term's "
-                "neighbour list is built on the host); use the eager model"
-            )
         self._compiled_network = torch.compile(self.node_energies, fullgraph=True, dynamic=True, **options)
         return self
 
@@ -115,11 +112,12 @@ class EdgePotential(nn.Module):
 
     def node_energies(
         self, vectors: torch.Tensor, species: torch.Tensor, batch: dict[str, torch.Tensor],
-        positions: torch.Tensor | None = None, cell: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None, cell: torch.Tensor | None = None, large_free: tuple[int, ...] = (),
     ) -> dict[str, torch.Tensor]:  # fmt: skip
         """``NODE_ENERGY [N]`` (float64, eV), and ``CHARGES [N]`` (e) with a long-range term, from edge vectors
         ``[E, 3]`` (Å), element indices ``[N]`` and the batch; the long-range term also reads the (strained)
-        ``positions [N, 3]`` and ``cell [G, 3, 3]`` (float64, Å)."""
+        ``positions [N, 3]`` and ``cell [G, 3, 3]`` (float64, Å) and the plan entries of the batch
+        (:func:`~mlip.longrange.layer.plan_long_range`; ``large_free`` from it)."""
         sh, radial = self.edge_features(vectors)
         h = self.embedding[species].unsqueeze(1)  # [N, 1, C]: scalars
         inter, scalars = self.interaction_energy(h, sh, radial, species, batch[K.EDGE_INDEX])
@@ -132,8 +130,9 @@ class EdgePotential(nn.Module):
             total = torch.zeros(batch[K.CELL].shape[0], dtype=torch.float64, device=species.device)
         charges = self.charge_head(scalars, batch[K.BATCH], total)
         coulomb = coulomb_node_energies(
-            positions, charges, cell, batch[K.PBC], batch[K.BATCH], cfg.long_range
-        )
+            vectors.to(torch.float64), positions, charges, cell, batch,
+            sigma=model_sigma(self.r_max, cfg.long_range), config=cfg.long_range, large_free=large_free,
+        )  # fmt: skip
         return {K.NODE_ENERGY: node_energy + coulomb, K.CHARGES: charges}
 
     def forward(
@@ -157,8 +156,19 @@ class EdgePotential(nn.Module):
                     "a second derivative, which PyTorch's compiled backward does not provide; train the eager model"
                 )
             network = self._compiled_network
+        large_free: tuple[int, ...] = ()
+        if self.charge_head is not None:
+            plan, large_free = plan_long_range(
+                batch[K.CELL], batch[K.PBC], batch[K.BATCH], r_max=self.r_max, config=self.config.long_range
+            )
+            if large_free and self._compiled_network is not None:
+                raise MLIPInputError(
+                    f"structures {list(large_free)} are free and larger than the compiled long-range term sums "
+                    "directly (Chebyshev-Tucker runs eagerly); use the eager model for them"
+                )
+            batch = {**batch, **plan}
         return energy_and_gradients(
-            lambda vectors, positions, cell: network(vectors, species, batch, positions, cell),
+            lambda vectors, positions, cell: network(vectors, species, batch, positions, cell, large_free),
             batch,
             compute_forces=compute_forces,
             compute_stress=compute_stress,

@@ -138,7 +138,7 @@ class TrainConfig:
 
     ``compile_eval`` runs the final validation and test evaluation of the exported model through
     ``torch.compile`` (:meth:`~mlip.models.base.EdgePotential.compile_network`; inference only, so training itself
-    stays eager); not for models with ``long_range``.
+    stays eager).
     """
 
     loss: str = "mse"
@@ -236,10 +236,6 @@ class RunConfig:
         from mlip.models.registry import check_model_section
 
         check_model_section(self.model)
-        if self.train.compile_eval and self.model.get("long_range"):
-            raise MLIPInputError(
-                "train.compile_eval: models with model.long_range are not compile-ready yet; set it to false"
-            )
 
     @classmethod
     def from_dict(cls, raw: dict) -> RunConfig:

@@ -74,3 +74,43 @@ def test_long_range_config_round_trips_and_validates():
         tiny_mace(torch.float64, long_range={"kind": "pme"})
     with pytest.raises(ValueError, match="unknown long_range option"):
         tiny_mace(torch.float64, long_range={"kind": "auto", "cutoff": 3})
+
+
+@pytest.mark.parametrize("charged", [False, True])
+def test_model_term_equals_the_reference_ewald_and_direct_sums(charged):
+    """The in-graph term (real space over the model's edges, σ = r_max/√p) against :func:`coulomb_energy`
+    (its own neighbour list and σ) for a triclinic cell smaller than twice the cutoff and a molecule."""
+    from mlip.longrange import coulomb_energy
+    from mlip.longrange.config import LongRangeConfig
+    from mlip.longrange.layer import coulomb_node_energies, model_sigma, plan_long_range
+
+    rng = np.random.default_rng(3)
+    bulk = ase.Atoms(
+        "CuAuOH", scaled_positions=rng.uniform(0, 1, (4, 3)), pbc=True,
+        cell=[[3.9, 0.0, 0.0], [0.7, 4.1, 0.0], [0.4, -0.5, 3.7]],
+    )  # fmt: skip
+    mol = ase.Atoms("CuAuO", positions=[[0, 0, 0], [2.4, 0.1, 0], [0.3, 2.2, 0.4]])
+    config = LongRangeConfig(accuracy=1e-10)
+    r_max = 4.0
+    batch = collate([atoms_to_graph(a, r_max) for a in (bulk, mol)])
+    q = torch.tensor(rng.normal(size=7), dtype=torch.float64)
+    if not charged:
+        q[:4] -= q[:4].mean()
+    plan, large = plan_long_range(batch[K.CELL], batch[K.PBC], batch[K.BATCH], r_max=r_max, config=config)
+    batch.update(plan)
+    sender, receiver = batch[K.EDGE_INDEX]
+    x = batch[K.POSITIONS]
+    vectors = (
+        x[sender]
+        - x[receiver]
+        + torch.einsum("ei,eij->ej", batch[K.EDGE_SHIFTS], batch[K.CELL][batch[K.BATCH][receiver]])
+    )
+    energies = coulomb_node_energies(
+        vectors, x, q, batch[K.CELL], batch, sigma=model_sigma(r_max, config), config=config, large_free=large
+    )
+    cell = torch.tensor(bulk.cell.array)
+    want_bulk = coulomb_energy(x[:4], q[:4], cell, method="ewald", accuracy=1e-10)
+    want_mol = coulomb_energy(x[4:], q[4:], method="direct")
+    assert float(energies[:4].sum()) == pytest.approx(float(want_bulk), rel=1e-8)
+    assert float(energies[4:].sum()) == pytest.approx(float(want_mol), rel=1e-12)
+    assert model_sigma(r_max, config) * np.sqrt(-np.log(1e-10)) == pytest.approx(r_max)

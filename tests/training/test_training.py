@@ -99,16 +99,6 @@ def test_compiled_final_evaluation_gives_the_eager_metrics(trained, tmp_path):
             assert metrics[split][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
 
 
-def test_compile_eval_with_long_range_is_refused_before_any_data():
-    raw = {
-        **TINY,
-        "model": {**TINY["model"], "long_range": {"kind": "auto"}},
-        "train": {"compile_eval": True},
-    }
-    with pytest.raises(ValueError, match="compile_eval: models with model.long_range"):
-        RunConfig.from_dict(raw)
-
-
 def test_unknown_option_is_rejected():
     with pytest.raises(ValueError, match="unknown option"):
         RunConfig.from_dict({"train": {"learning_rate": 1.0}})
