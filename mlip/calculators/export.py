@@ -117,8 +117,9 @@ def trace_program(model: nn.Module, *, dtype: str | None = None) -> torch.export
 
     if getattr(model, "charge_head", None) is not None:
         raise MLIPInputError(
-            "export: models with a long-range term (long_range) cannot be exported yet (the Coulomb term's "
-            "neighbour list is built on the host); use the eager model"
+            "export: models with a long-range term (long_range) cannot be exported yet (the term's reciprocal-"
+            "lattice grid is planned from the cell's values on the host, outside what make_fx traces); use the "
+            "eager or compiled model"
         )
     model = convert_model(model, dtype=dtype, device="cpu", backend="torch").eval().requires_grad_(False)
     program = _Program(model)
