@@ -14,4 +14,12 @@ def load_model(path, device="cpu", dtype=None):
     return _load(path, device=device, dtype=dtype)
 
 
-__all__ = ["__version__", "load_model"]
+def predict(model, frames, **options):
+    """Energies, forces, stress (and charges) of many structures, batched (see
+    :func:`mlip.calculators.predict.predict`)."""
+    from mlip.calculators.predict import predict as _predict
+
+    return _predict(model, frames, **options)
+
+
+__all__ = ["__version__", "load_model", "predict"]

@@ -1,0 +1,183 @@
+"""Batched prediction for many structures: ``mlip.predict(model, frames)``.
+
+Frames (a list or any iterator of ``ase.Atoms``) are read one at a time, turned into graphs, and evaluated in
+batches whose atoms and edges stay within a budget (``max_atoms``, ``max_edges``; a frame larger than the budget is a
+batch of its own), so memory follows the budget, not the number of frames. Results come back in input order, float64
+NumPy arrays in ASE's units and signs, per frame: ``energy`` (eV), ``forces`` ``[n, 3]`` (eV/Å), ``stress``
+``[3, 3]`` (eV/Å³, only for a frame with a periodic direction and a cell with volume), ``charges`` ``[n]`` (e, for a
+model with a long-range term).
+
+A frame that cannot be evaluated (an element the model does not know, overlapping atoms, NaN positions, a singular
+cell) is reported by its index: ``on_error="raise"`` (default) stops with a one-line :class:`MLIPInputError`
+naming it, after nothing else was lost (earlier results are in the error's ``results``); ``on_error="skip"``
+records ``(index, reason)`` in :attr:`Predictions.failures`, leaves ``None`` in its place and goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ase
+import numpy as np
+import torch
+from torch import nn
+
+from mlip import keys as K
+from mlip.data import atoms_to_graph, collate
+from mlip.errors import MLIPError, MLIPInputError
+
+__all__ = ["PredictionError", "Predictions", "iter_predict", "predict"]
+
+
+@dataclass
+class Predictions:
+    """``results[i]``: the outputs of frame ``i`` (a dict, or ``None`` where it failed); ``failures``:
+    ``(index, reason)`` of every frame left out."""
+
+    results: list[dict[str, np.ndarray | float] | None] = field(default_factory=list)
+    failures: list[tuple[int, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, i: int):
+        return self.results[i]
+
+
+class PredictionError(MLIPInputError):
+    """A frame could not be evaluated (``on_error="raise"``); ``results`` holds what was computed before it."""
+
+    def __init__(self, message: str, results: Predictions) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+def predict(
+    model: nn.Module | str | Path,
+    frames: Iterable[ase.Atoms],
+    *,
+    device: str = "cpu",
+    dtype: str | None = None,
+    max_atoms: int = 4096,
+    max_edges: int | None = 200_000,
+    on_error: str = "raise",
+    progress: bool = False,
+) -> Predictions:
+    """Energies, forces, stress (and charges) of every frame, batched (module docstring).
+
+    Args:
+        model: an mlip model file or ``nn.Module`` (used as it is when it has ``dtype`` and lives on ``device``,
+            else a converted copy; see :class:`~mlip.calculators.ase_calculator.MLIPCalculator`).
+        frames: ``ase.Atoms``, a list or an iterator.
+        device, dtype: where and in which dtype the network runs (``None``: the model's).
+        max_atoms, max_edges: the budget of one batch (``None``: no edge budget).
+        on_error: ``"raise"`` or ``"skip"``.
+        progress: show a progress bar (frames done).
+    """
+    out = Predictions()
+    try:
+        for index, result in iter_predict(
+            model, frames, device=device, dtype=dtype, max_atoms=max_atoms, max_edges=max_edges,
+            on_error=on_error, progress=progress, failures=out.failures,
+        ):  # fmt: skip
+            out.results.extend([None] * (index - len(out.results)))
+            out.results.append(result)
+    except PredictionError as err:
+        raise PredictionError(str(err), out) from None
+    last = max([len(out.results) - 1] + [i for i, _ in out.failures])
+    out.results.extend([None] * (last + 1 - len(out.results)))
+    return out
+
+
+def iter_predict(
+    model, frames: Iterable[ase.Atoms], *, device="cpu", dtype=None, max_atoms=4096, max_edges=200_000,
+    on_error="raise", progress=False, failures: list[tuple[int, str]] | None = None,
+) -> Iterator[tuple[int, dict]]:  # fmt: skip
+    """``(index, result)`` of every frame evaluated, in input order, as batches complete (arguments as
+    :func:`predict`; skipped frames are appended to ``failures``)."""
+    if on_error not in ("raise", "skip"):
+        raise MLIPInputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if max_atoms < 1 or (max_edges is not None and max_edges < 1):
+        raise MLIPInputError(f"max_atoms and max_edges must be >= 1, got {max_atoms}, {max_edges}")
+    net = _model(model, device, dtype)
+    bar = _progress(progress)
+    pending: list[tuple[int, ase.Atoms, dict]] = []
+    atoms_in, edges_in = 0, 0
+    for index, atoms in enumerate(frames):
+        try:
+            graph = _graph(net, atoms, index, on_error, failures)
+        except PredictionError:
+            if pending:  # the frames read before the bad one are evaluated first: nothing is lost
+                yield from _evaluate(net, pending, device, bar)
+            raise
+        if graph is None:
+            continue
+        n, e = len(atoms), int(graph[K.EDGE_INDEX].shape[1])
+        full = atoms_in + n > max_atoms or (max_edges is not None and edges_in + e > max_edges)
+        if pending and full:
+            yield from _evaluate(net, pending, device, bar)
+            pending, atoms_in, edges_in = [], 0, 0
+        pending.append((index, atoms, graph))
+        atoms_in, edges_in = atoms_in + n, edges_in + e
+    if pending:
+        yield from _evaluate(net, pending, device, bar)
+    if bar is not None:
+        bar.close()
+
+
+def _model(model, device, dtype) -> nn.Module:
+    from mlip.calculators.ase_calculator import _as_requested
+    from mlip.models import load_model
+
+    if isinstance(model, (str, Path)):
+        return load_model(model, device=device, dtype=dtype)
+    if not isinstance(model, nn.Module):
+        raise MLIPInputError(f"model must be a model file or an mlip nn.Module, got {type(model).__name__}")
+    return _as_requested(model, dtype, torch.device(device))
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(unit="frame", desc="mlip.predict")
+
+
+def _graph(net, atoms, index: int, on_error: str, failures) -> dict | None:
+    """The frame's graph, or ``None`` (recorded) / a :class:`PredictionError` when it cannot be evaluated."""
+    try:
+        if not isinstance(atoms, ase.Atoms):
+            raise MLIPInputError(f"expected ase.Atoms, got {type(atoms).__name__}")
+        graph = atoms_to_graph(atoms, net.r_max, where=f"frame {index}")
+        net.species.check(graph[K.ATOMIC_NUMBERS])
+        return graph
+    except MLIPError as err:
+        reason = " ".join(str(err).split())
+        if on_error == "raise":
+            raise PredictionError(f"frame {index}: {reason}", Predictions()) from None
+        if failures is not None:
+            failures.append((index, reason))
+        return None
+
+
+def _evaluate(net, pending, device, bar) -> Iterator[tuple[int, dict]]:
+    batch = {k: v.to(device) for k, v in collate([g for _, _, g in pending]).items()}
+    out = net(batch, compute_forces=True, compute_stress=True)
+    start = 0
+    for g, (index, atoms, _) in enumerate(pending):
+        n = len(atoms)
+        result: dict = {
+            "energy": float(out[K.ENERGY][g].detach()),
+            "forces": out[K.FORCES][start : start + n].detach().cpu().numpy().astype(np.float64),
+        }
+        if atoms.pbc.any() and atoms.cell.volume > 1e-12:
+            result["stress"] = out[K.STRESS][g].detach().cpu().numpy().astype(np.float64)
+        if K.CHARGES in out:
+            result["charges"] = out[K.CHARGES][start : start + n].detach().cpu().numpy().astype(np.float64)
+        start += n
+        yield index, result
+    if bar is not None:
+        bar.update(len(pending))
