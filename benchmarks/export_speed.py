@@ -25,15 +25,7 @@ from mlip import keys as K
 from mlip.calculators.export import contract_inputs, export_model
 from mlip.calculators.exported import ExportedModel
 from mlip.data import atoms_to_graph, collate
-from mlip.models import build_model
-
-
-def medium(dtype: str):
-    return build_model(dict(
-        name="mace", atomic_numbers=[14], atomic_energies=[-1.0], r_max=6.0, num_bessel=8, max_ell=3,
-        channels=128, max_L=1, num_interactions=2, avg_num_neighbors=30.0, dtype=dtype, correlation=3,
-        radial_mlp=[64, 64, 64],
-    )).eval()  # fmt: skip
+from mlip.testing.models import speed_model
 
 
 def median_ms(fn, calls: int) -> float:
@@ -52,7 +44,7 @@ def main() -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = p.parse_args()
     torch.manual_seed(0)
-    model = medium(args.dtype)
+    model = speed_model("mace", dtype=args.dtype)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         export_model(model, Path(tmp) / "m.pt2")

@@ -27,15 +27,8 @@ from ase.io import write
 
 from mlip.calculators import MLIPCalculator
 from mlip.calculators.lammps import LAMMPSDriver, load_lammps
-from mlip.models import build_model, load_model
-
-
-def medium_si(dtype: str):
-    return build_model(dict(
-        name="mace", atomic_numbers=[14], atomic_energies=[-1.0], r_max=6.0, num_bessel=8, max_ell=3,
-        channels=128, max_L=1, num_interactions=2, avg_num_neighbors=30.0, dtype=dtype, correlation=3,
-        radial_mlp=[64, 64, 64],
-    )).eval()  # fmt: skip
+from mlip.models import load_model
+from mlip.testing.models import speed_model
 
 
 def lammps_for(atoms, model, workdir: Path):
@@ -104,7 +97,7 @@ def main() -> None:
     p.add_argument("--nve-rep", type=int, default=2)
     args = p.parse_args()
     torch.manual_seed(0)
-    model = load_model(args.model, dtype=args.dtype) if args.model else medium_si(args.dtype)
+    model = load_model(args.model, dtype=args.dtype) if args.model else speed_model("mace", dtype=args.dtype)
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.reps:
             atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat((n, n, n))

@@ -28,7 +28,7 @@ from ase.build import bulk
 
 from mlip import keys as K
 from mlip.data import atoms_to_graph, collate
-from mlip.models import build_model
+from mlip.testing.models import speed_model
 
 HIDDEN_L = {"small": 0, "medium": 1, "large": 2}
 PEER_SCRIPT = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "mace_speed.py"
@@ -39,22 +39,7 @@ def time_ours(
 ) -> tuple[int, int, float]:
     """Median ms of energy+forces for backbone ``name`` at the peer's medium settings (channels 128, max_L, max_ell
     3, r_max 6; Facet and TDN take the fields that apply to them, their other settings at their defaults)."""
-    model = build_model(
-        dict(
-            name=name,
-            atomic_numbers=[14],
-            atomic_energies=[-1.0],
-            r_max=6.0,
-            num_bessel=8,
-            max_ell=3,
-            channels=128,
-            max_L=HIDDEN_L[size],
-            num_interactions=2,
-            avg_num_neighbors=30.0,
-            dtype="float32",
-            **({} if name == "facet" else dict(correlation=3, radial_mlp=[64, 64, 64])),
-        )
-    ).eval()
+    model = speed_model(name, max_L=HIDDEN_L[size])
     if compiled:
         model.compile_network()
     atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat((n, n, n))

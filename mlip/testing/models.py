@@ -55,3 +55,14 @@ def tiny_run_config(**data) -> dict:
         "data": dict(data),
         "train": {"max_epochs": 1, "progress_bar": False},
     }  # fmt: skip
+
+
+def speed_model(name: str = "mace", *, max_L: int = 1, dtype: str = "float32"):
+    """The speed benchmarks' Si model: the peer's ``medium`` settings (``../shared/peers/mace_speed.py``): 128
+    channels, ``max_L`` 1 (0 small, 2 large), max_ell 3, 2 interactions, r_max 6 Å, 8 Bessel functions; MACE and
+    TDN add correlation 3 and a [64, 64, 64] radial MLP, Facet keeps its own defaults for the rest. Random weights."""
+    extra = {} if name == "facet" else dict(correlation=3, radial_mlp=[64, 64, 64])
+    return build_model(dict(
+        name=name, atomic_numbers=[14], atomic_energies=[-1.0], r_max=6.0, num_bessel=8, max_ell=3, channels=128,
+        max_L=max_L, num_interactions=2, avg_num_neighbors=30.0, dtype=dtype, **extra,
+    )).eval()  # fmt: skip

@@ -22,6 +22,17 @@ def _model_file(tmp_path):
     return path
 
 
+def _labelled_cu(n, *, energy, forces):
+    """``n`` rattled 4-atom Cu cells (a = 3.6 Å, seeds 0..n-1) labelled ``energy(seed)``, ``forces(seed)``."""
+    frames = []
+    for seed in range(n):
+        a = bulk("Cu", "fcc", a=3.6, cubic=True)
+        a.rattle(0.05, seed=seed)
+        a.calc = SinglePointCalculator(a, energy=energy(seed), forces=forces(seed))
+        frames.append(a)
+    return frames
+
+
 def test_mlip_relax_writes_relaxed_structures(tmp_path):
     model = _model_file(tmp_path)
     frames = []
@@ -51,12 +62,7 @@ def test_mlip_relax_writes_relaxed_structures(tmp_path):
 
 def test_mlip_eval_writes_metric_keys(tmp_path):
     model = _model_file(tmp_path)
-    frames = []
-    for seed in range(3):
-        a = bulk("Cu", "fcc", a=3.6, cubic=True)
-        a.rattle(0.05, seed=seed)
-        a.calc = SinglePointCalculator(a, energy=-1.0 * seed, forces=np.zeros((4, 3)))
-        frames.append(a)
+    frames = _labelled_cu(3, energy=lambda seed: -1.0 * seed, forces=lambda seed: np.zeros((4, 3)))
     write(tmp_path / "labelled.xyz", frames)
     rc = eval_main(["--model", str(model), str(tmp_path / "labelled.xyz"), "--out", str(tmp_path / "m.json")])
     assert rc == 0
@@ -67,12 +73,9 @@ def test_mlip_eval_writes_metric_keys(tmp_path):
 
 def test_mlip_eval_compiled_gives_the_eager_metrics(tmp_path):
     model = _model_file(tmp_path)
-    frames = []
-    for seed in range(3):
-        a = bulk("Cu", "fcc", a=3.6, cubic=True)
-        a.rattle(0.05, seed=seed)
-        a.calc = SinglePointCalculator(a, energy=-14.0 + 0.1 * seed, forces=np.full((4, 3), 0.01 * seed))
-        frames.append(a)
+    frames = _labelled_cu(
+        3, energy=lambda seed: -14.0 + 0.1 * seed, forces=lambda seed: np.full((4, 3), 0.01 * seed)
+    )
     write(tmp_path / "labelled.xyz", frames)
     args = ["--model", str(model), str(tmp_path / "labelled.xyz"), "--out"]
     assert eval_main([*args, str(tmp_path / "eager.json")]) == 0
@@ -158,12 +161,7 @@ def test_mlip_relax_refuses_to_continue_another_run(tmp_path, monkeypatch, capsy
 
 def test_mlip_eval_keeps_the_metrics_of_files_done_before_an_error(tmp_path):
     model = _model_file(tmp_path)
-    frames = []
-    for seed in range(2):
-        a = bulk("Cu", "fcc", a=3.6, cubic=True)
-        a.rattle(0.05, seed=seed)
-        a.calc = SinglePointCalculator(a, energy=-14.0, forces=np.zeros((4, 3)))
-        frames.append(a)
+    frames = _labelled_cu(2, energy=lambda seed: -14.0, forces=lambda seed: np.zeros((4, 3)))
     write(tmp_path / "good.xyz", frames)
     (tmp_path / "broken.xyz").write_text('2\nLattice="oops\nCu 0 0\n')
     out = tmp_path / "m.json"
