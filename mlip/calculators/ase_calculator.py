@@ -10,7 +10,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from torch import nn
 
 from mlip import keys as K
-from mlip.data import atoms_to_graph, collate
+from mlip.data import VerletNeighborList, atoms_to_graph, collate
 from mlip.errors import MLIPInputError
 from mlip.models import convert_model, load_model, parse_dtype
 
@@ -24,6 +24,11 @@ class MLIPCalculator(Calculator):
         dtype: ``"float32"`` / ``"float64"`` to run the network in; ``None`` keeps the model's dtype.
         compile: compile the network with ``torch.compile`` (:meth:`~mlip.models.base.EdgePotential.compile_network`:
             one graph, dynamic shapes); the first call compiles (seconds to a minute), later calls of any size reuse it.
+        skin: Å of Verlet skin (:class:`~mlip.data.verlet.VerletNeighborList`): the neighbour list is built with the
+            cutoff ``r_max + skin`` and reused, filtered by the current distances, until an atom may have moved
+            (or the cell deformed) enough to bring a new pair within ``r_max``; the edges are exactly those of a
+            fresh list, so results agree to rounding. ``0`` builds a new list every call. ``nl_builds`` counts
+            the builds.
 
     A module passed in is never changed: when ``dtype`` or ``device`` differ from its own, or with ``compile``, the
     calculator works on a converted copy (:func:`mlip.models.convert_model`; constants recomputed in that dtype),
@@ -43,9 +48,14 @@ class MLIPCalculator(Calculator):
         dtype: str | None = None,
         *,
         compile: bool = False,
+        skin: float = 0.5,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        try:
+            self.neighbors = VerletNeighborList(skin)
+        except ValueError as err:
+            raise MLIPInputError(f"MLIPCalculator: {err}") from None
         self.device = torch.device(device)
         if isinstance(model, (str, Path)):
             model = load_model(model, device=device, dtype=dtype)
@@ -59,9 +69,16 @@ class MLIPCalculator(Calculator):
             model.compile_network()
         self.model = model
 
+    @property
+    def nl_builds(self) -> int:
+        """How many times the neighbour list was built (the rest of the calls reused it)."""
+        return self.neighbors.builds
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        graph = atoms_to_graph(self.atoms, self.model.r_max, where="calculator input")
+        graph = atoms_to_graph(
+            self.atoms, self.model.r_max, where="calculator input", neighbors=self.neighbors
+        )
         batch = {k: v.to(self.device) for k, v in collate([graph]).items()}
         want_stress = "stress" in properties and bool(self.atoms.pbc.any()) and self.atoms.cell.volume > 1e-12
         out = self.model(batch, compute_forces=True, compute_stress=want_stress)

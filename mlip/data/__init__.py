@@ -11,6 +11,7 @@ from mlip.data.neighbors import neighbor_list
 from mlip.data.readers import LabelKeys, atoms_to_frame, read_frames, read_mptrj_json, split_isolated_atoms
 from mlip.data.references import EnergyReferences, load_energy_references
 from mlip.data.sources import iter_atoms
+from mlip.data.verlet import VerletNeighborList
 
 __all__ = [
     "EnergyReferences",
@@ -27,6 +28,7 @@ __all__ = [
     "iter_atoms",
     "load_energy_references",
     "TosiFumiNaCl",
+    "VerletNeighborList",
     "make_loader",
     "neighbor_list",
     "read_frames",

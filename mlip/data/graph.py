@@ -6,6 +6,7 @@ Geometry is kept in float64 whatever dtype the network runs in (design note "Num
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import ase
@@ -103,17 +104,24 @@ def _check_overlaps(edge_index: np.ndarray, vectors: np.ndarray, where: str, min
 
 
 def atoms_to_graph(
-    atoms: ase.Atoms, r_max: float, *, where: str = "structure", min_distance: float = MIN_DISTANCE
+    atoms: ase.Atoms,
+    r_max: float,
+    *,
+    where: str = "structure",
+    min_distance: float = MIN_DISTANCE,
+    neighbors: Callable | None = None,
 ) -> dict[str, torch.Tensor]:
     """Graph of ``atoms`` with edges within ``r_max`` Å (no labels). See :mod:`mlip.keys` for the fields.
 
     The net charge ``TOTAL_CHARGE`` is ``atoms.info["charge"]`` (0 when absent), as in ASE and fairchem.
+    ``neighbors`` replaces :func:`~mlip.data.neighbors.neighbor_list` (same signature), e.g. a
+    :class:`~mlip.data.verlet.VerletNeighborList` that is reused across the steps of a simulation.
     """
     positions = np.asarray(atoms.get_positions(), dtype=np.float64)
     cell = np.asarray(atoms.get_cell().array, dtype=np.float64)
     pbc = np.asarray(atoms.get_pbc(), dtype=bool)
     validate_structure(positions, cell, pbc, where=where)
-    edge_index, shifts = neighbor_list(positions, cell, pbc, r_max)
+    edge_index, shifts = (neighbors or neighbor_list)(positions, cell, pbc, r_max)
     vectors = positions[edge_index[0]] - positions[edge_index[1]] + shifts @ cell
     _check_overlaps(edge_index, vectors, where, min_distance)
     n = len(atoms)

@@ -139,3 +139,41 @@ def test_compiled_calculator_matches_eager_and_leaves_the_module_alone(model_fil
     assert abs(e1 - e0) <= 1e-10 * abs(e0)
     np.testing.assert_allclose(f1, f0, rtol=0, atol=1e-10 * np.abs(f0).max())
     np.testing.assert_allclose(s1, s0, rtol=0, atol=1e-10 * np.abs(s0).max())
+
+
+def test_neighbour_list_reuse_matches_fresh_lists_through_npt_md(model_file):
+    """At every step of an NPT run (cell changing, atoms wrapped back across the faces) the reused Verlet list gives
+    the energies, forces and stress of a freshly built one."""
+    from ase import units
+    from ase.md.nptberendsen import NPTBerendsen
+    from ase.md.velocitydistribution import thermalize_momenta
+
+    atoms = bulk("Si", "diamond", a=5.43) * (2, 2, 1)
+    atoms.rattle(0.05, seed=3)
+    thermalize_momenta(atoms, temperature_K=2000, rng=np.random.default_rng(0))
+    reused = MLIPCalculator(model_file, skin=0.4)
+    fresh = MLIPCalculator(model_file, skin=0.0)
+    atoms.calc = reused
+    dyn = NPTBerendsen(atoms, timestep=2 * units.fs, temperature_K=2000, pressure_au=-5e4 * units.bar,
+                       taut=20 * units.fs, taup=50 * units.fs, compressibility_au=1e-6 / units.bar)  # fmt: skip
+    cells = []
+    for _ in range(25):
+        dyn.run(1)
+        atoms.wrap()
+        cells.append(atoms.cell.array.copy())
+        probe = atoms.copy()
+        probe.calc = fresh
+        e_ref, f_ref, s_ref = probe.get_potential_energy(), probe.get_forces(), probe.get_stress()
+        assert atoms.get_potential_energy() == pytest.approx(e_ref, rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(atoms.get_forces(), f_ref, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(atoms.get_stress(), s_ref, rtol=1e-10, atol=1e-12)
+    assert not np.allclose(cells[0], cells[-1])  # the cell did change
+    assert fresh.nl_builds >= 25
+    assert 1 < reused.nl_builds < 20, reused.nl_builds
+
+
+def test_negative_skin_is_refused(model_file):
+    from mlip.errors import MLIPInputError
+
+    with pytest.raises(MLIPInputError, match="skin"):
+        MLIPCalculator(model_file, skin=-0.1)
