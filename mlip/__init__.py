@@ -22,4 +22,11 @@ def predict(model, frames, **options):
     return _predict(model, frames, **options)
 
 
-__all__ = ["__version__", "load_model", "predict"]
+def hessian(atoms, model, **options):
+    """``[3N, 3N]`` Hessian of the energy (eV/Å²) by autograd (see :func:`mlip.calculators.hessian.hessian`)."""
+    from mlip.calculators.hessian import hessian as _hessian
+
+    return _hessian(atoms, model, **options)
+
+
+__all__ = ["__version__", "hessian", "load_model", "predict"]

@@ -69,6 +69,16 @@ class MLIPCalculator(Calculator):
             model.compile_network()
         self.model = model
 
+    def get_hessian(self, atoms=None) -> np.ndarray:
+        """``[3N, 3N]`` Hessian (eV/Å²) of the energy at ``atoms`` (default: the calculator's), by autograd
+        (:func:`mlip.calculators.hessian.hessian`)."""
+        from mlip.calculators.hessian import hessian
+
+        atoms = atoms if atoms is not None else self.atoms
+        if atoms is None:
+            raise MLIPInputError("get_hessian needs atoms (none given and none calculated yet)")
+        return hessian(atoms, self.model, device=str(self.device))
+
     @property
     def nl_builds(self) -> int:
         """How many times the neighbour list was built (the rest of the calls reused it)."""
