@@ -1,7 +1,14 @@
-"""``mlip-relax IN OUT --model PATH [--fmax F] [--steps N] [--relax-cell] [--optimizer fire|bfgs] [--compile]``.
+"""``mlip-relax IN OUT --model PATH [--fmax F] [--steps N] [--relax-cell] [--engine auto|torchsim|ase] ...``.
 
-Relaxes every structure of ``IN`` and writes ``OUT`` (any format ASE writes, chosen by its name). Nothing is lost
-on the way:
+Relaxes every structure of ``IN`` (a file with one or many frames, or a directory of such files, read in sorted
+order) and writes ``OUT`` (any format ASE writes, chosen by its name) with the relaxed frames, their energies,
+forces, stress, ``info["relax_converged"]`` and ``info["relax_steps"]``.
+
+Engines: ``torchsim`` relaxes the structures in batches on the device (:func:`mlip.calculators.batch_relax.
+relax_many`: TorchSim's FIRE, systems swapped in and out under ``--max-atoms``); ``ase`` one at a time
+(:func:`mlip.calculators.relax`, FIRE or BFGS, ``FrechetCellFilter``). ``auto`` (default) takes ``torchsim`` when
+TorchSim is installed (``pip install 'mlip[sim]'``) and the optimizer is FIRE, and sends the structures it cannot take
+(slabs with mixed periodicity, ASE constraints) through ``ase``. Nothing is lost on the way:
 
 * ``OUT`` is checked (its directory writable, its format known) before any work starts;
 * each relaxed structure is appended to ``OUT.partial.extxyz`` as soon as it is done (one ``write`` and an
@@ -120,14 +127,42 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--relax-cell", action="store_true", help="relax the cell too (FrechetCellFilter)")
     p.add_argument("--optimizer", default="fire", choices=["fire", "bfgs"])
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "torchsim", "ase"],
+        help="batched through TorchSim, one by one through ASE, or auto (module docstring)",
+    )
+    p.add_argument("--max-atoms", type=int, default=2048, help="atoms relaxed at once by the torchsim engine")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default=None, choices=["float32", "float64"])
     p.add_argument("--compile", action="store_true", help="run the network through torch.compile")
     add_debug_flag(p)
     args = p.parse_args(argv)
-    if not args.fmax > 0 or args.steps < 1:
-        p.error("--fmax must be > 0 and --steps >= 1")
+    if not args.fmax > 0 or args.steps < 1 or args.max_atoms < 1:
+        p.error("--fmax must be > 0, --steps >= 1 and --max-atoms >= 1")
+    args.requested_engine = args.engine
+    args.engine = _engine(args.engine, args.optimizer)
     return args
+
+
+def _engine(requested: str, optimizer: str) -> str:
+    """The engine that will run: ``torchsim`` or ``ase`` (``auto`` resolved; a user error when impossible)."""
+    try:
+        import torch_sim  # noqa: F401
+
+        have = True
+    except ImportError:
+        have = False
+    if requested == "torchsim":
+        if not have:
+            raise MLIPInputError("--engine torchsim needs TorchSim: pip install 'mlip[sim]'")
+        if optimizer != "fire":
+            raise MLIPInputError("--engine torchsim relaxes with FIRE only; use --engine ase for BFGS")
+        return "torchsim"
+    if requested == "auto" and have and optimizer == "fire":
+        return "torchsim"
+    return "ase"
 
 
 @console_main("mlip-relax")
@@ -142,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {
         "input": file_identity(src),
         "model": file_identity(args.model),
-        **{k: getattr(args, k) for k in ("fmax", "steps", "relax_cell", "optimizer", "dtype")},
+        **{k: getattr(args, k) for k in ("fmax", "steps", "relax_cell", "optimizer", "dtype", "engine")},
     }
     with FileLock(out.with_name(f".{out.name}.lock"), out, "mlip-relax run"):
         return _run(args, src, out, fmt, calc, settings)
@@ -154,30 +189,22 @@ def _run(args, src: Path, out: Path, fmt: str, calc, settings: dict) -> int:
     finished = {int(a.info["relax_index"]) for a in done}
     if finished:
         print(f"continuing {partial}: {len(finished)} structures already relaxed", file=sys.stderr)
-    from mlip.data.sources import iter_atoms
+    counts = {"skipped": [], "unconverged": 0}
+    pending = ((i, atoms) for i, atoms in enumerate(_read_inputs(src)) if i not in finished)
+    if args.engine == "torchsim":
+        from mlip.calculators.batch_relax import relax_many
+        from mlip.calculators.torchsim import MLIPModel
 
-    skipped, unconverged = [], 0
-    for i, atoms in enumerate(iter_atoms(src)):
-        if i in finished:
-            continue
-        try:
-            relaxed, ok, steps = relax(
-                atoms, calc, fmax=args.fmax, steps=args.steps, relax_cell=args.relax_cell,
-                optimizer=args.optimizer, return_steps=True,
-            )  # fmt: skip
-        except MLIPError as err:
-            skipped.append(i)
-            print(f"mlip-relax: {src.name}[{i}] skipped: {' '.join(str(err).split())}", file=sys.stderr)
-            continue
-        results = dict(calc.results)
-        relaxed.calc = SinglePointCalculator(relaxed, **results)
-        relaxed.info.update(relax_index=i, relax_converged=ok, relax_steps=steps)
-        unconverged += not ok
-        _append(partial, relaxed)
-        print(
-            f"[{i}] {relaxed.get_chemical_formula()}: E = {results['energy']:.6f} eV, "
-            f"max|F| = {abs(results['forces']).max():.4g} eV/Å, converged = {ok}, steps = {steps}"
-        )
+        for_ase: list[tuple[int, object]] = []
+        batched = _route(pending, for_ase) if args.requested_engine == "auto" else pending
+        model = MLIPModel(calc.model, device=args.device)
+        for result in relax_many(batched, model, fmax=args.fmax, steps=args.steps, relax_cell=args.relax_cell,
+                                 max_atoms=args.max_atoms):  # fmt: skip
+            _record(partial, src, result, counts)
+        pending = iter(for_ase)
+    for i, atoms in pending:
+        _record(partial, src, _relax_one(args, calc, i, atoms), counts)
+    skipped, unconverged = counts["skipped"], counts["unconverged"]
     frames = sorted(_done_frames(partial), key=lambda a: int(a.info["relax_index"]))
     with atomic_path(out) as tmp:
         ase.io.write(str(tmp), frames, format=fmt)
@@ -190,6 +217,71 @@ def _run(args, src: Path, out: Path, fmt: str, calc, settings: dict) -> int:
         file=sys.stderr,
     )
     return 1 if skipped or unconverged else 0
+
+
+def _read_inputs(src: Path):
+    """The structures of ``src``: a file (any format :func:`mlip.data.iter_atoms` reads) or a directory of files
+    (sorted by name; hidden files left out), each frame with ``info["relax_source"]`` naming its file."""
+    from mlip.data.sources import iter_atoms, lmdb_kind
+
+    if not src.is_dir() or lmdb_kind(src) is not None:
+        yield from iter_atoms(src)
+        return
+    files = sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise MLIPInputError(f"the input directory {src} holds no files")
+    for path in files:
+        try:
+            for atoms in iter_atoms(path):
+                atoms.info["relax_source"] = path.name
+                yield atoms
+        except MLIPError:
+            raise
+        except Exception as err:
+            raise MLIPInputError(f"{path}: cannot read it as a structure file ({err})") from None
+
+
+def _route(items, aside: list):
+    """Yield the structures for TorchSim; put those only ASE can relax (ASE constraints, mixed periodicity) in
+    ``aside``, to run after (read lazily, in order)."""
+    for index, atoms in items:
+        if atoms.constraints or (atoms.pbc.any() and not atoms.pbc.all()):
+            aside.append((index, atoms))
+        else:
+            yield index, atoms
+
+
+def _relax_one(args, calc, index: int, atoms):
+    """One structure through ASE, as a :class:`~mlip.calculators.batch_relax.RelaxResult`."""
+    from mlip.calculators.batch_relax import RelaxResult
+
+    try:
+        relaxed, ok, steps = relax(
+            atoms, calc, fmax=args.fmax, steps=args.steps, relax_cell=args.relax_cell,
+            optimizer=args.optimizer, return_steps=True,
+        )  # fmt: skip
+    except MLIPError as err:
+        return RelaxResult(index, None, False, 0, error=" ".join(str(err).split()))
+    relaxed.calc = SinglePointCalculator(relaxed, **dict(calc.results))
+    return RelaxResult(index, relaxed, ok, steps)
+
+
+def _record(partial: Path, src: Path, result, counts: dict) -> None:
+    """Append a finished structure to the partial file (or report why it was skipped)."""
+    i = result.index
+    if result.error is not None:
+        counts["skipped"].append(i)
+        print(f"mlip-relax: {src.name}[{i}] skipped: {result.error}", file=sys.stderr)
+        return
+    relaxed = result.atoms
+    relaxed.info.update(relax_index=i, relax_converged=result.converged, relax_steps=result.steps)
+    counts["unconverged"] += not result.converged
+    _append(partial, relaxed)
+    results = relaxed.calc.results
+    print(
+        f"[{i}] {relaxed.get_chemical_formula()}: E = {results['energy']:.6f} eV, "
+        f"max|F| = {abs(results['forces']).max():.4g} eV/Å, converged = {result.converged}, steps = {result.steps}"
+    )
 
 
 if __name__ == "__main__":

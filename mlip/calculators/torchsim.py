@@ -13,7 +13,8 @@ k); mlip's graphs take them as rows (:mod:`mlip.keys`), so the adapter reads ``s
 lists are mlip's own (:func:`mlip.data.neighbor_list`, on the host), built per system each call, so the systems of
 a batch can come and go between calls (TorchSim's autobatching does that). Every system is checked as
 :func:`mlip.predict` checks a frame: an element the model does not know, overlapping atoms, NaN positions or a
-singular cell raise :class:`~mlip.errors.MLIPInputError` naming the system's index in the state.
+singular cell raise :class:`StateSystemError` (an :class:`~mlip.errors.MLIPInputError`) naming the system's
+index in the state (its ``system`` attribute).
 
 Needs the optional extra ``pip install 'mlip[sim]'`` (``torch-sim-atomistic``).
 """
@@ -39,7 +40,17 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
         "mlip.calculators.torchsim needs TorchSim: pip install 'mlip[sim]' (the torch-sim-atomistic package)"
     ) from err
 
-__all__ = ["MLIPModel"]
+__all__ = ["MLIPModel", "StateSystemError"]
+
+
+class StateSystemError(MLIPInputError):
+    """One system of a TorchSim state cannot be evaluated; ``system`` is its index in that state, ``reason`` the
+    error without that prefix."""
+
+    def __init__(self, system: int, reason: str) -> None:
+        super().__init__(f"system {system} of the TorchSim state: {reason}")
+        self.system = system
+        self.reason = reason
 
 
 class MLIPModel(ModelInterface):
@@ -95,11 +106,12 @@ class MLIPModel(ModelInterface):
         graphs = []
         for index, atoms in enumerate(atoms_list):
             where = f"system {index} of the TorchSim state"
-            graph = atoms_to_graph(atoms, self.model.r_max, where=where)
             try:
+                graph = atoms_to_graph(atoms, self.model.r_max, where=where)
                 self.model.species.check(graph[K.ATOMIC_NUMBERS])
             except MLIPError as err:
-                raise MLIPInputError(f"{where}: {' '.join(str(err).split())}") from None
+                reason = " ".join(str(err).split()).removeprefix(f"{where}: ")
+                raise StateSystemError(index, reason) from None
             graphs.append(graph)
         batch = {k: v.to(self._device) for k, v in collate(graphs).items()}
         periodic = all(bool(a.pbc.any()) and a.cell.volume > 1e-12 for a in atoms_list)

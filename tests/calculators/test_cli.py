@@ -98,12 +98,14 @@ def _cells(n, bad=()):
     return frames
 
 
-def test_mlip_relax_skips_a_bad_frame_and_keeps_the_others(tmp_path, capsys):
+@pytest.mark.parametrize("engine", ["ase", "torchsim"])
+def test_mlip_relax_skips_a_bad_frame_and_keeps_the_others(tmp_path, capsys, engine):
     model = _model_file(tmp_path)
     write(tmp_path / "in.xyz", _cells(4, bad=(1,)))
     rc = relax_main(
-        [str(tmp_path / "in.xyz"), str(tmp_path / "out.xyz"), "--model", str(model), "--steps", "200"]
-    )
+        [str(tmp_path / "in.xyz"), str(tmp_path / "out.xyz"), "--model", str(model), "--steps", "200",
+         "--engine", engine]
+    )  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 1
     assert "in.xyz[1] skipped" in err
@@ -119,7 +121,8 @@ def test_mlip_relax_continues_after_an_interruption(tmp_path, monkeypatch):
 
     model = _model_file(tmp_path)
     write(tmp_path / "in.xyz", _cells(4))
-    argv = [str(tmp_path / "in.xyz"), str(tmp_path / "out.traj"), "--model", str(model), "--steps", "200"]
+    argv = [str(tmp_path / "in.xyz"), str(tmp_path / "out.traj"), "--model", str(model), "--steps", "200",
+            "--engine", "ase"]  # fmt: skip
     original, calls = cli.relax, []
 
     def interrupted(atoms, *args, **kwargs):
@@ -141,6 +144,58 @@ def test_mlip_relax_continues_after_an_interruption(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("out.traj.partial*"))
 
 
+def test_batched_relax_continues_after_an_interruption(tmp_path, monkeypatch):
+    pytest.importorskip("torch_sim")
+    import mlip.calculators.batch_relax as br
+
+    model = _model_file(tmp_path)
+    write(tmp_path / "in.xyz", _cells(5))
+    argv = [str(tmp_path / "in.xyz"), str(tmp_path / "out.xyz"), "--model", str(model), "--steps", "200",
+            "--engine", "torchsim", "--max-atoms", "8"]  # fmt: skip
+    original, finished = br.relax_many, []
+
+    def interrupted(*args, **kwargs):
+        for result in original(*args, **kwargs):
+            if len(finished) == 2:
+                raise KeyboardInterrupt
+            finished.append(result.index)
+            yield result
+
+    monkeypatch.setattr(br, "relax_many", interrupted)
+    assert relax_main(argv) == 130
+    assert len(read(tmp_path / "out.xyz.partial.extxyz", ":")) == 2
+
+    def counted(*args, **kwargs):
+        for result in original(*args, **kwargs):
+            finished.append(result.index)
+            yield result
+
+    monkeypatch.setattr(br, "relax_many", counted)
+    assert relax_main(argv) == 0
+    assert sorted(finished) == [0, 1, 2, 3, 4]  # nothing relaxed twice
+    out = read(tmp_path / "out.xyz", ":")
+    assert [a.info["relax_index"] for a in out] == [0, 1, 2, 3, 4]
+    assert all(a.info["relax_converged"] and a.info["relax_steps"] > 0 for a in out)
+
+
+def test_mlip_relax_reads_a_directory_and_sends_slabs_through_ase(tmp_path):
+    from ase.build import fcc111
+
+    model = _model_file(tmp_path)
+    (tmp_path / "in").mkdir()
+    write(tmp_path / "in" / "a.xyz", _cells(2))
+    slab = fcc111("Cu", size=(2, 2, 2), vacuum=4.0, a=3.7)
+    slab.rattle(0.02, seed=0)
+    write(tmp_path / "in" / "b.cif", slab)
+    assert (
+        relax_main([str(tmp_path / "in"), str(tmp_path / "out.xyz"), "--model", str(model), "--steps", "300"])
+        == 0
+    )
+    out = read(tmp_path / "out.xyz", ":")
+    assert [a.info["relax_source"] for a in out] == ["a.xyz", "a.xyz", "b.cif"]
+    assert all(a.info["relax_converged"] for a in out)
+
+
 def test_mlip_relax_refuses_to_continue_another_run(tmp_path, monkeypatch, capsys):
     import mlip.calculators.relax_cli as cli
 
@@ -152,10 +207,11 @@ def test_mlip_relax_refuses_to_continue_another_run(tmp_path, monkeypatch, capsy
 
     monkeypatch.setattr(cli, "relax", stop)
     out = str(tmp_path / "out.xyz")
-    assert relax_main([str(tmp_path / "in.xyz"), out, "--model", str(model)]) == 130
+    assert relax_main([str(tmp_path / "in.xyz"), out, "--model", str(model), "--engine", "ase"]) == 130
     monkeypatch.undo()
     capsys.readouterr()
-    assert relax_main([str(tmp_path / "in.xyz"), out, "--model", str(model), "--fmax", "0.05"]) == 2
+    argv = [str(tmp_path / "in.xyz"), out, "--model", str(model), "--fmax", "0.05", "--engine", "ase"]
+    assert relax_main(argv) == 2
     assert "another run (different fmax)" in capsys.readouterr().err
 
 

@@ -1,0 +1,71 @@
+"""Batched relaxation through TorchSim: the minima of ASE one by one, bad structures reported without losing others."""
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk, fcc111, molecule
+from ase.constraints import FixAtoms
+
+pytest.importorskip("torch_sim", reason="the TorchSim extra (pip install 'mlip[sim]')")
+
+from mlip.calculators import MLIPCalculator, relax  # noqa: E402
+from mlip.calculators.batch_relax import relax_many  # noqa: E402
+from mlip.calculators.torchsim import MLIPModel  # noqa: E402
+from mlip.testing.models import tiny_mace  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return tiny_mace(torch.float64, channels=4, max_ell=2, correlation=2)
+
+
+def cells():
+    out = []
+    for k in range(4):
+        a = bulk("Cu", "fcc", a=3.7, cubic=True) * (1, 1, 1 + k % 2)
+        a.rattle(0.05, seed=k)
+        if k == 3:
+            a.numbers[0] = 79
+        out.append(a)
+    return out
+
+
+@pytest.mark.parametrize("relax_cell", [False, True], ids=["positions", "cell"])
+def test_same_minima_as_ase_one_by_one(net, relax_cell):
+    structures = cells()
+    results = list(relax_many(enumerate(structures), MLIPModel(net), fmax=1e-3, steps=1000, relax_cell=relax_cell,
+                              max_atoms=12))  # fmt: skip  # a budget of 12 atoms: systems swap in and out
+    assert sorted(r.index for r in results) == [0, 1, 2, 3]
+    calc = MLIPCalculator(net)
+    for r in sorted(results, key=lambda r: r.index):
+        atoms = structures[r.index]
+        assert r.error is None
+        assert r.converged
+        ref, ok, _ = relax(atoms, calc, fmax=1e-3, steps=1000, relax_cell=relax_cell, return_steps=True)
+        assert ok
+        assert abs(r.atoms.get_potential_energy() - ref.get_potential_energy()) / len(atoms) < 1e-4
+        assert np.abs(r.atoms.get_forces()).max() < 1e-3
+        assert "stress" in r.atoms.calc.results
+
+
+def test_bad_structures_are_reported_and_the_others_finish(net):
+    structures = cells()[:2]
+    collapsing = molecule("CH4")  # this random model pulls its atoms together
+    collapsing.rattle(0.05, seed=1)
+    unknown = bulk("Si", "diamond", a=5.43)
+    slab = fcc111("Cu", size=(2, 2, 2), vacuum=4.0)
+    fixed = cells()[0]
+    fixed.set_constraint(FixAtoms([0]))
+    items = [*structures, collapsing, unknown, slab, fixed]
+    results = {r.index: r for r in relax_many(enumerate(items), MLIPModel(net), fmax=1e-2, steps=300)}
+    assert sorted(results) == list(range(6))
+    assert results[0].converged
+    assert results[1].converged
+    assert "overlapping atoms" in results[2].error
+    assert results[2].error.startswith("after ")
+    assert "unknown element" in results[3].error
+    assert "periodic along some directions only" in results[4].error
+    assert "constraints" in results[5].error
+    not_converged = next(relax_many([(7, cells()[1])], MLIPModel(net), fmax=1e-6, steps=3))
+    assert (not_converged.converged, not_converged.steps, not_converged.error) == (False, 3, None)
