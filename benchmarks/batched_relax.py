@@ -33,7 +33,9 @@ def cells(n: int, seed: int = 0) -> list:
     rng = np.random.default_rng(seed)
     out = []
     for k in range(n):
-        atoms = bulk("Cu", "fcc", a=3.61 * rng.uniform(1.0, 1.04), cubic=True).repeat(REPEATS[k % len(REPEATS)])
+        atoms = bulk("Cu", "fcc", a=3.61 * rng.uniform(1.0, 1.04), cubic=True).repeat(
+            REPEATS[k % len(REPEATS)]
+        )
         atoms.numbers[rng.random(len(atoms)) < rng.uniform(0.0, 0.5)] = 79
         eps = rng.uniform(-0.03, 0.03, size=(3, 3))
         atoms.set_cell(atoms.cell.array @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
@@ -78,7 +80,8 @@ def main() -> None:
           f"converged {sum(ok for _, ok, _ in single)}/{args.n}  "
           f"mean steps {np.mean([n for _, _, n in single]):.1f}", flush=True)  # fmt: skip
     diff = [
-        abs(batched[i].atoms.get_potential_energy() - single[i][0].get_potential_energy()) / len(structures[i])
+        abs(batched[i].atoms.get_potential_energy() - single[i][0].get_potential_energy())
+        / len(structures[i])
         for i in range(args.n)
         if batched[i].atoms is not None
     ]

@@ -1,0 +1,153 @@
+"""mlip-md: ensembles on both engines, energy conservation, resuming after an interruption, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk, molecule
+from ase.io import read, write
+
+from mlip.calculators.md_cli import main as md_main
+from mlip.models import save_model
+from mlip.testing.models import tiny_mace
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("md") / "model.pt"
+    save_model(tiny_mace(torch.float64, channels=4, max_ell=2, correlation=2), path)
+    return str(path)
+
+
+def cu(seed=0, a=3.7):
+    atoms = bulk("Cu", "fcc", a=a, cubic=True) * (2, 1, 1)
+    atoms.rattle(0.02, seed=seed)
+    return atoms
+
+
+def log_rows(path):
+    lines = (path.parent / (path.name + ".log")).read_text().splitlines()
+    assert lines[0].startswith("step,time_ps,system,epot_eV")
+    return np.array([[float(x) for x in ln.split(",")] for ln in lines[1:]])
+
+
+def test_nve_conserves_energy_and_writes_frames_and_log(tmp_path, model):
+    write(tmp_path / "in.xyz", cu())
+    out = tmp_path / "md.extxyz"
+    argv = [str(tmp_path / "in.xyz"), str(out), "--model", model, "--steps", "60", "--interval", "10",
+            "--timestep", "1", "--temperature", "300"]  # fmt: skip
+    assert md_main(argv) == 0
+    frames = read(out, ":")
+    assert [a.info["md_step"] for a in frames] == [0, 10, 20, 30, 40, 50, 60]
+    assert frames[-1].has("momenta")
+    rows = log_rows(out)
+    assert rows.shape == (7, 8)
+    etot = rows[:, 5]
+    assert np.ptp(etot) / len(frames[0]) < 2e-4  # eV/atom over 60 fs
+    assert rows[0, 6] > 100  # started near 300 K
+    assert md_main(argv) == 0  # a finished run is not redone
+
+
+@pytest.mark.parametrize("engine", ["ase", "torchsim"])
+def test_nve_continues_exactly_after_an_interruption(tmp_path, model, monkeypatch, engine):
+    import mlip.calculators.md_cli as cli
+
+    structures = [cu(0)] if engine == "ase" else [cu(0), cu(1, a=3.72)]
+    write(tmp_path / "in.xyz", structures)
+    base = [
+        str(tmp_path / "in.xyz"),
+        "--model",
+        model,
+        "--steps",
+        "40",
+        "--interval",
+        "10",
+        "--engine",
+        engine,
+    ]
+    assert md_main([base[0], str(tmp_path / "whole.extxyz"), *base[1:]]) == 0
+    original, writes = cli._write, []
+
+    def interrupted(out, snapshots, step, settings):
+        if step == 30:
+            raise KeyboardInterrupt
+        writes.append(step)
+        original(out, snapshots, step, settings)
+
+    monkeypatch.setattr(cli, "_write", interrupted)
+    part = str(tmp_path / "part.extxyz")
+    assert md_main([base[0], part, *base[1:]]) == 130
+    monkeypatch.setattr(cli, "_write", original)
+    assert md_main([base[0], part, *base[1:]]) == 0
+    whole, resumed = read(tmp_path / "whole.extxyz", ":"), read(part, ":")
+    assert [a.info["md_step"] for a in resumed] == [a.info["md_step"] for a in whole]
+    for a, b in zip(whole, resumed):
+        np.testing.assert_allclose(b.positions, a.positions, atol=1e-8)
+        np.testing.assert_allclose(b.get_momenta(), a.get_momenta(), atol=1e-8)
+    assert log_rows(tmp_path / "part.extxyz").shape == log_rows(tmp_path / "whole.extxyz").shape
+    assert md_main([base[0], part, *base[1:], "--temperature", "500"]) == 2  # another run: refused
+
+
+@pytest.mark.parametrize("engine", ["ase", "torchsim"])
+@pytest.mark.parametrize("ensemble", ["nvt", "npt"])
+def test_thermostats_and_barostats_run(tmp_path, model, engine, ensemble):
+    structures = [cu(0)] if engine == "ase" else [cu(0), cu(2, a=3.75)]
+    write(tmp_path / "in.xyz", structures)
+    out = tmp_path / "md.extxyz"
+    argv = [str(tmp_path / "in.xyz"), str(out), "--model", model, "--steps", "30", "--interval", "10",
+            "--ensemble", ensemble, "--temperature", "600", "--engine", engine, "--pdamp", "100"]  # fmt: skip
+    assert md_main(argv) == 0
+    frames = read(out, ":")
+    assert len(frames) == 4 * len(structures)
+    rows = log_rows(out)
+    assert np.isfinite(rows[:, 7]).all()  # pressure of periodic cells
+    if ensemble == "npt":
+        assert not np.allclose(frames[0].cell.array, frames[-len(structures)].cell.array)
+
+
+def test_torchsim_and_ase_nve_follow_the_same_trajectory(tmp_path, model):
+    write(tmp_path / "in.xyz", cu(0))
+    runs = {}
+    for engine in ("ase", "torchsim"):
+        out = tmp_path / f"{engine}.extxyz"
+        argv = [str(tmp_path / "in.xyz"), str(out), "--model", model, "--steps", "20", "--interval", "10",
+                "--engine", engine]  # fmt: skip
+        assert md_main(argv) == 0
+        runs[engine] = read(out, ":")
+    for a, b in zip(runs["ase"], runs["torchsim"]):
+        frac = (b.positions - a.positions) @ np.linalg.inv(a.cell.array)  # TorchSim wraps atoms into the cell
+        np.testing.assert_allclose(frac - np.rint(frac), 0.0, atol=1e-8)
+        np.testing.assert_allclose(b.get_momenta(), a.get_momenta(), atol=1e-8)
+        assert b.info["md_epot"] == pytest.approx(a.info["md_epot"], abs=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("extra", "structures", "message"),
+    [
+        (["--temperature", "-5"], "cu", "temperature must be >= 0 K"),
+        (["--timestep", "0"], "cu", "time step must be > 0 fs"),
+        (["--timestep", "500"], "cu", "implausible"),
+        (["--ensemble", "npt"], "molecule", "NPT needs a cell periodic in all three directions"),
+        ([], "unknown", "unknown element"),
+        ([], "overlap", "overlapping atoms"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, model, capsys, extra, structures, message):
+    atoms = {
+        "cu": cu(0),
+        "molecule": molecule("CH4"),
+        "unknown": bulk("Si", "diamond", a=5.43),
+        "overlap": cu(0),
+    }
+    atoms = atoms[structures]
+    if structures == "overlap":
+        atoms.positions[1] = atoms.positions[0] + 0.01
+    write(tmp_path / "in.xyz", [cu(1), atoms])
+    rc = md_main(
+        [str(tmp_path / "in.xyz"), str(tmp_path / "md.extxyz"), "--model", model, "--steps", "5", *extra]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "md.extxyz").exists()
