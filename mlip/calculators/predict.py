@@ -93,10 +93,11 @@ def predict(
 
 def iter_predict(
     model, frames: Iterable[ase.Atoms], *, device="cpu", dtype=None, max_atoms=4096, max_edges=200_000,
-    on_error="raise", progress=False, failures: list[tuple[int, str]] | None = None,
+    on_error="raise", progress=False, failures: list[tuple[int, str]] | None = None, names=None,
 ) -> Iterator[tuple[int, dict]]:  # fmt: skip
     """``(index, result)`` of every frame evaluated, in input order, as batches complete (arguments as
-    :func:`predict`; skipped frames are appended to ``failures``)."""
+    :func:`predict`; skipped frames are appended to ``failures``; ``names[index]``, when given, names a frame in
+    messages instead of ``frame <index>``)."""
     if on_error not in ("raise", "skip"):
         raise MLIPInputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     if max_atoms < 1 or (max_edges is not None and max_edges < 1):
@@ -107,7 +108,8 @@ def iter_predict(
     atoms_in, edges_in = 0, 0
     for index, atoms in enumerate(frames):
         try:
-            graph = _graph(net, atoms, index, on_error, failures)
+            name = names[index] if names is not None else f"frame {index}"
+            graph = _graph(net, atoms, name, on_error, failures, index)
         except PredictionError:
             if pending:  # the frames read before the bad one are evaluated first: nothing is lost
                 yield from _evaluate(net, pending, device, bar)
@@ -146,18 +148,18 @@ def _progress(enabled: bool):
     return tqdm(unit="frame", desc="mlip.predict")
 
 
-def _graph(net, atoms, index: int, on_error: str, failures) -> dict | None:
+def _graph(net, atoms, name: str, on_error: str, failures, index: int) -> dict | None:
     """The frame's graph, or ``None`` (recorded) / a :class:`PredictionError` when it cannot be evaluated."""
     try:
         if not isinstance(atoms, ase.Atoms):
             raise MLIPInputError(f"expected ase.Atoms, got {type(atoms).__name__}")
-        graph = atoms_to_graph(atoms, net.r_max, where=f"frame {index}")
+        graph = atoms_to_graph(atoms, net.r_max, where=name)
         net.species.check(graph[K.ATOMIC_NUMBERS])
         return graph
     except MLIPError as err:
-        reason = " ".join(str(err).split())
+        reason = " ".join(str(err).split()).removeprefix(f"{name}: ")
         if on_error == "raise":
-            raise PredictionError(f"frame {index}: {reason}", Predictions()) from None
+            raise PredictionError(f"{name}: {reason}", Predictions()) from None
         if failures is not None:
             failures.append((index, reason))
         return None

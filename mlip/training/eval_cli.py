@@ -20,32 +20,32 @@ import sys
 from pathlib import Path
 
 from mlip.cli import add_debug_flag, console_main
-from mlip.data import LabelKeys, frame_to_graph, make_loader, read_frames, split_isolated_atoms
+from mlip.data import LabelKeys, read_frames, split_isolated_atoms
 from mlip.data.stress_check import StressTransform
 from mlip.errors import MLIPInputError
 from mlip.fileio import check_output_file, write_json_atomic
 from mlip.models import load_model
-from mlip.training.metrics import evaluate
 
 
-def scorable_graphs(frames, model, name: str) -> tuple[list, list[tuple[int, str]], int]:
-    """``(graphs, failures, n_unlabelled)``: labelled graphs of ``frames`` that ``model`` can evaluate, and
-    ``(index, reason)`` for each frame it cannot."""
-    known = set(model.atomic_numbers)
-    graphs, failures, unlabelled = [], [], 0
-    for i, f in enumerate(frames):
-        if f.energy is None and f.forces is None and f.stress is None:
-            unlabelled += 1
-            continue
-        unknown = sorted(set(int(z) for z in f.atoms.numbers) - known)
-        if unknown:
-            failures.append((i, f"elements {unknown} are not in the model"))
-            continue
-        try:
-            graphs.append(frame_to_graph(f, model.r_max, where=f.source or f"{name}[{i}]"))
-        except MLIPInputError as err:
-            failures.append((i, " ".join(str(err).split())))
-    return graphs, failures, unlabelled
+def score_file(
+    frames, model, name: str, *, device: str, max_atoms: int
+) -> tuple[dict, list[tuple[int, str]], int]:
+    """``(metrics, failures, n_unlabelled)`` of the labelled ``frames`` of one file, predicted by
+    :func:`mlip.predict` (batched under ``max_atoms``); ``failures`` are ``(index in the file, reason)``."""
+    from mlip.calculators.predict import iter_predict
+    from mlip.training.metrics import ErrorAccumulator
+
+    labelled = [(i, f) for i, f in enumerate(frames) if f.energy is not None or f.forces is not None
+                or f.stress is not None]  # fmt: skip
+    names = [f.source or f"{name}[{i}]" for i, f in labelled]
+    skipped: list[tuple[int, str]] = []
+    acc = ErrorAccumulator()
+    for k, result in iter_predict(model, (f.atoms for _, f in labelled), device=device, max_atoms=max_atoms,
+                                  on_error="skip", failures=skipped, names=names):  # fmt: skip
+        acc.add_frame(labelled[k][1], result)
+    failures = [(labelled[k][0], reason) for k, reason in skipped]
+    metrics = acc.metrics() if acc.n_frames else None
+    return metrics, failures, len(frames) - len(labelled)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -63,13 +63,15 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--stress-transform", choices=[t.value for t in StressTransform], default="none",
         help="fix every stress label as it is read, as data.stress_transform does in training (e.g. swap_xz_yz)",
     )  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=20)
+    p.add_argument(
+        "--max-atoms", type=int, default=4096, help="atoms evaluated at once (mlip.predict's budget)"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile", action="store_true", help="run the network through torch.compile (inference)")
     add_debug_flag(p)
     args = p.parse_args(argv)
-    if args.batch_size < 1:
-        p.error("--batch-size must be >= 1")
+    if args.max_atoms < 1:
+        p.error("--max-atoms must be >= 1")
     return args
 
 
@@ -98,14 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     for f in args.files:
         name = Path(f).name
         frames, _ = split_isolated_atoms(read_frames(f, keys, require_keys=True))
-        graphs, failures, unlabelled = scorable_graphs(frames, model, name)
+        metrics, failures, unlabelled = score_file(
+            frames, model, name, device=args.device, max_atoms=args.max_atoms
+        )
         for i, reason in failures:
             print(f"mlip-eval: {name}[{i}] left out: {reason}", file=sys.stderr)
-        if graphs:
-            metrics = evaluate(
-                model, make_loader(graphs, batch_size=args.batch_size, shuffle=False)
-            ).metrics()
-        else:
+        if metrics is None:
             why = (
                 "no frame has an energy, force or stress label"
                 if not failures
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics = {"n_frames": 0, "error": f"nothing could be scored: {why}"}
             print(f"mlip-eval: {name}: nothing could be scored ({why})", file=sys.stderr)
         metrics.update(n_failed=len(failures), failed=[i for i, _ in failures], n_unlabelled=unlabelled)
-        if failures or not graphs:
+        if failures or metrics["n_frames"] == 0:
             incomplete.append(name)
         results[name] = metrics
         if args.out:

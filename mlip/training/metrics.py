@@ -54,6 +54,28 @@ class ErrorAccumulator:
                 ref[q_mask.cpu().numpy()] = batch[K.CHARGES][q_mask].detach().cpu().numpy()
             self.charges_ref.append(ref)
 
+    def add_frame(self, frame, result: dict) -> None:
+        """One labelled :class:`~mlip.data.Frame` and its prediction (a result of :func:`mlip.predict`: float64
+        NumPy arrays in ASE's units and signs)."""
+        self.n_frames += 1
+        n = len(frame.atoms)
+        if frame.energy is not None:
+            self.energy_ref.append(np.array([frame.energy], dtype=np.float64))
+            self.energy_pred.append(np.array([result["energy"]], dtype=np.float64))
+            self.n_atoms.append(np.array([n]))
+        if frame.forces is not None:
+            scored = np.ones(n, dtype=bool) if frame.fixed is None else ~np.asarray(frame.fixed, dtype=bool)
+            self.forces_ref.append(np.asarray(frame.forces, dtype=np.float64)[scored])
+            self.forces_pred.append(result["forces"][scored])
+        if frame.stress is not None and "stress" in result:
+            self.stress_ref.append(np.asarray(frame.stress, dtype=np.float64).reshape(1, 3, 3))
+            self.stress_pred.append(result["stress"].reshape(1, 3, 3))
+        if "charges" in result:
+            self.charges_pred.append(result["charges"])
+            self.charges_z.append(np.asarray(frame.atoms.numbers))
+            ref = np.full(n, np.nan) if frame.charges is None else np.asarray(frame.charges, dtype=np.float64)
+            self.charges_ref.append(ref)
+
     def arrays(self) -> dict[str, np.ndarray]:
         def cat(xs, shape):
             return np.concatenate(xs) if xs else np.zeros(shape)
