@@ -51,7 +51,9 @@ def main() -> None:
     p.add_argument("--ps", type=float, default=10.0)
     p.add_argument("--timestep", type=float, default=1.0)
     p.add_argument("--temperature", type=float, default=300.0)
-    p.add_argument("--out", default=None, help="keep the trajectory and log here (default: a temporary directory)")
+    p.add_argument(
+        "--out", default=None, help="keep the trajectory and log here (default: a temporary directory)"
+    )
     args = p.parse_args()
     atoms = structure(args.system)
     atoms.calc = None

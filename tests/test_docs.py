@@ -128,6 +128,7 @@ COMMANDS = _commands()
 
 def _parser(prog: str):
     from mlip.calculators.export_cli import _parse as export_parse
+    from mlip.calculators.md_cli import _parse as md_parse
     from mlip.calculators.relax_cli import _parse as relax_parse
     from mlip.data.preprocess import parser as preprocess_parser
     from mlip.training.cli import parse_args
@@ -139,6 +140,7 @@ def _parser(prog: str):
         "mlip-eval": eval_parse,
         "mlip-export": export_parse,
         "mlip-relax": relax_parse,
+        "mlip-md": md_parse,
         "mlip-preprocess": preprocess_parser().parse_args,
     }[prog]
 
