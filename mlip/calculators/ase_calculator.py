@@ -29,6 +29,9 @@ class MLIPCalculator(Calculator):
             (or the cell deformed) enough to bring a new pair within ``r_max``; the edges are exactly those of a
             fresh list, so results agree to rounding. ``0`` builds a new list every call. ``nl_builds`` counts
             the builds.
+        chunk_atoms: for structures with more atoms than this, evaluate in spatial blocks of about this many atoms
+            with their halos (:func:`mlip.calculators.chunked.chunked_evaluate`): the same results to rounding,
+            peak memory set by the block instead of the structure (local models only). ``None``: never.
 
     A module passed in is never changed: when ``dtype`` or ``device`` differ from its own, or with ``compile``, the
     calculator works on a converted copy (:func:`mlip.models.convert_model`; constants recomputed in that dtype),
@@ -49,6 +52,7 @@ class MLIPCalculator(Calculator):
         *,
         compile: bool = False,
         skin: float = 0.5,
+        chunk_atoms: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,6 +72,9 @@ class MLIPCalculator(Calculator):
         if compile:
             model.compile_network()
         self.model = model
+        if chunk_atoms is not None and (chunk_atoms < 1 or model.charge_head is not None):
+            raise MLIPInputError("chunk_atoms must be >= 1 and needs a model without a long-range term")
+        self.chunk_atoms = chunk_atoms
 
     def get_hessian(self, atoms=None) -> np.ndarray:
         """``[3N, 3N]`` Hessian (eV/Å²) of the energy at ``atoms`` (default: the calculator's), by autograd
@@ -79,6 +86,18 @@ class MLIPCalculator(Calculator):
             raise MLIPInputError("get_hessian needs atoms (none given and none calculated yet)")
         return hessian(atoms, self.model, device=str(self.device))
 
+    def _calculate_chunked(self, properties) -> None:
+        from mlip.calculators.chunked import chunked_evaluate
+
+        out = chunked_evaluate(self.model, self.atoms, chunk_atoms=self.chunk_atoms, device=str(self.device))
+        self.results = {"energy": out["energy"], "free_energy": out["energy"], "forces": out["forces"]}
+        if "stress" in out and self.atoms.pbc.any():
+            self.results["stress"] = _voigt(out["stress"])
+        elif "stress" in properties:
+            from ase.calculators.calculator import PropertyNotImplementedError
+
+            raise PropertyNotImplementedError("stress needs a periodic cell with non-zero volume")
+
     @property
     def nl_builds(self) -> int:
         """How many times the neighbour list was built (the rest of the calls reused it)."""
@@ -86,6 +105,9 @@ class MLIPCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        if self.chunk_atoms is not None and len(self.atoms) > self.chunk_atoms:
+            self._calculate_chunked(properties)
+            return
         graph = atoms_to_graph(
             self.atoms, self.model.r_max, where="calculator input", neighbors=self.neighbors
         )
@@ -106,11 +128,15 @@ class MLIPCalculator(Calculator):
             raise PropertyNotImplementedError("charges need a model with a long-range term (long_range: ...)")
         if want_stress:
             s = out[K.STRESS][0].detach().cpu().numpy().astype(np.float64)
-            self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+            self.results["stress"] = _voigt(s)
         elif "stress" in properties:
             from ase.calculators.calculator import PropertyNotImplementedError
 
             raise PropertyNotImplementedError("stress needs a periodic cell with non-zero volume")
+
+
+def _voigt(s: np.ndarray) -> np.ndarray:
+    return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
 
 
 def _as_requested(
