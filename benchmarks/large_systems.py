@@ -72,8 +72,8 @@ def main() -> None:
                 )
                 continue
             t = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-c", CHILD, name, str(k), str(args.channels), args.dtype],
-                                  capture_output=True, text=True)  # fmt: skip
+            argv = [name, str(k), str(args.channels), args.dtype, str(args.chunk_atoms)]
+            proc = subprocess.run([sys.executable, "-c", CHILD, *argv], capture_output=True, text=True)
             if proc.returncode != 0:
                 tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
                 print(
