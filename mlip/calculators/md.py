@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
 
@@ -114,14 +115,14 @@ def initial_momenta(atoms: ase.Atoms, settings: MDSettings, seed: int) -> np.nda
     return work.get_momenta()
 
 
-class MDRun:
+class MDRun(ABC):
     """Interface of the engines: ``advance(n)`` runs ``n`` steps; ``snapshots()`` reports every system."""
 
-    def advance(self, n: int) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def advance(self, n: int) -> None: ...
 
-    def snapshots(self) -> list[Snapshot]:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def snapshots(self) -> list[Snapshot]: ...
 
 
 class ASERun(MDRun):

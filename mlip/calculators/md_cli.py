@@ -27,6 +27,7 @@ import ase.io
 
 from mlip.calculators.ase_calculator import MLIPCalculator
 from mlip.calculators.md import Ensemble, MDSettings, Thermostat, make_run
+from mlip.calculators.relax_cli import _done_frames
 from mlip.cli import add_debug_flag, console_main
 from mlip.errors import MLIPInputError
 from mlip.fileio import (
@@ -182,7 +183,7 @@ def _resume(out: Path, record: dict, structures: list) -> int:
             f"{out} holds another run (different {', '.join(changed) or 'settings'}); rerun with the same input, "
             f"model and options to continue it, or delete {out}, {log.name} and {sidecar.name}"
         )
-    frames = _complete_frames(out)
+    frames = _done_frames(out)
     n = len(structures)
     groups = len(frames) // n
     if groups == 0:  # nothing usable: start again
@@ -201,17 +202,6 @@ def _resume(out: Path, record: dict, structures: list) -> int:
         structures[k] = frame
     print(f"continuing {out} from step {step}", file=sys.stderr)
     return step
-
-
-def _complete_frames(path: Path) -> list:
-    frames = []
-    if path.is_file():
-        try:
-            for atoms in ase.io.iread(str(path), format="extxyz"):
-                frames.append(atoms)
-        except Exception:  # a torn tail: keep the complete frames before it
-            pass
-    return frames
 
 
 def _cut_log(log: Path, step: int) -> None:
