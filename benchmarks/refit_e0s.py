@@ -41,10 +41,9 @@ def main() -> None:
     cfg = RunConfig.from_dict(raw)
     data = prepare_data(cfg)
     bs = cfg.data.valid_batch_size
-    valid = make_loader(data.valid, batch_size=bs, shuffle=False)
-    before = evaluate(model, valid).metrics()
+    before = evaluate(model, data.valid, max_frames=bs).metrics()
     report = refit_atomic_energies(model.eval(), make_loader(data.train, batch_size=bs, shuffle=False))
-    after = evaluate(model, valid).metrics()
+    after = evaluate(model, data.valid, max_frames=bs).metrics()
     keys = ("energy_rmse_mev_per_atom", "forces_rmse_mev_per_A", "stress_rmse_mev_per_A3")
     print(json.dumps({"before": {k: before.get(k) for k in keys}, "after": {k: after.get(k) for k in keys},
                       "refit": report}, indent=1))  # fmt: skip

@@ -25,8 +25,9 @@ import torch
 from torch import nn
 
 from mlip import keys as K
-from mlip.data import atoms_to_graph, collate
+from mlip.data import atoms_to_graph
 from mlip.errors import MLIPError, MLIPInputError
+from mlip.models.batched import batched_outputs
 
 __all__ = ["PredictionError", "Predictions", "iter_predict", "predict"]
 
@@ -104,27 +105,21 @@ def iter_predict(
         raise MLIPInputError(f"max_atoms and max_edges must be >= 1, got {max_atoms}, {max_edges}")
     net = _model(model, device, dtype)
     bar = _progress(progress)
-    pending: list[tuple[int, ase.Atoms, dict]] = []
-    atoms_in, edges_in = 0, 0
-    for index, atoms in enumerate(frames):
-        try:
+
+    def graphs():
+        for index, atoms in enumerate(frames):
             name = names[index] if names is not None else f"frame {index}"
             graph = _graph(net, atoms, name, on_error, failures, index)
-        except PredictionError:
-            if pending:  # the frames read before the bad one are evaluated first: nothing is lost
-                yield from _evaluate(net, pending, device, bar)
-            raise
-        if graph is None:
-            continue
-        n, e = len(atoms), int(graph[K.EDGE_INDEX].shape[1])
-        full = atoms_in + n > max_atoms or (max_edges is not None and edges_in + e > max_edges)
-        if pending and full:
-            yield from _evaluate(net, pending, device, bar)
-            pending, atoms_in, edges_in = [], 0, 0
-        pending.append((index, atoms, graph))
-        atoms_in, edges_in = atoms_in + n, edges_in + e
-    if pending:
-        yield from _evaluate(net, pending, device, bar)
+            if graph is not None:
+                yield (index, atoms), graph
+
+    batches = batched_outputs(
+        net, graphs(), device=device, max_atoms=max_atoms, max_edges=max_edges, compute_stress=True
+    )
+    for tags, _, out in batches:  # a frame that cannot be read raises after the batch before it is yielded
+        yield from _split(tags, out)
+        if bar is not None:
+            bar.update(len(tags))
     if bar is not None:
         bar.close()
 
@@ -165,21 +160,18 @@ def _graph(net, atoms, name: str, on_error: str, failures, index: int) -> dict |
         return None
 
 
-def _evaluate(net, pending, device, bar) -> Iterator[tuple[int, dict]]:
-    batch = {k: v.to(device) for k, v in collate([g for _, _, g in pending]).items()}
-    out = net(batch, compute_forces=True, compute_stress=True)
+def _split(tags, out) -> Iterator[tuple[int, dict]]:
+    """Per-frame results (float64 NumPy, ASE's units and signs) of one batch's outputs."""
     start = 0
-    for g, (index, atoms, _) in enumerate(pending):
+    for g, (index, atoms) in enumerate(tags):
         n = len(atoms)
         result: dict = {
-            "energy": float(out[K.ENERGY][g].detach()),
-            "forces": out[K.FORCES][start : start + n].detach().cpu().numpy().astype(np.float64),
+            "energy": float(out[K.ENERGY][g]),
+            "forces": out[K.FORCES][start : start + n].cpu().numpy().astype(np.float64),
         }
         if atoms.pbc.any() and atoms.cell.volume > 1e-12:
-            result["stress"] = out[K.STRESS][g].detach().cpu().numpy().astype(np.float64)
+            result["stress"] = out[K.STRESS][g].cpu().numpy().astype(np.float64)
         if K.CHARGES in out:
-            result["charges"] = out[K.CHARGES][start : start + n].detach().cpu().numpy().astype(np.float64)
+            result["charges"] = out[K.CHARGES][start : start + n].cpu().numpy().astype(np.float64)
         start += n
         yield index, result
-    if bar is not None:
-        bar.update(len(pending))

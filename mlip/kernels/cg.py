@@ -50,36 +50,31 @@ def wigner_d_l(l: int, rotation: torch.Tensor) -> torch.Tensor:
     return torch.linalg.lstsq(y, y_rot).solution.T
 
 
-def _right_singular(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Singular values (descending) and right singular vectors (rows) of ``a``.
-
-    LAPACK's divide-and-conquer SVD (``gesdd``, torch's CPU driver) occasionally reports non-convergence on
-    these large, highly degenerate matrices; the QR-iteration driver ``gesvd`` is slower and robust."""
-    try:
-        _, s, vh = torch.linalg.svd(a)
-        return s, vh
-    except torch.linalg.LinAlgError:
-        import scipy.linalg
-
-        _, s, vh = scipy.linalg.svd(a.cpu().numpy(), lapack_driver="gesvd")
-        return torch.from_numpy(s), torch.from_numpy(vh)
-
-
 @cache
 def _cg64(l1: int, l2: int, l3: int) -> torch.Tensor:
-    """Null space of ``D1 ⊗ D2 ⊗ D3 - 1`` for two generic rotations: the invariant tensor of ``l1⊗l2⊗l3``.
+    """The invariant tensor of ``l1⊗l2⊗l3``: the common fixed vector of ``D(R) = D1(R) ⊗ D2(R) ⊗ D3(R)`` for two
+    generic rotations ``R``.
 
+    Each ``D(R)`` is orthogonal, so ``Σ_R |D(R) c - c|² = cᵀ G c`` with ``G = Σ_R (2 - D(R) - D(R)ᵀ)``: ``c`` is the
+    eigenvector of ``G``'s smallest eigenvalue (zero), and the next one must be clearly positive (one invariant).
+    Only the two lowest eigenpairs are computed (LAPACK ``syevr``), about eight times faster than the full SVD of
+    the stacked ``D(R) - 1`` at ``l ≈ 6``; the result is checked against ``D(R) c = c`` to 1e-10.
     Normalised to unit Frobenius norm; the sign follows e3nn's ``wigner_3j``.
     """
-    rows = []
+    import scipy.linalg
+
+    blocks = []
     for rot in _fixed_rotations():
         d = [wigner_d_l(l, rot) for l in (l1, l2, l3)]
-        big = torch.kron(torch.kron(d[0], d[1]), d[2])
-        rows.append(big - torch.eye(big.shape[0], dtype=torch.float64))
-    s, vh = _right_singular(torch.cat(rows))
-    if not (s[-1] < 1e-10 and (len(s) < 2 or s[-2] > 1e-6)):
-        raise RuntimeError(f"CG {l1}x{l2}->{l3}: invariant subspace is not one-dimensional (s={s[-2:]})")
-    c = vh[-1].reshape(2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1)
+        blocks.append(torch.kron(torch.kron(d[0], d[1]), d[2]))
+    dim = blocks[0].shape[0]
+    gram = sum(2.0 * torch.eye(dim, dtype=torch.float64) - b - b.T for b in blocks)
+    values, vectors = scipy.linalg.eigh(gram.numpy(), subset_by_index=[0, min(1, dim - 1)])
+    c = torch.from_numpy(vectors[:, 0].copy())
+    residual = max(float((b @ c - c).abs().max()) for b in blocks)
+    if residual > 1e-10 or (dim > 1 and values[1] < 1e-8):
+        raise RuntimeError(f"CG {l1}x{l2}->{l3}: no single invariant (residual {residual:.1e}, {values[:2]})")
+    c = c.reshape(2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1)
     if max(l1, l2, l3) <= E3NN_LMAX:
         sign = torch.sign((c * o3.wigner_3j(l1, l2, l3, dtype=torch.float64)).sum())
     else:  # no e3nn reference: make the largest entry positive

@@ -35,6 +35,8 @@ class DataConfig:
     ``mptrj_energy``: ``uncorrected`` or ``corrected`` energies from MPtrj JSON. ``max_atoms_per_batch``: when
     set, training batches are filled up to that many atoms (and at most ``batch_size`` frames) by
     :class:`mlip.data.sampler.BudgetBatchSampler`, which also shares them out over distributed ranks.
+    The final evaluation of the exported model (validation and test sets) batches the way :func:`mlip.predict`
+    does: at most ``eval_max_atoms`` atoms and ``valid_batch_size`` frames per batch, a larger frame alone.
     ``fixed_tags``: atoms with these tags count as fixed and are left out of the force loss (OC20: ``[0]``, the
     subsurface atoms). ``energy_references``: a file of per-system reference energies
     (:func:`mlip.data.references.load_energy_references`) subtracted from every frame, which turns OC20's total
@@ -73,6 +75,7 @@ class DataConfig:
     batch_size: int = 10
     max_atoms_per_batch: int | None = None
     valid_batch_size: int = 20
+    eval_max_atoms: int = 4096
     num_workers: int = 0
     seed: int = 0
     emt_frames: int = 160
@@ -91,8 +94,8 @@ class DataConfig:
         check_choice(self, "data", "builtin", ("emt", "tosi_fumi_nacl"))
         check_choice(self, "data", "stress_transform", tuple(t.value for t in StressTransform))
         check_range(self, "data", "valid_fraction", low=0.0, high=1.0, low_open=True, high_open=True)
-        for name in ("valid_last", "batch_size", "valid_batch_size", "max_atoms_per_batch", "emt_test_frames",
-                     "nacl_test_frames"):  # fmt: skip
+        for name in ("valid_last", "batch_size", "valid_batch_size", "max_atoms_per_batch", "eval_max_atoms",
+                     "emt_test_frames", "nacl_test_frames"):  # fmt: skip
             check_range(self, "data", name, low=1)
         for name in ("emt_frames", "nacl_frames"):
             check_range(self, "data", name, low=2)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from mlip import keys as K
+from mlip.models.batched import batched_outputs
 
 
 @dataclass
@@ -127,13 +128,30 @@ class ErrorAccumulator:
         return out
 
 
-def evaluate(model, loader, *, compute_stress: bool | None = None) -> ErrorAccumulator:
-    """Run ``model`` over ``loader`` (forces always; stress where any frame has a stress label, unless told)."""
+def evaluate(
+    model,
+    dataset,
+    *,
+    max_atoms: int = 4096,
+    max_frames: int | None = None,
+    compute_stress: bool | None = None,
+) -> ErrorAccumulator:
+    """Score ``model`` on the labelled graphs of ``dataset`` (a map-style dataset or a list of graphs).
+
+    The graphs go through :func:`mlip.models.batched.batched_outputs`, the batching of :func:`mlip.predict`:
+    batches of at most ``max_atoms`` atoms and ``max_frames`` frames (a larger frame alone), on the model's device.
+    Forces always; stress where a frame of the batch has a stress label, unless ``compute_stress`` says.
+    """
     acc = ErrorAccumulator()
     device = next(model.parameters()).device
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        stress = bool((batch[K.STRESS_WEIGHT] > 0).any()) if compute_stress is None else compute_stress
-        out = model(batch, compute_forces=True, compute_stress=stress)
-        acc.add({k: v.detach() for k, v in out.items()}, batch)
+    graphs = ((i, dataset[i]) for i in range(len(dataset)))
+    for _, batch, out in batched_outputs(
+        model,
+        graphs,
+        device=device,
+        max_atoms=max_atoms,
+        max_frames=max_frames,
+        compute_stress=compute_stress,
+    ):
+        acc.add(out, batch)
     return acc

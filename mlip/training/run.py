@@ -370,12 +370,10 @@ def write_outputs(module: PotentialModule, data: PreparedData, cfg: RunConfig, r
         model.cpu()
         provenance = {"train_file": data_source(cfg.data), "config": cfg.to_dict()}
         save_model(model, run_dir / "model.pt", provenance=provenance)
-        bs = cfg.data.valid_batch_size
         scorer = convert_model(model).compile_network() if cfg.train.compile_eval else model
-        results = {"valid": evaluate(scorer, make_loader(data.valid, batch_size=bs, shuffle=False))}
-        tests = {
-            n: evaluate(scorer, make_loader(ds, batch_size=bs, shuffle=False)) for n, ds in data.tests.items()
-        }
+        budget = {"max_atoms": cfg.data.eval_max_atoms, "max_frames": cfg.data.valid_batch_size}
+        results = {"valid": evaluate(scorer, data.valid, **budget)}
+        tests = {n: evaluate(scorer, ds, **budget) for n, ds in data.tests.items()}
     metrics = {"valid": results["valid"].metrics(), "test": {n: acc.metrics() for n, acc in tests.items()}}
     if refit is not None:
         metrics["e0_refit"] = refit
