@@ -75,7 +75,16 @@ class EdgePotential(nn.Module):
         ``torch._dynamo.config.recompile_limit`` (8) of them per process: models of one structure (a committee)
         share a graph; more than 8 different structures compiled in one process raise a recompile-limit error.
         """
-        self._compiled_network = torch.compile(self.node_energies, fullgraph=True, dynamic=True, **options)
+        compiled = torch.compile(self.node_energies, fullgraph=True, dynamic=True, **options)
+
+        def network(*args, **kwargs):
+            # The model's float constants (cutoff, normalisations, scale) are fixed numbers: with dynamic=True,
+            # Dynamo would trace them as symbolic inputs, which costs minutes of tracing and, with the long-range
+            # term, a restart of the analysis. Scoped to the call, not set process-wide.
+            with torch._dynamo.config.patch(specialize_float=True):
+                return compiled(*args, **kwargs)
+
+        self._compiled_network = network
         return self
 
     def set_atomic_energies(self, values: torch.Tensor) -> None:
