@@ -5,6 +5,10 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # pytest -n K: share the cores among the K workers
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -53,3 +57,16 @@ def full_disk(monkeypatch):
     original = fileio._open_tmp
     monkeypatch.setattr(fileio, "_open_tmp", lambda path, mode: _FullDisk(original(path, mode), state))
     return state
+
+
+@pytest.fixture
+def compile_with_aot_eager(monkeypatch):
+    """``compile_network()`` traces with ``aot_eager`` in this test: the graph Dynamo and AOTAutograd give Inductor,
+    run op by op, without Inductor's C++ code generation (about a minute per model on a CI core). For tests of
+    the plumbing (a flag or config key that compiles); Inductor's own parity is ``tests/models/test_compile.py``'s."""
+    from mlip.models.base import EdgePotential
+
+    original = EdgePotential.compile_network
+    monkeypatch.setattr(
+        EdgePotential, "compile_network", lambda self, **o: original(self, **{"backend": "aot_eager", **o})
+    )

@@ -90,7 +90,9 @@ def validate_structure(
             )
 
 
-def _check_overlaps(edge_index: np.ndarray, vectors: np.ndarray, where: str, min_distance: float) -> None:
+def check_overlaps(edge_index: np.ndarray, vectors: np.ndarray, where: str, min_distance: float) -> None:
+    """Raise :class:`MLIPInputError` naming the closest pair when an edge ``vectors [E, 3]`` (Å) is shorter than
+    ``min_distance`` Å (overlapping atoms, or positions not in Å)."""
     if len(vectors) == 0:
         return
     d = np.linalg.norm(vectors, axis=1)
@@ -123,7 +125,7 @@ def atoms_to_graph(
     validate_structure(positions, cell, pbc, where=where)
     edge_index, shifts = (neighbors or neighbor_list)(positions, cell, pbc, r_max)
     vectors = positions[edge_index[0]] - positions[edge_index[1]] + shifts @ cell
-    _check_overlaps(edge_index, vectors, where, min_distance)
+    check_overlaps(edge_index, vectors, where, min_distance)
     n = len(atoms)
     total_charge = float(np.asarray(atoms.info.get("charge", 0.0)).reshape(()))
     if not np.isfinite(total_charge):

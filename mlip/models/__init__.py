@@ -1,6 +1,6 @@
 """Backbones built from the kernels, the model registry and the model file."""
 
-from mlip.models.base import EdgePotential
+from mlip.models.base import EdgePotential, NodeFeatures
 from mlip.models.config import BackboneConfig, MACEConfig, parse_dtype
 from mlip.models.facet import EquivariantRMSNorm, Facet, FacetConfig
 from mlip.models.interaction import InteractionBlock, ProductBlock
@@ -20,6 +20,7 @@ __all__ = [
     "Facet",
     "FacetConfig",
     "MACEConfig",
+    "NodeFeatures",
     "TDN",
     "TDNConfig",
     "build_model",

@@ -14,6 +14,7 @@ stress come from :mod:`mlip.models.outputs`.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -24,9 +25,29 @@ from mlip.kernels import Irreps, spherical_harmonics
 from mlip.longrange.charges import ChargeHead
 from mlip.longrange.layer import coulomb_node_energies, model_sigma, plan_long_range
 from mlip.models.config import parse_dtype
-from mlip.models.outputs import energy_and_gradients
+from mlip.models.outputs import edge_vectors, energy_and_gradients
 from mlip.models.species import SpeciesMap
 from mlip.nn import BesselBasis, PolynomialCutoff
+
+
+@dataclass(frozen=True)
+class NodeFeatures:
+    """One layer's node features: ``features [N, irreps.dim, channels]`` (channel-last, network dtype), the block of
+    irrep ``k`` at ``features[:, irreps.offsets[k]:irreps.offsets[k + 1], :]``; ``irreps`` lists the irreps of one
+    channel (:class:`~mlip.kernels.Irreps`). :func:`mlip.interop.e3nn.to_e3nn_layout` turns it into e3nn's layout."""
+
+    irreps: Irreps
+    features: torch.Tensor
+
+    @property
+    def invariants(self) -> torch.Tensor:
+        """``[N, n0 * channels]``: the ``0e`` blocks (rotation- and reflection-invariant), channels fastest."""
+        blocks = [
+            self.features[:, o, :]
+            for ir, o in zip(self.irreps, self.irreps.offsets)
+            if ir.l == 0 and ir.p == 1
+        ]
+        return torch.cat(blocks, dim=-1)
 
 
 class EdgePotential(nn.Module):
@@ -114,10 +135,36 @@ class EdgePotential(nn.Module):
         radial: torch.Tensor,
         species: torch.Tensor,
         edge_index: torch.Tensor,
+        features: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - overridden
         """``(ε_i [N], s_i [N, C])`` in the network dtype from the embedded scalars ``h [N, 1, C]`` and the edge
-        features: the interaction energy and the last layer's invariant features (read by the charge head)."""
+        features: the interaction energy and the last layer's invariant features (read by the charge head).
+        With ``features`` given, each layer's node features ``[N, feature_irreps[t].dim, C]`` are appended to it."""
         raise NotImplementedError
+
+    @property
+    def feature_irreps(self) -> list[Irreps]:  # pragma: no cover - overridden
+        """The irreps (per channel) of each layer's node features, as :meth:`node_features` returns them."""
+        raise NotImplementedError
+
+    def node_features(self, batch: dict[str, torch.Tensor]) -> list[NodeFeatures]:
+        """Every layer's node features of ``batch`` (the keys of :mod:`mlip.keys`), for a head of one's own
+        (charges, dipoles, band gaps) on this trunk.
+
+        Returns one :class:`NodeFeatures` per interaction layer, ``features [N, irreps.dim, channels]`` in the
+        network dtype. They are differentiable with respect to ``batch[POSITIONS]`` (set ``requires_grad`` on it
+        to take forces of a head's output) and to the model's parameters; wrap the call in ``torch.no_grad()``
+        for a frozen trunk. Equivariant: under a rotation ``R`` the block of irrep ``l`` transforms with
+        ``D^l(R)`` (:func:`mlip.kernels.wigner_d`).
+        """
+        species = self.species(batch[K.ATOMIC_NUMBERS])
+        positions = batch[K.POSITIONS]
+        vectors = edge_vectors(positions.to(torch.float64), batch[K.CELL].to(torch.float64), batch)
+        sh, radial = self.edge_features(vectors)
+        h = self.embedding[species].unsqueeze(1)
+        layers: list[torch.Tensor] = []
+        self.interaction_energy(h, sh, radial, species, batch[K.EDGE_INDEX], features=layers)
+        return [NodeFeatures(irreps, f) for irreps, f in zip(self.feature_irreps, layers, strict=True)]
 
     def node_energies(
         self, vectors: torch.Tensor, species: torch.Tensor, batch: dict[str, torch.Tensor],

@@ -135,7 +135,14 @@ class Facet(EdgePotential):
                 MLPReadout(c, config.readout_mlp, dtype=dtype) if last else LinearReadout(c, dtype=dtype)
             )
 
-    def interaction_energy(self, h, sh, radial, species, edge_index) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def feature_irreps(self) -> list[Irreps]:
+        """``0e + 1o + ... + max_L`` after every layer."""
+        return [Irreps.spherical_harmonics(self.config.max_L)] * self.config.num_interactions
+
+    def interaction_energy(
+        self, h, sh, radial, species, edge_index, features=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``ε_i = Σ_t e_i^{(t)}``: the readouts of every layer, and the last layer's scalars ``[N, C]`` (see
         :class:`~mlip.models.base.EdgePotential`)."""
         inter = torch.zeros(species.shape[0], dtype=self.dtype_, device=species.device)
@@ -150,5 +157,7 @@ class Facet(EdgePotential):
                 h = sc + gamma * norm(mixer(m))
             else:
                 h = sc + gamma * mixer(m)
+            if features is not None:
+                features.append(h)
             inter = inter + readout(h[:, 0, :])
         return inter, h[:, 0, :]

@@ -128,6 +128,7 @@ class ProductBlock(nn.Module):
         product_basis: str = "symmetric_contraction",
     ) -> None:
         super().__init__()
+        self.irreps_out = Irreps(irreps_out)
         if product_basis == "gaunt":
             if Backend(backend) not in (Backend.TORCH, Backend.AUTO):
                 raise ValueError(

@@ -81,12 +81,21 @@ class MACE(EdgePotential):
                 MLPReadout(c, config.readout_mlp, dtype=dtype) if last else LinearReadout(c, dtype=dtype)
             )
 
-    def interaction_energy(self, h, sh, radial, species, edge_index) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def feature_irreps(self) -> list[Irreps]:
+        """``0e + 1o + ... + max_L`` after every layer but the last, whose features are invariant (``0e``)."""
+        return [p.irreps_out for p in self.products]
+
+    def interaction_energy(
+        self, h, sh, radial, species, edge_index, features=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``ε_i = Σ_t e_i^{(t)}``: the readouts of every layer, and the last layer's scalars ``[N, C]`` (see
         :class:`~mlip.models.base.EdgePotential`)."""
         inter = torch.zeros(species.shape[0], dtype=self.dtype_, device=species.device)
         for interaction, product, readout in zip(self.interactions, self.products, self.readouts):
             a, sc = interaction(h, sh, radial, species, edge_index)
             h = product(a, species, sc)
+            if features is not None:
+                features.append(h)
             inter = inter + readout(h[:, 0, :])
         return inter, h[:, 0, :]

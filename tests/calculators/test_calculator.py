@@ -123,7 +123,7 @@ def test_a_module_in_its_own_dtype_is_used_as_it_is():
     assert calc.model is module
 
 
-def test_compiled_calculator_matches_eager_and_leaves_the_module_alone(model_file):
+def test_compiled_calculator_matches_eager_and_leaves_the_module_alone(model_file, compile_with_aot_eager):
     from mlip.models import load_model
 
     module = load_model(model_file)

@@ -71,7 +71,7 @@ def test_mlip_eval_writes_metric_keys(tmp_path):
     assert {"energy_rmse_mev_per_atom", "forces_rmse_mev_per_A", "forces_mae_mev_per_A"} <= set(metrics)
 
 
-def test_mlip_eval_compiled_gives_the_eager_metrics(tmp_path):
+def test_mlip_eval_compiled_gives_the_eager_metrics(tmp_path, compile_with_aot_eager):
     model = _model_file(tmp_path)
     frames = _labelled_cu(
         3, energy=lambda seed: -14.0 + 0.1 * seed, forces=lambda seed: np.full((4, 3), 0.01 * seed)

@@ -88,7 +88,7 @@ def test_wall_clock_budget_still_writes_outputs(tmp_path):
     assert "valid" in metrics
 
 
-def test_compiled_final_evaluation_gives_the_eager_metrics(trained, tmp_path):
+def test_compiled_final_evaluation_gives_the_eager_metrics(trained, tmp_path, compile_with_aot_eager):
     """``train.compile_eval``: the same (deterministic) run, its final evaluation through ``torch.compile``."""
     _, eager = trained
     metrics = run_training(

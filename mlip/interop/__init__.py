@@ -1,0 +1,3 @@
+"""Bridges to other libraries: :mod:`mlip.interop.pyg` (PyTorch Geometric data) and :mod:`mlip.interop.e3nn`
+(e3nn irreps, layouts and tensor products). Each is imported on its own, so that neither library is needed to
+import mlip."""
