@@ -99,7 +99,7 @@ def test_training_killed_mid_write_resumes_to_the_end(tmp_path):
     )
     assert _history_epochs(tmp_path / "ref") == [0, 1, 2]
     report = []
-    for k, budget in enumerate(_budgets(total, 3, salt=1)):
+    for k, budget in enumerate(_budgets(total, 2, salt=1)):
         run = tmp_path / f"run{k}"
         argv = ["--config", str(cfg), "--run-dir", str(run)]
         killed = _crash(budget, "train", *argv, cwd=tmp_path)
