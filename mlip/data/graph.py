@@ -105,6 +105,26 @@ def check_overlaps(edge_index: np.ndarray, vectors: np.ndarray, where: str, min_
         )
 
 
+def checked_edges(
+    positions: np.ndarray,
+    cell: np.ndarray,
+    pbc: np.ndarray,
+    r_max: float,
+    *,
+    where: str = "structure",
+    min_distance: float = MIN_DISTANCE,
+    neighbors: Callable | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(edge_index [2, E], shifts [E, 3])`` within ``r_max`` Å (:func:`~mlip.data.neighbors.neighbor_list`, or
+    ``neighbors`` with its signature) of a structure checked first (:func:`validate_structure`) and then for
+    overlapping atoms (:func:`check_overlaps`): every graph mlip builds goes through here."""
+    validate_structure(positions, cell, pbc, where=where)
+    edge_index, shifts = (neighbors or neighbor_list)(positions, cell, pbc, r_max)
+    vectors = positions[edge_index[0]] - positions[edge_index[1]] + shifts @ cell
+    check_overlaps(edge_index, vectors, where, min_distance)
+    return edge_index, shifts
+
+
 def atoms_to_graph(
     atoms: ase.Atoms,
     r_max: float,
@@ -122,10 +142,9 @@ def atoms_to_graph(
     positions = np.asarray(atoms.get_positions(), dtype=np.float64)
     cell = np.asarray(atoms.get_cell().array, dtype=np.float64)
     pbc = np.asarray(atoms.get_pbc(), dtype=bool)
-    validate_structure(positions, cell, pbc, where=where)
-    edge_index, shifts = (neighbors or neighbor_list)(positions, cell, pbc, r_max)
-    vectors = positions[edge_index[0]] - positions[edge_index[1]] + shifts @ cell
-    check_overlaps(edge_index, vectors, where, min_distance)
+    edge_index, shifts = checked_edges(
+        positions, cell, pbc, r_max, where=where, min_distance=min_distance, neighbors=neighbors
+    )
     n = len(atoms)
     total_charge = float(np.asarray(atoms.info.get("charge", 0.0)).reshape(()))
     if not np.isfinite(total_charge):

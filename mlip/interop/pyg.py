@@ -34,8 +34,7 @@ import torch
 from torch import nn
 
 from mlip import keys as K
-from mlip.data import neighbor_list, validate_structure
-from mlip.data.graph import MIN_DISTANCE, check_overlaps
+from mlip.data.graph import checked_edges
 from mlip.errors import MLIPInputError
 
 try:
@@ -79,10 +78,7 @@ class RadiusGraphPBC(BaseTransform):
         pos = _required(data, "pos").detach().cpu().to(torch.float64).numpy()
         cell, pbc = _cell_and_pbc(data, n_graphs=1)
         cell_np, pbc_np = cell[0].cpu().numpy(), pbc[0].cpu().numpy()
-        validate_structure(pos, cell_np, pbc_np, where="RadiusGraphPBC")
-        edge_index, shifts = neighbor_list(pos, cell_np, pbc_np, self.r_max)
-        vectors = pos[edge_index[0]] - pos[edge_index[1]] + shifts @ cell_np
-        check_overlaps(edge_index, vectors, "RadiusGraphPBC", MIN_DISTANCE)
+        edge_index, shifts = checked_edges(pos, cell_np, pbc_np, self.r_max, where="RadiusGraphPBC")
         data.edge_index = torch.from_numpy(edge_index)
         data.shifts = torch.from_numpy(shifts.astype(np.float64))
         data.cell, data.pbc = cell, pbc
