@@ -54,11 +54,9 @@ def to_e3nn_layout(x: torch.Tensor, irreps: Irreps | str) -> torch.Tensor:
     irreps = Irreps(irreps)
     if x.ndim < 2 or x.shape[-2] != irreps.dim:
         raise ValueError(f"expected [..., {irreps.dim}, C] for {irreps}, got {list(x.shape)}")
-    blocks = [
-        x[..., o : o + ir.dim, :].transpose(-1, -2).reshape(*x.shape[:-2], -1)
-        for ir, o in zip(irreps, irreps.offsets)
-    ]
-    return torch.cat(blocks, dim=-1)
+    # split, not slices: the backward of a split is one concatenation (a slice's allocates a zero-filled copy)
+    parts = torch.split(x, [ir.dim for ir in irreps], dim=-2)
+    return torch.cat([p.transpose(-1, -2).reshape(*x.shape[:-2], -1) for p in parts], dim=-1)
 
 
 def from_e3nn_layout(x: torch.Tensor, irreps: Irreps | str, channels: int) -> torch.Tensor:
@@ -68,10 +66,6 @@ def from_e3nn_layout(x: torch.Tensor, irreps: Irreps | str, channels: int) -> to
         raise ValueError(
             f"expected [..., {channels * irreps.dim}] for {channels} x ({irreps}), got {list(x.shape)}"
         )
-    blocks, start = [], 0
-    for ir in irreps:
-        size = channels * ir.dim
-        block = x[..., start : start + size].reshape(*x.shape[:-1], channels, ir.dim)
-        blocks.append(block.transpose(-1, -2))
-        start += size
+    parts = torch.split(x, [channels * ir.dim for ir in irreps], dim=-1)
+    blocks = [p.reshape(*x.shape[:-1], channels, ir.dim).transpose(-1, -2) for p, ir in zip(parts, irreps)]
     return torch.cat(blocks, dim=-2)
