@@ -166,3 +166,22 @@ def test_every_command_line_parses(where, argv, whole, capsys):
 def test_the_docs_show_commands():
     assert sum(whole for *_, whole in COMMANDS) >= 8
     assert len(PYTHON) >= 2
+
+
+def _tutorial(title: str) -> dict:
+    """The namespace of the docs' Python block that starts with ``# {title}``, executed."""
+    found = [(where, code) for where, code in PYTHON if code.startswith(f"# {title}\n")]
+    assert len(found) == 1, f"one block starting with '# {title}' expected, found {len(found)}"
+    namespace = {"__name__": "__tutorial__"}
+    exec(compile(found[0][1], found[0][0], "exec"), namespace)
+    return namespace
+
+
+from mlip.testing.suite import ModelPhysicsSuite  # noqa: E402
+
+
+class TestTutorialBackbone(ModelPhysicsSuite):
+    """docs/library.md's Tutorial 1: the ~40-line backbone passes the package's physics test kit."""
+
+    def make_model(self, dtype):
+        return _tutorial("Tutorial 1: a custom backbone")["gated_net"](dtype)
