@@ -5,7 +5,7 @@
 * :class:`MLIPOutputError`: an output could not be written (full disk, no permission); the previous version of the
   file is left as it was.
 
-Both derive from :class:`MLIPError`. The console scripts (:func:`mlip.cli.run_cli`) print such an error as one
+Both derive from :class:`MLIPError`. The console scripts (:func:`mlip.cli.console_main`) print such an error as one
 line and exit with status 2; any other exception is a bug and shows its traceback. ``MLIPInputError`` is also a
 ``ValueError`` (and :class:`MLIPFileNotFoundError` a ``FileNotFoundError``), so ``except ValueError`` in user code
 keeps working.

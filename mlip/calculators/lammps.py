@@ -86,7 +86,7 @@ class LAMMPSDriver:
             ``nn.Module``.
         elements: the chemical symbol of each LAMMPS atom type, in type order (``elements[0]`` is type 1).
         fix_id: the ID of the ``fix external`` (default ``"mlip"``).
-        device, dtype: where and in which dtype to run an mlip model (see :class:`MLIPCalculator`).
+        device, dtype: where and in which dtype to run an mlip model (see :class:`~mlip.calculators.ase_calculator.MLIPCalculator`).
 
     ``calls`` counts the evaluations; ``last`` holds the last outputs (float64 numpy: ``energy`` eV,
     ``node_energy`` [N] eV, ``forces`` [N, 3] eV/Å, ``virial`` [3, 3] eV).

@@ -4,8 +4,8 @@ Relaxes every structure of ``IN`` (a file with one or many frames, or a director
 order) and writes ``OUT`` (any format ASE writes, chosen by its name) with the relaxed frames, their energies,
 forces, stress, ``info["relax_converged"]`` and ``info["relax_steps"]``.
 
-Engines: ``torchsim`` relaxes the structures in batches on the device (:func:`mlip.calculators.batch_relax.
-relax_many`: TorchSim's FIRE, systems swapped in and out under ``--max-atoms``); ``ase`` one at a time
+Engines: ``torchsim`` relaxes the structures in batches on the device (:func:`~mlip.calculators.batch_relax.relax_many`:
+TorchSim's FIRE, systems swapped in and out under ``--max-atoms``); ``ase`` one at a time
 (:func:`mlip.calculators.relax`, FIRE or BFGS, ``FrechetCellFilter``). ``auto`` (default) takes ``torchsim`` when
 TorchSim is installed (``pip install 'mlip[sim]'``) and the optimizer is FIRE, and sends the structures it cannot take
 (slabs with mixed periodicity, ASE constraints) through ``ase``. Nothing is lost on the way:

@@ -120,7 +120,7 @@ def iter_mptrj_records(path: str | Path, *, chunk_size: int = 1 << 20) -> Iterat
 
 
 def mptrj_record_to_atoms(record: dict, *, energy: str = "uncorrected", where: str = "MPtrj frame") -> Atoms:
-    """One record -> periodic ``Atoms`` with a :class:`SinglePointCalculator` holding energy (eV), forces (eV/Å),
+    """One record -> periodic ``Atoms`` with a ``SinglePointCalculator`` holding energy (eV), forces (eV/Å),
     stress (eV/Å³, ASE sign) and, when present, magnetic moments."""
     key = {"uncorrected": "uncorrected_total_energy", "corrected": "corrected_total_energy"}.get(energy)
     if key is None:

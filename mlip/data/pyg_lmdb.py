@@ -5,28 +5,29 @@ Layout (fairchem ``LmdbDataset``, written by its ``preprocess_ef.py`` / ``AtomsT
 (``i = 0, 1, ...`` as ASCII decimal) holds ``pickle.dumps(data)``; the optional key ``b"length"`` holds the
 pickled count. The fields of ``data`` used here, as fairchem documents them:
 
-==================  ==========================  ===========================================================
-field               shape, dtype                meaning
-==================  ==========================  ===========================================================
-``pos``             ``[N, 3]`` float32          positions, Å (wrapped into the cell by ``AtomsToGraphs``)
-``atomic_numbers``  ``[N]`` float32 / uint8     Z
-``cell``            ``[1, 3, 3]`` float32       rows are lattice vectors, Å
-``natoms``          int                         N
-``tags``            ``[N]`` int                 OC20: 0 subsurface, 1 surface, 2 adsorbate
-``fixed``           ``[N]`` int / float         1 = held fixed in the relaxation (FixAtoms)
-``y`` / ``energy``  float                       S2EF energy, eV (usually referenced: adsorption energy)
-``force`` / ``forces``  ``[N, 3]`` float32      eV/Å
-``stress``          ``[3, 3]`` or ``[1, 3, 3]``  eV/Å³, ASE sign (OC22, OMat-style sets)
-``y_init``, ``y_relaxed``, ``pos_relaxed``  IS2RE: energies of the initial (``pos``) and relaxed structure
-``sid``, ``fid``    int                         system id, frame index in its relaxation
-``pbc``             ``[3]`` or ``[1, 3]`` bool  periodicity (absent in OC20: all periodic)
-==================  ==========================  ===========================================================
+=========================  ===========================  ==============================================================
+field                      shape, dtype                 meaning
+=========================  ===========================  ==============================================================
+``pos``                    ``[N, 3]`` float32           positions, Å (wrapped into the cell by ``AtomsToGraphs``)
+``atomic_numbers``         ``[N]`` float32 / uint8      Z
+``cell``                   ``[1, 3, 3]`` float32        rows are lattice vectors, Å
+``natoms``                 int                          N
+``tags``                   ``[N]`` int                  OC20: 0 subsurface, 1 surface, 2 adsorbate
+``fixed``                  ``[N]`` int / float          1 = held fixed in the relaxation (FixAtoms)
+``y`` / ``energy``         float                        S2EF energy, eV (usually referenced: adsorption energy)
+``force`` / ``forces``     ``[N, 3]`` float32           eV/Å
+``stress``                 ``[3, 3]`` or ``[1, 3, 3]``  eV/Å³, ASE sign (OC22, OMat-style sets)
+``y_init``, ``y_relaxed``  float                        IS2RE: energies of the initial (``pos``) and relaxed structure
+``pos_relaxed``            ``[N, 3]`` float32           IS2RE: relaxed positions, Å
+``sid``, ``fid``           int                          system id, frame index in its relaxation
+``pbc``                    ``[3]`` or ``[1, 3]`` bool   periodicity (absent in OC20: all periodic)
+=========================  ===========================  ==============================================================
 
 PyG 1.x pickled these fields straight into the object's ``__dict__``; PyG 2.x keeps them in
 ``__dict__["_store"]``, a ``GlobalStorage`` whose state holds ``_mapping``. Both are read. Unpickling runs code
-named by the file, so :class:`_OC20Unpickler` admits only the classes such files need: the PyG classes are
+named by the file, so ``_OC20Unpickler`` admits only the classes such files need: the PyG classes are
 replaced by an inert stand-in that records its state, and tensors are decoded into NumPy arrays by
-:func:`_load_storage` (torch's legacy storage layout, parsed without torch). Anything else is refused with a
+``_load_storage`` (torch's legacy storage layout, parsed without torch). Anything else is refused with a
 clear error.
 
 Each record becomes an ``ase.Atoms`` with a SinglePointCalculator (energy, forces, stress), ``tags``, a

@@ -255,7 +255,7 @@ def labelled_frame(
     where: str = "frame",
     check: bool = True,
 ) -> Frame:
-    """:func:`atoms_to_frame` (``check`` as there), then the per-system reference energy subtracted when
+    """:func:`~mlip.data.readers.atoms_to_frame` (``check`` as there), then the per-system reference energy subtracted when
     ``references`` is given."""
     frame = atoms_to_frame(atoms, keys, where=where, check=check)
     return frame if references is None else references.apply(frame, where=where)
@@ -279,8 +279,8 @@ def iter_frames(
     require_keys: bool = False,
     check: bool = True,
 ) -> Iterator[Frame]:
-    """Stream the labelled frames of ``path`` (arguments as :func:`read_frames`; ``check`` as in
-    :func:`atoms_to_frame`).
+    """Stream the labelled frames of ``path`` (arguments as :func:`~mlip.data.readers.read_frames`; ``check`` as in
+    :func:`~mlip.data.readers.atoms_to_frame`).
 
     ``require_keys``: a label key given explicitly in ``keys`` that no frame of the file holds is an error naming
     the key and the keys the file does hold (a misspelt ``energy_key`` would otherwise leave the set unlabelled).

@@ -8,7 +8,7 @@ box as ``B = B0 M`` (``M = B0⁻¹ B``, the homogeneous deformation since the bu
 :mod:`mlip.keys`), and each atom's position as ``x = (x0 M + u) + n B``: ``n`` the whole lattice translations it
 made (integers, atoms wrapped across a face), ``u`` what is left, its own displacement. For every candidate pair the
 list stays valid with the shifts ``S' = S - n_j + n_i``; for every pair that was not a candidate (``|r0| >= r_max +
-skin``) its current vector is ``r = r0 M + u_j - u_i``, so
+skin``) its current vector is ``r = r0 M + u_j - u_i``, so ::
 
     |r| >= (r_max + skin) σ_min(M) - 2 max|u|,
 

@@ -2,18 +2,18 @@
 
 Field mapping, PyG attribute -> :mod:`mlip.keys` (one structure per ``Data``; ``Batch`` concatenates them):
 
-==========================  =============================  ==========================================================
-PyG                         shape, unit                    mlip
-==========================  =============================  ==========================================================
-``pos``                     ``[N, 3]`` Å                   ``POSITIONS``
-``z`` or ``atomic_numbers`` ``[N]`` int                    ``ATOMIC_NUMBERS``
-``cell``                    ``[1, 3, 3]`` (or ``[3, 3]``)  ``CELL`` ``[G, 3, 3]``, lattice vectors as rows
-``pbc``                     ``[1, 3]`` (or ``[3]``) bool   ``PBC`` ``[G, 3]``
-``edge_index``              ``[2, E]`` int                 ``EDGE_INDEX``: row 0 source ``j``, row 1 target ``i``
-``shifts``/``cell_offsets`` ``[E, 3]`` integer images      ``EDGE_SHIFTS``
-``batch``                   ``[N]``                        ``BATCH`` (zeros for a single ``Data``)
-``charge``                  ``[1]`` e, optional            ``TOTAL_CHARGE``
-==========================  =============================  ==========================================================
+===========================  =============================  ======================================================
+PyG                          shape, unit                    mlip
+===========================  =============================  ======================================================
+``pos``                      ``[N, 3]`` Å                   ``POSITIONS``
+``z`` or ``atomic_numbers``  ``[N]`` int                    ``ATOMIC_NUMBERS``
+``cell``                     ``[1, 3, 3]`` (or ``[3, 3]``)  ``CELL`` ``[G, 3, 3]``, lattice vectors as rows
+``pbc``                      ``[1, 3]`` (or ``[3]``) bool   ``PBC`` ``[G, 3]``
+``edge_index``               ``[2, E]`` int                 ``EDGE_INDEX``: row 0 source ``j``, row 1 target ``i``
+``shifts``/``cell_offsets``  ``[E, 3]`` integer images      ``EDGE_SHIFTS``
+``batch``                    ``[N]``                        ``BATCH`` (zeros for a single ``Data``)
+``charge``                   ``[1]`` e, optional            ``TOTAL_CHARGE``
+===========================  =============================  ======================================================
 
 Edges follow PyG's default flow (``source_to_target``: messages go from ``edge_index[0]`` to ``edge_index[1]``),
 which is mlip's sender/receiver order, and the edge vector is

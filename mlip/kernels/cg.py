@@ -18,7 +18,8 @@ from e3nn import o3
 from mlip.kernels.legendre import high_degree_harmonics
 
 _FIXED_ROTATIONS_SEED = 20221206
-E3NN_LMAX = 12  # e3nn tabulates spherical harmonics up to this degree
+#: e3nn tabulates spherical harmonics and Clebsch–Gordan tensors up to this degree
+E3NN_LMAX = 12
 
 
 @cache

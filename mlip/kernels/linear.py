@@ -71,7 +71,7 @@ class EquivariantLinear(nn.Module):
 
     def forward_groups(self, groups: list[torch.Tensor]) -> torch.Tensor:
         """The same map from grouped input ``[..., P_g, 2l+1, C_in]`` per run of equal irreps (in the order of
-        ``irreps_in``, as :meth:`ChannelwiseTPTorch.forward_groups` returns them) -> ``[..., irreps_out.dim, C_out]``.
+        ``irreps_in``, as :meth:`~mlip.kernels.channelwise.ChannelwiseTPTorch.forward_groups` returns them) -> ``[..., irreps_out.dim, C_out]``.
 
         Each group is contracted over its paths and channels at once with ``einsum``, without concatenation.
         """

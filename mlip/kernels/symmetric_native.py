@@ -33,7 +33,7 @@ def _entry(dtype: torch.dtype):
 
 
 class NativeTables:
-    """Index tables of one :class:`SymmetricContraction` for the kernels, and the folding of its weights.
+    """Index tables of one :class:`~mlip.kernels.symmetric_contraction.SymmetricContraction` for the kernels, and the folding of its weights.
 
     ``itab`` (int32): ``prefix[T] | last[T] | pair_m[Q] | pair_t[Q]`` over the needed monomials of all degrees
     (degree by degree, so a prefix precedes its monomial); ``u_pairs[k]`` ``[Q_k, n_basis_k]`` the rows of basis

@@ -16,7 +16,7 @@ each partner, what ``NODE_ENERGY`` reports). Two steps, so that the network with
     structures: ``φ_i = Σ_{j≠i} q_j / r_ij`` over ``LR_FREE_PAIRS``.
 
 Free structures of more than :data:`MODEL_DIRECT_MAX_ATOMS` atoms (with ``kind: auto``), or with
-``kind: chebyshev_tucker``, go through :func:`mlip.longrange.api.split_free_potential` eagerly (its short-range
+``kind: chebyshev_tucker``, go through ``mlip.longrange.api.split_free_potential`` eagerly (its short-range
 part builds a host neighbour list): a compiled network refuses them.
 """
 

@@ -10,6 +10,7 @@ from mlip.models.facet import Facet, FacetConfig
 from mlip.models.mace import MACE
 from mlip.models.tdn import TDN, TDNConfig
 
+#: Backbone name -> (config dataclass, model class); ``build_model`` and the model file look names up here.
 REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {
     "mace": (MACEConfig, MACE),
     "facet": (FacetConfig, Facet),

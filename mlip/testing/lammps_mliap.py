@@ -11,7 +11,7 @@ over and does with the answer (``src/ML-IAP/mliap_unified_couple.pyx``, ``mliap_
 * pairs ``(pair_i, pair_j)`` with ``0 < |rij| < cutoff`` and ``rij = x_j - x_i``, sorted by ``i``; centres are the
   local atoms, and the ghosts too with ``ghostneigh=True`` (a full neighbour list with ``REQ_GHOST``);
 * ``update_pair_forces(fij)``: ``f[i] += fij``, ``f[j] -= fij``, virial ``W_ab -= rij_a fij_b`` (``v_tally``);
-  :meth:`reverse` then adds each ghost's force to its owner (LAMMPS's reverse communication with newton on);
+  ``reverse()`` then adds each ghost's force to its owner (LAMMPS's reverse communication with newton on);
 * ``energy`` and ``eatoms`` are written by the model.
 """
 

@@ -66,6 +66,9 @@ def random_rotation(seed: int = 0) -> np.ndarray:
 
 
 def rotation_error(model, atoms: ase.Atoms, seed: int = 0) -> float:
+    """Largest relative violation of ``E(xQᵀ) = E(x)``, ``F(xQᵀ) = F(x) Qᵀ`` and ``σ(xQᵀ) = Q σ(x) Qᵀ`` (cell
+    rotated too) for a random proper rotation ``Q`` (``seed``), each relative to its scale: ``|E|``, the largest
+    force component, the largest stress entry."""
     return _transform_error(model, atoms, random_rotation(seed))
 
 
@@ -75,11 +78,14 @@ def reflection_error(model, atoms: ase.Atoms, seed: int = 0) -> float:
 
 
 def translation_error(model, atoms: ase.Atoms, seed: int = 0) -> float:
+    """As :func:`rotation_error` for a random rigid translation (about 3 Å in each direction)."""
     shift = np.random.default_rng(seed).normal(scale=3.0, size=3)
     return _transform_error(model, atoms, np.eye(3), shift)
 
 
 def permutation_error(model, atoms: ase.Atoms, seed: int = 0) -> float:
+    """Largest relative change of the energy, and of the forces (permuted back), when the atoms are listed in a
+    random order (``seed``)."""
     perm = np.random.default_rng(seed).permutation(len(atoms))
     a, b = predict(model, [atoms, atoms[perm]])
     return max(

@@ -15,7 +15,7 @@ def methanol_like(seed: int = 0) -> ase.Atoms:
 
 
 def cu_au_bulk(seed: int = 0, repeat: int = 1) -> ase.Atoms:
-    """A rattled, slightly sheared fcc Cu–Au cubic cell (4 atoms x ``repeat``³), fully periodic."""
+    """A rattled, slightly sheared fcc Cu–Au cubic cell (``4 * repeat**3`` atoms), fully periodic."""
     atoms = bulk("Cu", "fcc", a=3.7, cubic=True).repeat(repeat)
     atoms.numbers[::3] = 79
     cell = atoms.cell.array @ np.array([[1.0, 0.02, 0.0], [0.0, 1.01, 0.03], [0.0, 0.0, 0.99]])

@@ -12,7 +12,7 @@ from mlip.fileio import atomic_write
 def parity_plot(sets: dict[str, dict[str, np.ndarray]], path: str | Path) -> None:
     """Write a two-panel PNG: energy per atom (eV/atom) and force components (eV/Å), one colour per set.
 
-    ``sets`` maps a label (``"valid"``, a test file name) to :meth:`ErrorAccumulator.arrays`.
+    ``sets`` maps a label (``"valid"``, a test file name) to :meth:`~mlip.training.metrics.ErrorAccumulator.arrays`.
     """
     import matplotlib
 

@@ -197,7 +197,7 @@ def _plain(value):
 
 
 class HistoryCSVLogger(CSVLogger):
-    """``RUN_DIR/logs/metrics.csv`` through :class:`_AppendingWriter` (``keep_until_step``: see there)."""
+    """``RUN_DIR/logs/metrics.csv`` through ``_AppendingWriter`` (``keep_until_step``: see there)."""
 
     def __init__(self, save_dir: str, *, keep_until_step: int | None = None) -> None:
         super().__init__(save_dir, name="logs", version="")
