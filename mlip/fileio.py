@@ -44,6 +44,7 @@ __all__ = [
     "torch_save_atomic",
     "write_json_atomic",
     "write_text_atomic",
+    "TMP_MARK",
 ]
 
 TMP_MARK = ".tmp-"

@@ -31,6 +31,37 @@ from __future__ import annotations
 
 from typing import Final
 
+__all__ = [
+    "POSITIONS",
+    "ATOMIC_NUMBERS",
+    "FORCES",
+    "BATCH",
+    "NODE_ENERGY",
+    "EDGE_INDEX",
+    "EDGE_SHIFTS",
+    "CELL",
+    "PBC",
+    "ENERGY",
+    "STRESS",
+    "VIRIALS",
+    "ENERGY_WEIGHT",
+    "FORCES_WEIGHT",
+    "STRESS_WEIGHT",
+    "WEIGHT",
+    "N_ATOMS",
+    "CHARGES",
+    "FORCES_MASK",
+    "CHARGES_WEIGHT",
+    "TOTAL_CHARGE",
+    "LR_KGRID",
+    "LR_KVALID",
+    "LR_FREE_PAIRS",
+    "NODE_KEYS",
+    "GRAPH_KEYS",
+    "EDGE_KEYS",
+]
+
+
 # ---- per-atom (node) fields -------------------------------------------------------------------------------------
 POSITIONS: Final[str] = "positions"
 """[n_atoms, 3] float, Å. Cartesian positions."""

@@ -69,3 +69,33 @@ def test_the_package_is_typed():
 
     assert (Path(mlip.__file__).parent / "py.typed").exists()
     assert '"mlip" = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()
+
+
+def _modules():
+    import pkgutil
+
+    import mlip
+
+    return ["mlip"] + [m.name for m in pkgutil.walk_packages(mlip.__path__, "mlip.")]
+
+
+@pytest.mark.parametrize("module", _modules())
+def test_public_or_private_by_name(module):
+    """Every module lists its public names in ``__all__``; every other name it defines starts with ``_``."""
+    import ast
+
+    mod = importlib.import_module(module)
+    assert hasattr(mod, "__all__"), f"{module} has no __all__"
+    for name in mod.__all__:
+        assert hasattr(mod, name), f"{module}.__all__ lists {name!r}, which it does not have"
+    defined = []
+    for node in ast.parse(Path(mod.__file__).read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.append(node.name)
+        targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
+        defined += [t.id for t in targets if isinstance(t, ast.Name)]
+    public = [n for n in defined if not n.startswith("_")]
+    unlisted = sorted(set(public) - set(mod.__all__))
+    assert not unlisted, (
+        f"{module} defines {unlisted}: list them in __all__ or give them a leading underscore"
+    )

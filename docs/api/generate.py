@@ -38,23 +38,16 @@ def _data_target(package: str, name: str, modules: list[str]) -> str:
 
 
 def public_names(package: str, modules: list[str]) -> list[str]:
-    """The package's ``__all__``; for a package of modules imported on their own (``mlip.interop``,
-    ``mlip.training``), each module's ``__all__``, or the names its module defines when it has none."""
+    """The package's ``__all__``; for a package whose modules are the public units (``mlip.interop``,
+    ``mlip.training``: an empty ``__all__``), each module's ``__all__``."""
     pkg = importlib.import_module(package)
-    if hasattr(pkg, "__all__"):
+    if pkg.__all__:
         return [
             _data_target(package, name, modules) for name in sorted(pkg.__all__) if not name.startswith("__")
         ]
     names = []
     for name in modules:
-        mod = importlib.import_module(name)
-        exported = getattr(mod, "__all__", None)
-        if exported is None:
-            exported = [
-                k for k, v in vars(mod).items()
-                if not k.startswith("_") and callable(v) and getattr(v, "__module__", None) == name
-            ]  # fmt: skip
-        names += [f"{name}.{k}" for k in sorted(exported)]
+        names += [_data_target(name, k, [name]) for k in sorted(importlib.import_module(name).__all__)]
     return names
 
 

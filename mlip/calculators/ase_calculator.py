@@ -14,6 +14,8 @@ from mlip.data import VerletNeighborList, atoms_to_graph, collate
 from mlip.errors import MLIPInputError
 from mlip.models import convert_model, load_model, parse_dtype
 
+__all__ = ["MLIPCalculator"]
+
 
 class MLIPCalculator(Calculator):
     """``MLIPCalculator(model, device="cpu", dtype=None)``.

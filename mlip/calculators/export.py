@@ -63,6 +63,19 @@ OUTPUTS = ("energy", "node_energy", "forces", "stress", "virial")
 META_FILE = "mlip_export.json"
 
 
+__all__ = [
+    "contract_inputs",
+    "trace_program",
+    "metadata",
+    "export_model",
+    "FORMAT",
+    "CONTRACT_VERSION",
+    "INPUTS",
+    "OUTPUTS",
+    "META_FILE",
+]
+
+
 class _Program(nn.Module):
     """One structure's evaluation in the contract's terms (traced, not exported as is)."""
 

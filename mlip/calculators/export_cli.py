@@ -20,6 +20,8 @@ from pathlib import Path
 from mlip.cli import add_debug_flag, console_main
 from mlip.fileio import check_output_file
 
+__all__ = ["main"]
+
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(

@@ -24,6 +24,9 @@ _DTYPES = {
 }  # fmt: skip
 
 
+__all__ = ["read_metadata", "ExportedModel"]
+
+
 def read_metadata(path: str | Path) -> dict:
     """The artefact's ``mlip_export.json`` (checked: format and contract version), without loading the program."""
     path = Path(path)

@@ -49,6 +49,9 @@ except Exception:  # pragma: no cover - depends on the environment
             self.ndescriptors, self.nparams, self.rcutfac = ndescriptors, nparams, rcutfac
 
 
+__all__ = ["MLIPMLIAPUnified"]
+
+
 class MLIPMLIAPUnified(MLIAPUnified):
     """``MLIPMLIAPUnified(model)``: an mlip ``nn.Module`` (short-range; runs on the CPU in float64 by default,
     ``dtype=`` to choose) answering LAMMPS's ``compute_forces``. ``element_types`` are the model's elements in

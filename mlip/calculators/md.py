@@ -32,7 +32,17 @@ from ase import units
 
 from mlip.errors import MLIPInputError
 
-__all__ = ["Ensemble", "MDRun", "MDSettings", "Snapshot", "Thermostat", "make_run"]
+__all__ = [
+    "Ensemble",
+    "MDRun",
+    "MDSettings",
+    "Snapshot",
+    "Thermostat",
+    "make_run",
+    "check_structures",
+    "initial_momenta",
+    "ASERun",
+]
 
 
 class Ensemble(str, Enum):

@@ -42,6 +42,9 @@ from mlip.fileio import (
 LOG_HEADER = "step,time_ps,system,epot_eV,ekin_eV,etot_eV,temperature_K,pressure_GPa\n"
 
 
+__all__ = ["main", "LOG_HEADER"]
+
+
 def _parse(argv) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="mlip-md", description="Molecular dynamics of the structures of IN.")
     p.add_argument("input")

@@ -11,6 +11,9 @@ from mlip.errors import MLIPInputError
 OPTIMIZERS = {"fire": FIRE, "bfgs": BFGS}
 
 
+__all__ = ["relax", "OPTIMIZERS"]
+
+
 def relax(
     atoms: ase.Atoms,
     calculator,

@@ -50,6 +50,8 @@ from mlip.fileio import (
     write_json_atomic,
 )
 
+__all__ = ["output_format", "main"]
+
 
 def output_format(path: Path) -> str:
     """The ASE format that ``path``'s name asks for, or a clear error (checked before any work starts)."""

@@ -40,7 +40,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
         "mlip.calculators.torchsim needs TorchSim: pip install 'mlip[sim]' (the torch-sim-atomistic package)"
     ) from err
 
-__all__ = ["MLIPModel", "StateSystemError"]
+__all__ = ["MLIPModel", "StateSystemError", "state_to_atoms"]
 
 
 class StateSystemError(MLIPInputError):

@@ -6,6 +6,8 @@ import torch
 
 from mlip import keys as K
 
+__all__ = ["collate", "to_device"]
+
 
 def collate(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """One batch from graphs of :func:`mlip.data.graph.atoms_to_graph`.

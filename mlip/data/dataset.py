@@ -11,6 +11,8 @@ from mlip.data.batch import collate
 from mlip.data.graph import Frame, frame_to_graph
 from mlip.errors import MLIPInputError
 
+__all__ = ["GraphDataset", "make_loader", "split_indices", "split_frames"]
+
 
 class GraphDataset(Dataset):
     """Labelled graphs built once from frames (neighbour lists within ``r_max`` Å); errors name each frame by its

@@ -7,6 +7,8 @@ import numpy as np
 from mlip.data.graph import Frame
 from mlip.errors import MLIPInputError
 
+__all__ = ["fit_e0_least_squares", "resolve_e0"]
+
 
 def fit_e0_least_squares(frames: list[Frame], atomic_numbers: list[int]) -> dict[int, float]:
     """``argmin_e sum_f (E_f - sum_Z n_{f,Z} e_Z)^2`` over labelled frames (mace-torch's ``E0s="average"``).

@@ -12,6 +12,8 @@ from ase.calculators.emt import EMT
 
 from mlip.data.graph import Frame
 
+__all__ = ["generate_emt_dataset"]
+
 
 def _label(atoms, kind: str) -> Frame:
     atoms.calc = EMT()

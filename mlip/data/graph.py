@@ -21,6 +21,19 @@ MIN_DISTANCE = 0.1
 """Å. Two atoms closer than this are reported as overlapping."""
 
 
+__all__ = [
+    "Frame",
+    "weight_by_config_type",
+    "check_config_types_present",
+    "validate_structure",
+    "check_overlaps",
+    "checked_edges",
+    "atoms_to_graph",
+    "frame_to_graph",
+    "MIN_DISTANCE",
+]
+
+
 @dataclass
 class Frame:
     """One structure with its reference labels (units: eV, eV/Å, eV/Å³ with ASE's stress sign).

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from mlip.errors import MLIPInputError
 
-__all__ = ["check_lmdb_file"]
+__all__ = ["check_lmdb_file", "MAGIC"]
 
 MAGIC = 0xBEEFC0DE
 _BRANCH, _LEAF, _OVERFLOW = 0x01, 0x02, 0x04

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["neighbor_list"]
+
 
 def neighbor_list(
     positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, r_max: float

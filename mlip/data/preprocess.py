@@ -54,7 +54,7 @@ from mlip.data.stress_check import StressTransform
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError, MLIPOutputError
 from mlip.fileio import DirectoryLock, check_output_dir, file_identity, write_json_atomic
 
-__all__ = ["iter_frames", "main", "preprocess"]
+__all__ = ["iter_frames", "main", "preprocess", "run_settings", "claim_directory", "parser"]
 
 
 # per worker process: the label keys and reference energies, set once by the pool's initializer (the reference

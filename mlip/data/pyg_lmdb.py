@@ -48,7 +48,7 @@ import numpy as np
 from mlip.data.lmdb_env import iter_source_records, lmdb_files, record_keys
 from mlip.errors import MLIPInputError
 
-__all__ = ["count_pyg_lmdb", "fields_to_atoms", "iter_pyg_lmdb", "record_fields"]
+__all__ = ["count_pyg_lmdb", "fields_to_atoms", "iter_pyg_lmdb", "record_fields", "PygStandIn"]
 
 
 class PygStandIn:

@@ -42,6 +42,19 @@ from mlip.errors import MLIPInputError
 ISOLATED_ATOM_TYPES = frozenset({"isolatedatom", "isolated_atom"})
 
 
+__all__ = [
+    "LabelKeys",
+    "fixed_atoms",
+    "atoms_to_frame",
+    "read_mptrj_json",
+    "labelled_frame",
+    "iter_frames",
+    "read_frames",
+    "split_isolated_atoms",
+    "ISOLATED_ATOM_TYPES",
+]
+
+
 @dataclass(frozen=True)
 class LabelKeys:
     """Where labels live in ``atoms.info`` / ``atoms.arrays``; ``None`` means the default search order.

@@ -70,6 +70,10 @@ __all__ = [
     "verify_shard",
     "write_manifest",
     "write_shard",
+    "VERSION",
+    "READ_VERSIONS",
+    "SETTINGS",
+    "CHECKSUMS",
 ]
 
 FORMAT = "mlip-preprocessed"

@@ -7,6 +7,8 @@ from functools import cache
 
 import torch
 
+__all__ = ["Backend", "auto_choice", "resolve", "cueq_available", "cueq_cuda_available"]
+
 
 class Backend(str, enum.Enum):
     """How a kernel is executed.

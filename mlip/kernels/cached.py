@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+__all__ = ["cached_property"]
+
 
 class cached_property:  # noqa: N801 - the name of the functools decorator it replaces
     """``@cached_property``: computed on first access, then stored in the instance's ``__dict__`` (which shadows

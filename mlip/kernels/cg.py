@@ -22,6 +22,9 @@ _FIXED_ROTATIONS_SEED = 20221206
 E3NN_LMAX = 12
 
 
+__all__ = ["wigner_d_l", "clebsch_gordan", "spherical_harmonics", "wigner_d", "E3NN_LMAX"]
+
+
 @cache
 def _fixed_rotations() -> torch.Tensor:
     """Two deterministic generic rotations ``[2, 3, 3]`` (float64) used to pin down invariant tensors."""

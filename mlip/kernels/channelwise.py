@@ -29,6 +29,16 @@ from mlip.kernels.cached import cached_property
 from mlip.kernels.cg import clebsch_gordan
 from mlip.kernels.irreps import Irrep, Irreps
 
+__all__ = [
+    "TPPath",
+    "ChannelwiseTPDescriptor",
+    "ChannelwiseTPReference",
+    "ChannelwiseTPTorch",
+    "split_groups",
+    "ChannelwiseTPAuto",
+    "channelwise_tp",
+]
+
 
 @dataclass(frozen=True)
 class TPPath:

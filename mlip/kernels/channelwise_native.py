@@ -32,6 +32,9 @@ _P = ctypes.c_void_p
 _I = ctypes.c_int64
 
 
+__all__ = ["ChannelwiseTPNative"]
+
+
 def _entry(dtype: torch.dtype):
     return entry("channelwise", "mlip_cw", dtype, [_I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I, _I, _P, _I])
 

@@ -28,6 +28,18 @@ from torch import nn
 from mlip.fileio import torch_save_atomic
 from mlip.kernels.cg import clebsch_gordan
 
+__all__ = [
+    "CPFactors",
+    "default_rank",
+    "fit_cp",
+    "cp_factors",
+    "exact_factors",
+    "exact_cp_factors",
+    "CPTensorProduct",
+    "dense_product",
+    "coupling_tensor",
+]
+
 
 @lru_cache(maxsize=16)
 def coupling_tensor(lmax: int) -> torch.Tensor:

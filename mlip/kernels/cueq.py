@@ -19,6 +19,13 @@ from mlip.kernels.channelwise import ChannelwiseTPDescriptor, split_groups
 from mlip.kernels.symmetric_contraction import SymmetricContractionDescriptor
 from mlip.kernels.tracing import is_tracing
 
+__all__ = [
+    "ChannelwiseTPCueq",
+    "SymmetricContractionCueq",
+    "channelwise_polynomial",
+    "symmetric_contraction_polynomial",
+]
+
 
 def _import_cue():
     try:

@@ -33,6 +33,8 @@ from mlip.kernels.gaunt_fft import (
 from mlip.kernels.product import EdgeProductDescriptor, ProductKind
 from mlip.kernels.vector_grid import tangent_gradients
 
+__all__ = ["degree_blocks", "GauntEdgeProduct", "CPEdgeProduct", "cp_coupling"]
+
 
 def degree_blocks(basis: torch.Tensor, lmax: int) -> torch.Tensor:
     """``basis [(lmax+1)^2, K]`` -> ``[(lmax+1)^2, (lmax+1) * K]`` with row ``lm`` placed in column block ``l``:

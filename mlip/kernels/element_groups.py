@@ -25,6 +25,8 @@ import torch
 
 from mlip.kernels.tracing import is_tracing
 
+__all__ = ["use_grouped", "apply_by_element", "pick_element"]
+
 
 def use_grouped(x: torch.Tensor) -> bool:
     """True when ``x`` is an eager CPU tensor (grouped evaluation), False while compiling or on a GPU."""

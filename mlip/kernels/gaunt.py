@@ -25,6 +25,8 @@ import torch
 
 from mlip.kernels.cg import clebsch_gordan, spherical_harmonics
 
+__all__ = ["SphereGrid", "degree_index", "orthonormal_sh", "gaunt_coefficients", "gaunt_alpha"]
+
 
 @dataclass(frozen=True)
 class SphereGrid:

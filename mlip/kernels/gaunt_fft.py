@@ -26,6 +26,17 @@ from torch import nn
 from mlip.kernels.gaunt import orthonormal_sh
 from mlip.kernels.gaunt_grid import _check
 
+__all__ = [
+    "GauntFFTTP",
+    "samples",
+    "spectrum_to_sh",
+    "half_spectrum_layout",
+    "interleave",
+    "half_spectrum_projection",
+    "sh_to_fourier",
+    "fourier_to_sh",
+]
+
 
 def _torus_samples(lmax: int, n: int) -> torch.Tensor:
     """``Ŷ`` (degrees ``<= lmax``) sampled on an ``n x n`` uniform torus grid: ``[n, n, (lmax+1)^2]``.

@@ -22,6 +22,8 @@ from torch import nn
 from mlip.kernels.cg import clebsch_gordan
 from mlip.kernels.gaunt import SphereGrid, degree_index, gaunt_alpha, orthonormal_sh
 
+__all__ = ["gaunt_product_reference", "GauntGridTP", "DegreeWeights"]
+
 
 def _check(x: torch.Tensor, y: torch.Tensor, lmax1: int, lmax2: int) -> None:
     if x.dim() != 3 or x.shape[1] != (lmax1 + 1) ** 2:

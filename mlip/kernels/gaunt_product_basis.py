@@ -25,6 +25,8 @@ from mlip.kernels.gaunt import degree_index
 from mlip.kernels.gaunt_fft import GauntFFTTP
 from mlip.kernels.gaunt_grid import GauntGridTP
 
+__all__ = ["GauntProductBasis"]
+
 
 class GauntProductBasis(nn.Module):
     """The product basis of the module docstring.

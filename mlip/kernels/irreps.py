@@ -19,6 +19,9 @@ from mlip.kernels.cached import cached_property
 _IRREP_RE = re.compile(r"^\s*(?:(\d+)\s*x\s*)?(\d+)\s*([eo])\s*$")
 
 
+__all__ = ["Irrep", "Irreps", "parse_hidden_irreps"]
+
+
 @dataclass(frozen=True, order=True)
 class Irrep:
     """One irrep of O(3): degree ``l >= 0`` and parity ``p = +1`` (even, ``e``) or ``-1`` (odd, ``o``)."""

@@ -19,6 +19,8 @@ import math
 
 import torch
 
+__all__ = ["high_degree_harmonics"]
+
 
 def _normalised_legendre(l: int, z: torch.Tensor, s: torch.Tensor) -> list[torch.Tensor]:
     """``Q_l^m = sqrt((l-m)!/(l+m)!) P_l^m(z)`` for ``m = 0..l`` (``z = cos θ``, ``s = sin θ``)."""

@@ -21,6 +21,8 @@ from torch import nn
 
 from mlip.kernels.irreps import Irreps
 
+__all__ = ["EquivariantLinear"]
+
 
 class EquivariantLinear(nn.Module):
     """See the module docstring. ``irreps_out`` must not repeat an irrep."""

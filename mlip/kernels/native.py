@@ -27,6 +27,9 @@ import torch
 _FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-std=c++17", "-shared", "-fPIC", "-pthread")
 
 
+__all__ = ["NativeKernelError", "entry", "load_library", "native_available"]
+
+
 class NativeKernelError(RuntimeError):
     """The native kernels could not be built or loaded (no compiler, a compile error, a foreign library)."""
 

@@ -38,6 +38,8 @@ from mlip.kernels.cached import cached_property
 from mlip.kernels.channelwise import ChannelwiseTPDescriptor
 from mlip.kernels.irreps import Irrep, Irreps
 
+__all__ = ["ProductKind", "pseudo_partners", "EdgeProductDescriptor", "edge_product"]
+
 
 class ProductKind(str, enum.Enum):
     """The family of tensor product (see the module docstring)."""

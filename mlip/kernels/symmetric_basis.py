@@ -32,6 +32,8 @@ import torch
 from mlip.kernels.cg import clebsch_gordan
 from mlip.kernels.irreps import Irrep, Irreps
 
+__all__ = ["SymmetricBasis", "monomials", "symmetric_basis"]
+
 
 @dataclass(frozen=True)
 class SymmetricBasis:

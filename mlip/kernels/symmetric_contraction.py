@@ -26,6 +26,8 @@ from mlip.kernels.element_groups import apply_by_element, pick_element, use_grou
 from mlip.kernels.irreps import Irreps
 from mlip.kernels.symmetric_basis import SymmetricBasis, monomials, symmetric_basis
 
+__all__ = ["SymmetricContractionDescriptor", "SymmetricContraction"]
+
 
 @dataclass(frozen=True)
 class SymmetricContractionDescriptor:

@@ -28,6 +28,9 @@ _P = ctypes.c_void_p
 _I = ctypes.c_int64
 
 
+__all__ = ["NativeTables", "contract_native"]
+
+
 def _entry(dtype: torch.dtype):
     return entry("symmetric", "mlip_sc", dtype, [_I, _P, _P, _P, _P, _P, _P, _P, _I, _P, _I])
 

@@ -21,6 +21,8 @@ from torch import nn
 from mlip.kernels.gaunt import SphereGrid, orthonormal_sh
 from mlip.kernels.gaunt_grid import _check
 
+__all__ = ["tangent_gradients", "VectorGridTP"]
+
 
 def _surface_gradients(lmax: int, points: torch.Tensor) -> torch.Tensor:
     """``∇_S Ŷ`` at unit ``points``: ``[G, (lmax+1)^2, 3]``. The harmonics depend on the direction only, so the

@@ -40,6 +40,7 @@ __all__ = [
     "coulomb_energy",
     "default_free_sigma",
     "electrostatic_potential",
+    "split_free_potential",
 ]
 
 AUTO_DIRECT_MAX_ATOMS = 5000

@@ -41,7 +41,14 @@ DEGREE_FACTOR = 1.0
 RANK_TOLERANCE = 0.5
 """The rank keeps singular values until the discarded ones have relative norm ``<= RANK_TOLERANCE · ε``."""
 
-__all__ = ["ChebyshevTuckerPlan", "chebyshev_tucker_potential", "gaussian_sum", "plan_chebyshev_tucker"]
+__all__ = [
+    "ChebyshevTuckerPlan",
+    "chebyshev_tucker_potential",
+    "gaussian_sum",
+    "plan_chebyshev_tucker",
+    "DEGREE_FACTOR",
+    "RANK_TOLERANCE",
+]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,6 +29,8 @@ from mlip.models.outputs import edge_vectors, energy_and_gradients
 from mlip.models.species import SpeciesMap
 from mlip.nn import BesselBasis, PolynomialCutoff
 
+__all__ = ["NodeFeatures", "EdgePotential"]
+
 
 @dataclass(frozen=True)
 class NodeFeatures:

@@ -19,7 +19,7 @@ from torch import nn
 from mlip import keys as K
 from mlip.data import collate
 
-__all__ = ["batched_outputs"]
+__all__ = ["batched_outputs", "Graph"]
 
 Graph = dict[str, torch.Tensor]
 

@@ -17,6 +17,18 @@ PRODUCT_BASES = ("symmetric_contraction", "gaunt")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+__all__ = [
+    "parse_dtype",
+    "check_backend",
+    "BackboneConfig",
+    "MACEConfig",
+    "check_common",
+    "config_from_dict",
+    "config_to_dict",
+    "PRODUCT_BASES",
+]
+
+
 def parse_dtype(name: str | torch.dtype) -> torch.dtype:
     """``"float32"`` / ``"float64"`` (or the torch dtype) -> ``torch.dtype``."""
     if isinstance(name, torch.dtype):

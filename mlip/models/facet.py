@@ -42,6 +42,8 @@ from mlip.models.interaction import InteractionBlock
 from mlip.nn import LinearReadout, MLPReadout
 from mlip.nn.grid_mlp import GridMLP
 
+__all__ = ["FacetConfig", "EquivariantRMSNorm", "Facet"]
+
 
 @dataclass(frozen=True, kw_only=True)
 class FacetConfig(BackboneConfig):

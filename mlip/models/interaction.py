@@ -18,6 +18,8 @@ from mlip.nn import RadialMLP
 from mlip.nn.element_linear import ElementLinear
 from mlip.nn.spline import SplineRadial
 
+__all__ = ["message_irreps", "InteractionBlock", "ProductBlock"]
+
 
 def message_irreps(irreps_sh: Irreps, kind: ProductKind) -> Irreps:
     """Irreps of the messages ``A``: those of the spherical harmonics, plus their pseudotensor partners for

@@ -36,6 +36,17 @@ FORMAT_VERSION = 2
 READ_VERSIONS = (1, 2)
 
 
+__all__ = [
+    "payload_checksum",
+    "save_model",
+    "load_model",
+    "convert_model",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "READ_VERSIONS",
+]
+
+
 def payload_checksum(config: dict, state_dict: dict[str, torch.Tensor]) -> str:
     """SHA-256 (hex) of ``config`` (canonical JSON) and of each tensor's name, dtype, shape and bytes."""
     h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())

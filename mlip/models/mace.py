@@ -23,6 +23,8 @@ from mlip.models.config import MACEConfig
 from mlip.models.interaction import InteractionBlock, ProductBlock, message_irreps
 from mlip.nn import LinearReadout, MLPReadout
 
+__all__ = ["MACE"]
+
 
 class MACE(EdgePotential):
     """MACE potential; ``forward(batch)`` returns energies (and forces/stress by autograd).

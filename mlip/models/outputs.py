@@ -17,6 +17,8 @@ import torch
 
 from mlip import keys as K
 
+__all__ = ["edge_vectors", "energy_and_gradients"]
+
 
 def edge_vectors(positions: torch.Tensor, cell: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """``r_ij = x_j - x_i + S_ij @ cell`` ``[E, 3]`` in the dtype of ``positions`` (float64 by design)."""

@@ -18,6 +18,9 @@ REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {
 }
 
 
+__all__ = ["build_model", "check_model_section", "REGISTRY"]
+
+
 def build_model(config: dict) -> nn.Module:
     """Build the backbone named ``config["name"]`` from the rest of ``config`` (validated by its dataclass)."""
     if "name" not in config:

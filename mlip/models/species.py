@@ -9,6 +9,8 @@ from torch import nn
 from mlip.errors import MLIPInputError
 from mlip.kernels.tracing import is_tracing
 
+__all__ = ["SpeciesMap"]
+
 
 class SpeciesMap(nn.Module):
     """Maps ``Z [N]`` to indices ``[N]`` into ``atomic_numbers`` (sorted); raises on unknown elements."""

@@ -30,6 +30,8 @@ from mlip.errors import MLIPInputError
 from mlip.models.config import MACEConfig
 from mlip.models.mace import MACE
 
+__all__ = ["TDNConfig", "TDN"]
+
 
 @dataclass(frozen=True, kw_only=True)
 class TDNConfig(MACEConfig):

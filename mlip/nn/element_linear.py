@@ -10,6 +10,8 @@ from torch import nn
 from mlip.kernels.element_groups import apply_by_element, pick_element, use_grouped
 from mlip.kernels.irreps import Irreps
 
+__all__ = ["ElementLinear"]
+
 
 class ElementLinear(nn.Module):
     """``y_n^{(ir)} = x_n^{(ir)} W^{(ir)}_{z_n} / sqrt(C_in)`` for every irrep present in both in and out.

@@ -31,6 +31,8 @@ from mlip.kernels.gaunt import SphereGrid, orthonormal_sh
 from mlip.kernels.irreps import Irreps
 from mlip.kernels.linear import EquivariantLinear
 
+__all__ = ["GridMLP"]
+
 
 class GridMLP(nn.Module):
     """The layer of the module docstring.

@@ -13,6 +13,8 @@ from torch import nn
 
 from mlip.kernels.constants import load_constant
 
+__all__ = ["BesselBasis", "PolynomialCutoff", "RadialMLP"]
+
 
 class BesselBasis(nn.Module):
     """``b_n(r) = sqrt(2 / r_max) * sin(n π r / r_max) / r`` for ``n = 1..num_basis``.

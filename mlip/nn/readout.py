@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+__all__ = ["LinearReadout", "MLPReadout"]
+
 
 class LinearReadout(nn.Module):
     """``e_i = h_i · w / sqrt(C)``. Shapes: ``h [N, C]`` -> ``[N]``."""

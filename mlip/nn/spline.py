@@ -28,6 +28,8 @@ from torch import nn
 
 from mlip.nn.radial import PolynomialCutoff
 
+__all__ = ["cubic_bspline_weights", "SplineRadial"]
+
 
 def cubic_bspline_weights(t: torch.Tensor) -> torch.Tensor:
     """The four non-zero uniform cubic B-spline values at local coordinates ``t [E]`` -> ``[E, 4]``."""

@@ -21,6 +21,8 @@ import ase
 import numpy as np
 from scipy.spatial import cKDTree
 
+__all__ = ["FakeMLIAPData"]
+
 
 class FakeMLIAPData:
     """What ``compute_forces(data)`` receives; see the module docstring. Build with :meth:`from_atoms`."""

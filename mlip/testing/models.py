@@ -6,6 +6,8 @@ import torch
 
 from mlip.models import build_model
 
+__all__ = ["tiny_mace", "tiny_facet", "tiny_run_config", "speed_model"]
+
 
 def _tiny(name: str, dtype: torch.dtype, **fields) -> dict:
     """Fields every tiny model shares: H, C, O, Cu, Au; r_max 4 Å; 8 channels; fixed statistics."""

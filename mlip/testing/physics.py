@@ -18,6 +18,20 @@ import numpy as np
 from mlip import keys as K
 from mlip.data import atoms_to_graph, collate
 
+__all__ = [
+    "predict",
+    "random_rotation",
+    "rotation_error",
+    "reflection_error",
+    "translation_error",
+    "permutation_error",
+    "force_fd_error",
+    "stress_fd_error",
+    "batch_error",
+    "cutoff_continuity",
+    "cutoff_smoothness",
+]
+
 
 def predict(model, atoms_list: list[ase.Atoms], *, stress: bool = False) -> list[dict[str, np.ndarray]]:
     """Energy, forces (and stress) of each structure, as float64 numpy arrays, from one batched call."""

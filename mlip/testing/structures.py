@@ -6,6 +6,8 @@ import ase
 import numpy as np
 from ase.build import bulk, fcc111, molecule
 
+__all__ = ["methanol_like", "cu_au_bulk", "cu_small_cell", "cu_slab"]
+
 
 def methanol_like(seed: int = 0) -> ase.Atoms:
     """A rattled CH3OH molecule, no cell (free boundary conditions)."""

@@ -21,6 +21,9 @@ FD_TOL_F64 = 1e-6
 EQUIVARIANCE_TOL_F32 = 1e-4
 
 
+__all__ = ["ModelPhysicsSuite", "EQUIVARIANCE_TOL_F64", "FD_TOL_F64", "EQUIVARIANCE_TOL_F32"]
+
+
 class ModelPhysicsSuite:
     """Physics checks in float64 (tight) and float32 (loose). Models must support H, C, O, Cu and Au.
 

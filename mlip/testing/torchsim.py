@@ -13,7 +13,7 @@ import torch
 from ase.build import bulk, molecule
 from ase.spacegroup import crystal
 
-__all__ = ["BULK_ELEMENTS", "assert_model_calculator_consistency", "bulk_structures", "rattled"]
+__all__ = ["BULK_ELEMENTS", "assert_model_calculator_consistency", "bulk_structures", "rattled", "benzene"]
 
 
 def rattled(atoms: ase.Atoms, seed: int = 3, scale: float = 0.1) -> ase.Atoms:

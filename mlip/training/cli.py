@@ -31,6 +31,9 @@ from mlip.training.config import DEFAULT_MODEL, RunConfig
 _OVERRIDE = re.compile(r"^(model|data|train)\.[A-Za-z_][\w.]*=")
 
 
+__all__ = ["apply_override", "parse_args", "raw_config", "main", "TRAINER_FLAGS"]
+
+
 def apply_override(raw: dict, item: str) -> None:
     """Set ``raw[a][b] = yaml(value)`` for ``item = "a.b=value"``."""
     if "=" not in item or "." not in item.split("=", 1)[0]:
@@ -48,6 +51,7 @@ def apply_override(raw: dict, item: str) -> None:
         raise MLIPInputError(f"override {item!r}: the value is not valid YAML ({err.problem})") from None
 
 
+#: Launch flags of train.py that set a train.* key: (flag, type, help).
 TRAINER_FLAGS = (
     ("devices", int, "processes (GPUs) per node: train.devices"),
     ("num_nodes", int, "nodes: train.num_nodes"),

@@ -17,6 +17,8 @@ from mlip.data.stress_check import StressTransform
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
 from mlip.fields import check_choice, check_fields, check_range
 
+__all__ = ["DataConfig", "TrainConfig", "RunConfig", "parse_max_time", "DEFAULT_MODEL"]
+
 
 @dataclass(kw_only=True)
 class DataConfig:

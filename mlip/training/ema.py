@@ -7,6 +7,8 @@ import contextlib
 import torch
 from torch import nn
 
+__all__ = ["EMA"]
+
 
 class EMA:
     """Shadow copies of a module's floating parameters, updated after each optimiser step.

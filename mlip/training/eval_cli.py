@@ -26,6 +26,8 @@ from mlip.errors import MLIPInputError
 from mlip.fileio import check_output_file, write_json_atomic
 from mlip.models import load_model
 
+__all__ = ["score_file", "main"]
+
 
 def score_file(
     frames, model, name: str, *, device: str, max_atoms: int

@@ -29,9 +29,13 @@ import torch
 
 from mlip import keys as K
 
+#: The force and energy loss kinds a config may name.
 KINDS = ("mse", "huber", "conditional_huber")
 CONDITIONAL_FACTORS = (1.0, 0.7, 0.4, 0.1)
 """Multipliers of δ on the force-magnitude intervals of the conditional Huber loss (mace-torch's values)."""
+
+
+__all__ = ["LossKinds", "conditional_delta", "loss_terms", "weighted_loss", "KINDS", "CONDITIONAL_FACTORS"]
 
 
 @dataclass(frozen=True, kw_only=True)

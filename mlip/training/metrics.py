@@ -13,6 +13,8 @@ import torch
 from mlip import keys as K
 from mlip.models.batched import batched_outputs
 
+__all__ = ["ErrorAccumulator", "evaluate"]
+
 
 @dataclass
 class ErrorAccumulator:

@@ -16,6 +16,8 @@ from mlip.training.metrics import ErrorAccumulator
 from mlip.training.schedule import BudgetCosine, budget_progress, scaled_lr
 from mlip.training.stage_two import StageTwo, cap_learning_rate
 
+__all__ = ["PotentialModule"]
+
 
 class PotentialModule(L.LightningModule):
     """Trains any registered backbone on energies, forces and (where labelled) stress.

@@ -8,6 +8,8 @@ import numpy as np
 
 from mlip.fileio import atomic_write
 
+__all__ = ["parity_plot"]
+
 
 def parity_plot(sets: dict[str, dict[str, np.ndarray]], path: str | Path) -> None:
     """Write a two-panel PNG: energy per atom (eV/atom) and force components (eV/Å), one colour per set.

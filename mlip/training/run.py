@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +44,17 @@ from mlip.training.run_dir import (
 )
 from mlip.training.store_data import is_preprocessed, prepare_preprocessed
 
-log = logging.getLogger("mlip")
+__all__ = [
+    "PreparedData",
+    "load_frames",
+    "dataset_statistics",
+    "data_source",
+    "check_label_coverage",
+    "prepare_data",
+    "run_training",
+    "refit_e0s_at_end",
+    "write_outputs",
+]
 
 
 @dataclass

@@ -39,6 +39,7 @@ __all__ = [
     "prepare_run_dir",
     "remove_stale_temporaries",
     "resolve_checkpoint",
+    "RUN_MARKERS",
 ]
 
 RUN_MARKERS = ("checkpoints/last.ckpt", "model.pt", "metrics.json", "logs/metrics.csv", "logs/hparams.yaml")
