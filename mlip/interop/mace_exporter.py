@@ -143,6 +143,10 @@ def _interaction(block) -> dict:
         "radial_mlp": [int(n) for n in block.radial_MLP],
         "radial_layers": _mlp(block.conv_tp_weights),
         "skip_irreps_in1": str(block.skip_tp.irreps_in1),
+        "skip_instructions": [
+            [i.i_in1, i.i_in2, i.i_out, i.connection_mode, bool(i.has_weight), float(i.path_weight)]
+            for i in block.skip_tp.instructions
+        ],
         "skip_irreps_out": str(block.skip_tp.irreps_out),
     }
 

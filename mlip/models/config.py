@@ -14,6 +14,8 @@ from mlip.kernels.product import ProductKind
 from mlip.longrange.config import LongRangeConfig
 
 PRODUCT_BASES = ("symmetric_contraction", "gaunt")
+#: The first MACE layer's interaction block (:class:`MACEConfig`).
+FIRST_INTERACTIONS = ("residual", "agnostic")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -26,6 +28,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "PRODUCT_BASES",
+    "FIRST_INTERACTIONS",
 ]
 
 
@@ -135,6 +138,10 @@ class MACEConfig(BackboneConfig):
         product_basis: ``"symmetric_contraction"`` (MACE) or ``"gaunt"``
             (:class:`~mlip.kernels.gaunt_product_basis.GauntProductBasis`).
         cp_rank: CP rank for ``tensor_product="cp"`` (default ``7 L^2``).
+        first_interaction: ``"residual"`` (mace-torch's ``RealAgnosticResidualInteractionBlock`` in every layer)
+            or ``"agnostic"`` (``RealAgnosticInteractionBlock`` in the first layer, mace-torch's default and that
+            of the MACE foundation models: its element-dependent linear acts on the messages, and the first
+            product has no skip connection).
 
     With ``tensor_product="vector_grid"`` the messages also carry the pseudotensors ``1e, 2o, ...`` of the odd
     couplings.
@@ -144,9 +151,14 @@ class MACEConfig(BackboneConfig):
     correlation: int = 3
     product_basis: str = "symmetric_contraction"
     cp_rank: int | None = None
+    first_interaction: str = "residual"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.first_interaction not in FIRST_INTERACTIONS:
+            raise MLIPInputError(
+                f"model.first_interaction must be one of {FIRST_INTERACTIONS}, got {self.first_interaction!r}"
+            )
         for name in ("num_bessel", "correlation"):
             if int(getattr(self, name)) < 1:
                 raise MLIPInputError(f"model.{name} must be >= 1, got {getattr(self, name)}")

@@ -34,7 +34,8 @@ class InteractionBlock(nn.Module):
 
     ``TP`` is the edge product of kind ``kind`` (:mod:`mlip.kernels.product`; MACE's is ``cg``, the channel-wise
     ``uvu`` product). Also returns the element-dependent skip connection ``sc_i = W_{z_i} h_i`` into
-    ``irreps_skip``.
+    ``irreps_skip``. With ``residual=False`` (mace-torch's ``RealAgnosticInteractionBlock``) the element-dependent
+    linear acts on the messages instead, ``A_i <- W_{z_i} A_i``, and ``sc`` is ``None``.
 
     The per-edge weights come from ``radial_net``: an MLP of the radial basis (``radial [E, num_basis]``, cutoff
     applied) or a :class:`~mlip.nn.spline.SplineRadial` of the distance (``radial [E]``, Å).
@@ -62,6 +63,7 @@ class InteractionBlock(nn.Module):
         r_max: float | None = None,
         num_spline_knots: int = 16,
         irreps_out: Irreps | None = None,
+        residual: bool = True,
     ) -> None:
         super().__init__()
         self.avg_num_neighbors = float(avg_num_neighbors)
@@ -91,9 +93,21 @@ class InteractionBlock(nn.Module):
         self.linear = EquivariantLinear(
             self.tp_descriptor.irreps_out, self.irreps_msg, channels_in=c, channels_out=c, dtype=dtype
         )
-        self.skip = ElementLinear(
-            irreps_node, irreps_skip, channels_in=c, channels_out=c, num_elements=num_elements, dtype=dtype
-        )
+        self.residual = residual
+        if residual:  # sc_i = W_{z_i} h_i, added after the product basis
+            self.skip = ElementLinear(
+                irreps_node,
+                irreps_skip,
+                channels_in=c,
+                channels_out=c,
+                num_elements=num_elements,
+                dtype=dtype,
+            )
+        else:  # mace-torch's RealAgnosticInteractionBlock: A_i <- W_{z_i} A_i, and no skip connection
+            self.skip = ElementLinear(
+                self.irreps_msg, self.irreps_msg, channels_in=c, channels_out=c, num_elements=num_elements,
+                dtype=dtype,
+            )  # fmt: skip
 
     def forward(self, h, sh, radial, species, edge_index):
         sender, receiver = edge_index
@@ -104,6 +118,8 @@ class InteractionBlock(nn.Module):
             a = self.linear.forward_groups(groups) / self.avg_num_neighbors
         else:
             a = self.linear(self.tp(h_up, sh, weights, sender, receiver, h.shape[0])) / self.avg_num_neighbors
+        if not self.residual:
+            return self.skip(a, species), None
         return a, self.skip(h, species)
 
 
@@ -163,4 +179,5 @@ class ProductBlock(nn.Module):
         )
 
     def forward(self, a, species, sc):
-        return self.linear(self.contraction(a, species)) + sc
+        out = self.linear(self.contraction(a, species))
+        return out if sc is None else out + sc

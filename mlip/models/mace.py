@@ -65,6 +65,7 @@ class MACE(EdgePotential):
                     radial_net=config.radial,
                     r_max=config.r_max,
                     num_spline_knots=config.num_spline_knots,
+                    residual=t > 0 or config.first_interaction == "residual",
                 )
             )
             self.products.append(

@@ -36,6 +36,13 @@ def test_isolated_atom_energy_is_e0():
     assert abs(out["forces"]).max() == 0.0
 
 
+class TestMACEAgnosticFirstPhysics(ModelPhysicsSuite):
+    """mace-torch's default first layer (RealAgnosticInteractionBlock): element-dependent messages, no skip."""
+
+    def make_model(self, dtype):
+        return small_mace(dtype, first_interaction="agnostic")
+
+
 class TestMACEGauntGridPhysics(ModelPhysicsSuite):
     def make_model(self, dtype):
         return small_mace(dtype, tensor_product="gaunt_grid")

@@ -1,0 +1,101 @@
+"""MACE import: mace-torch models exported by ``mlip/interop/mace_exporter.py`` (fixtures written by
+``tests/fixtures/mace/make_fixtures.py`` in a mace-torch environment, with mace-torch's float64 outputs on a
+molecule, a bulk cell and a slab) give the same energies, forces and stress in mlip, and what the importer cannot
+convert is refused by name."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+
+from mlip.calculators.predict import predict
+from mlip.errors import MLIPInputError
+from mlip.interop.mace_import import model_from_export, read_export
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mace"
+SUPPORTED = ["tiny", "off_small"]  # mp0_medium and tiny_mp0b need ZBL, Agnesi and heads (next increment)
+
+
+def _reference(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.reference.json").read_text())
+
+
+def _atoms(item: dict) -> Atoms:
+    return Atoms(numbers=item["numbers"], positions=item["positions"], cell=item["cell"], pbc=item["pbc"])
+
+
+@pytest.mark.parametrize("name", SUPPORTED)
+def test_imported_model_equals_mace_torch(name):
+    model = model_from_export(FIXTURES / name)
+    assert next(model.parameters()).dtype == torch.float64
+    ref = _reference(name)
+    frames = [_atoms(item) for item in ref.values()]
+    results = predict(model, frames).results
+    for (key, item), out in zip(ref.items(), results):
+        # parity target 1e-6 relative; measured about 1e-15 (every conversion is exact up to rounding)
+        assert abs(out["energy"] - item["energy"]) <= 1e-6 * abs(item["energy"]), key
+        forces = np.asarray(item["forces"])
+        assert np.abs(out["forces"] - forces).max() <= 1e-6 * np.abs(forces).max(), key
+        if "stress" in item:
+            stress = np.asarray(item["stress"])
+            assert np.abs(out["stress"] - stress).max() <= 1e-6 * np.abs(stress).max(), key
+
+
+def test_an_imported_model_saves_and_loads_as_any_mlip_model(tmp_path):
+    from mlip.models import load_model, save_model
+
+    model = model_from_export(FIXTURES / "tiny")
+    save_model(model, tmp_path / "model.pt")
+    loaded = load_model(tmp_path / "model.pt", dtype="float64")
+    frames = [_atoms(item) for item in _reference("tiny").values()]
+    for a, b in zip(predict(model, frames).results, predict(loaded, frames).results):
+        assert a["energy"] == b["energy"]
+        np.testing.assert_array_equal(a["forces"], b["forces"])
+
+
+def test_the_first_layer_is_mace_torch_s_non_residual_block():
+    desc, _ = read_export(FIXTURES / "tiny")
+    assert desc["interactions"][0]["class"] == "RealAgnosticInteractionBlock"
+    model = model_from_export(FIXTURES / "tiny")
+    assert model.config.first_interaction == "agnostic"
+    assert not model.interactions[0].residual
+
+
+def _copy(tmp_path, name="tiny"):
+    for suffix in (".json", ".npz"):
+        shutil.copy(FIXTURES / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    return tmp_path / name
+
+
+def test_unsupported_blocks_are_named(tmp_path):
+    prefix = _copy(tmp_path)
+    desc = json.loads(prefix.with_suffix(".json").read_text())
+    desc["interactions"][1]["class"] = "RealAgnosticDensityResidualInteractionBlock"
+    prefix.with_suffix(".json").write_text(json.dumps(desc))
+    with pytest.raises(MLIPInputError, match="RealAgnosticDensityResidualInteractionBlock"):
+        model_from_export(prefix)
+    desc["interactions"][1]["class"] = "RealAgnosticResidualInteractionBlock"
+    desc["pair_repulsion"] = True
+    prefix.with_suffix(".json").write_text(json.dumps(desc))
+    with pytest.raises(MLIPInputError, match="ZBL"):
+        model_from_export(prefix)
+
+
+def test_wrong_files_are_refused(tmp_path):
+    with pytest.raises(MLIPInputError, match="not found"):
+        model_from_export(tmp_path / "missing")
+    prefix = _copy(tmp_path)
+    desc = json.loads(prefix.with_suffix(".json").read_text())
+    prefix.with_suffix(".json").write_text(json.dumps({**desc, "version": 99}))
+    with pytest.raises(MLIPInputError, match="version 99"):
+        model_from_export(prefix)
+    prefix.with_suffix(".json").write_text(json.dumps(desc))
+    with pytest.raises(MLIPInputError, match="no head 'pbe'"):
+        model_from_export(prefix, head="pbe")
+    prefix.with_suffix(".npz").write_bytes(b"not an npz")
+    with pytest.raises(MLIPInputError, match="not a readable array file"):
+        model_from_export(prefix)
