@@ -22,8 +22,9 @@ fixed rule (no fitting):
   selects the chosen head's hidden block and output column.
 
 Supported: ``ScaleShiftMACE`` and ``MACE`` with ``RealAgnosticInteractionBlock`` (first layer) and
-``RealAgnosticResidualInteractionBlock``; one head is chosen (``head=``). Not yet: ZBL pair repulsion, the Agnesi
-transform and the density-normalised blocks, which raise ``MLIPInputError`` naming the block.
+``RealAgnosticResidualInteractionBlock``, ZBL pair repulsion and the Agnesi distance transform with mace-torch's
+constants (:mod:`mlip.nn.pair`); one head is chosen (``head=``). Not yet: the density-normalised blocks, which raise
+``MLIPInputError`` naming the block.
 """
 
 from __future__ import annotations
@@ -80,12 +81,8 @@ def read_export(prefix: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def _check_supported(desc: dict, where: str) -> None:
-    if desc.get("pair_repulsion"):
-        raise MLIPInputError(f"{where}: ZBL pair repulsion is not supported by this importer yet")
-    if desc.get("distance_transform"):
-        raise MLIPInputError(
-            f"{where}: the {desc['distance_transform']} distance transform is not supported yet"
-        )
+    if desc.get("distance_transform") not in (None, "AgnesiTransform"):
+        raise MLIPInputError(f"{where}: unsupported distance transform {desc['distance_transform']!r}")
     classes = [b["class"] for b in desc["interactions"]]
     if classes[0] not in ("RealAgnosticInteractionBlock", "RealAgnosticResidualInteractionBlock"):
         raise MLIPInputError(f"{where}: unsupported first interaction block {classes[0]!r}")
@@ -125,6 +122,8 @@ def _config(desc: dict, head: int) -> MACEConfig:
         radial_mlp=tuple(desc["interactions"][0]["radial_mlp"]), readout_mlp=mlp[0][0] // len(desc["heads"]),
         avg_num_neighbors=avg.pop(), correlation=desc["products"][0]["correlation"], dtype="float64",
         backend="torch", first_interaction="residual" if "Residual" in desc["interactions"][0]["class"] else "agnostic",
+        pair_repulsion=bool(desc.get("pair_repulsion")),
+        distance_transform="agnesi" if desc.get("distance_transform") == "AgnesiTransform" else None,
     )  # fmt: skip
 
 
@@ -162,23 +161,48 @@ class _Loader:
         return torch.from_numpy(np.asarray(self.a[key], dtype=np.float64))
 
     def load(self) -> None:
-        m, n_heads = self.model, len(self.desc["heads"])
+        m = self.model
         with torch.no_grad():
             e0 = self.t("atomic_energies_fn.atomic_energies").reshape(-1, self.n_el)[self.head]
             m.set_atomic_energies(e0[self.perm])
             emb = self.t("node_embedding.linear.weight").view(self.n_el, self.channels)
             m.embedding.copy_(emb[self.perm] / math.sqrt(self.n_el))
-            scale = shift = None
+            scale, shift = 1.0, 0.0
             if self.desc["scale_shift"]:
-                scale = self.t("scale_shift.scale").reshape(-1)[self.head % max(1, n_heads)].item()
-                shift = self.t("scale_shift.shift").reshape(-1)[self.head % max(1, n_heads)].item()
-            m.config = dataclasses.replace(
-                m.config, scale=1.0 if scale is None else scale, shift=shift or 0.0
-            )
+                scale, shift = (self._per_head(f"scale_shift.{k}") for k in ("scale", "shift"))
+            m.config = dataclasses.replace(m.config, scale=scale, shift=shift)
+            self._check_pair_constants()
             for t, block in enumerate(self.desc["interactions"]):
                 self._interaction(t, block)
                 self._product(t)
             self._readouts()
+
+    def _per_head(self, key: str) -> float:
+        values = self.t(key).reshape(-1)
+        return float(values[self.head] if values.numel() > 1 else values[0])
+
+    def _check_pair_constants(self) -> None:
+        """ZBL's and Agnesi's constants are mlip's fixed ones (mace-torch's defaults): refuse other values."""
+        from mlip.nn import pair
+
+        expected = {}
+        if self.desc.get("pair_repulsion"):
+            expected |= {"pair_repulsion_fn.c": pair._ZBL_C, "pair_repulsion_fn.a_prefactor": pair._ZBL_A[0],
+                         "pair_repulsion_fn.a_exp": pair._ZBL_A[2],
+                         "pair_repulsion_fn.p": self.model.config.num_polynomial_cutoff,
+                         "pair_repulsion_fn.covalent_radii": pair.covalent_radii()}  # fmt: skip
+        if self.desc.get("distance_transform"):
+            q, p, a = pair._AGNESI
+            expected |= {"radial_embedding.distance_transform.q": q, "radial_embedding.distance_transform.p": p,
+                         "radial_embedding.distance_transform.a": a,
+                         "radial_embedding.distance_transform.covalent_radii": pair.covalent_radii()}  # fmt: skip
+        for key, value in expected.items():
+            got = self.t(key)
+            want = torch.as_tensor(value, dtype=torch.float64)
+            if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-6, atol=1e-12):
+                raise MLIPInputError(
+                    f"{key} = {got.tolist()} differs from mlip's fixed value {want.tolist()}"
+                )
 
     # ---- interaction ---------------------------------------------------------------------------------------
     def _paths(self, t: int, block: dict) -> tuple[list[int], list[float]]:

@@ -3,10 +3,11 @@
 A subclass builds its layers in ``__init__`` (after ``super().__init__(config)``) and implements
 :meth:`EdgePotential.interaction_energy`. The per-atom energy is
 
-.. math::  E_i = E_0(z_i) + s\\, ε_i + μ \\; \\big[ + \\tfrac{k_e}{2} q_i φ_i \\big]
+.. math::  E_i = E_0(z_i) + s\\, (ε_i \\, [+ V^{ZBL}_i]) + μ \\; \\big[ + \\tfrac{k_e}{2} q_i φ_i \\big]
 
 with the reference energies ``E_0``, scale ``s`` and shift ``μ`` of the config and the model's interaction
-energy ``ε_i``; with ``long_range`` configured, charges ``q_i`` from the last layer's invariant features
+energy ``ε_i``; with ``pair_repulsion``, the ZBL energy :class:`~mlip.nn.pair.ZBLRepulsion` joins it inside the
+scale (mace-torch's ``ScaleShiftMACE``); with ``long_range`` configured, charges ``q_i`` from the last layer's invariant features
 (:class:`~mlip.longrange.charges.ChargeHead`) add their Coulomb energy (:mod:`mlip.longrange.layer`). Forces and
 stress come from :mod:`mlip.models.outputs`.
 """
@@ -28,6 +29,7 @@ from mlip.models.config import parse_dtype
 from mlip.models.outputs import edge_vectors, energy_and_gradients
 from mlip.models.species import SpeciesMap
 from mlip.nn import BesselBasis, PolynomialCutoff
+from mlip.nn.pair import AgnesiTransform, ZBLRepulsion
 
 __all__ = ["NodeFeatures", "EdgePotential"]
 
@@ -77,6 +79,9 @@ class EdgePotential(nn.Module):
         self.radial_basis = BesselBasis(r_max=config.r_max, num_basis=config.num_bessel, dtype=self.dtype_)
         self.cutoff = PolynomialCutoff(r_max=config.r_max, p=config.num_polynomial_cutoff)
         self.irreps_sh = Irreps.spherical_harmonics(config.max_ell)
+        self.register_buffer("z_table", torch.tensor(self.atomic_numbers), persistent=False)
+        self.zbl = ZBLRepulsion(p=config.num_polynomial_cutoff) if config.pair_repulsion else None
+        self.distance_transform = AgnesiTransform() if config.distance_transform == "agnesi" else None
         self.charge_head = None
         if config.long_range is not None:
             self.charge_head = ChargeHead(config.channels, config.long_range.charge_hidden, dtype=self.dtype_)
@@ -121,14 +126,27 @@ class EdgePotential(nn.Module):
         self.atomic_energies.copy_(values.to(self.atomic_energies.device))
         self.config = dataclasses.replace(self.config, atomic_energies=tuple(float(v) for v in values))
 
-    def edge_features(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def edge_features(
+        self,
+        vectors: torch.Tensor,
+        species: torch.Tensor | None = None,
+        edge_index: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Spherical harmonics ``[E, irreps_sh.dim]`` and the radial-network input: the distance ``[E]`` (Å) for
-        ``radial: spline`` (the spline applies its own envelope), else the enveloped Bessel basis ``[E, num_bessel]``."""
+        ``radial: spline`` (the spline applies its own envelope), else the enveloped Bessel basis ``[E, num_bessel]``
+        (of the Agnesi-transformed distance with ``distance_transform``, which reads the edge's elements from
+        ``species [N]`` and ``edge_index [2, E]``)."""
         r = torch.linalg.norm(vectors, dim=-1).to(self.dtype_)
         sh = spherical_harmonics(self.config.max_ell, vectors.to(self.dtype_))
         if self.config.radial == "spline":
             return sh, r
-        return sh, self.radial_basis(r) * self.cutoff(r).unsqueeze(-1)
+        basis_r = r
+        if self.distance_transform is not None:
+            if species is None or edge_index is None:
+                raise ValueError("the Agnesi distance transform needs species and edge_index")
+            z = self.z_table[species]
+            basis_r = self.distance_transform(r, z[edge_index[0]], z[edge_index[1]])
+        return sh, self.radial_basis(basis_r) * self.cutoff(r).unsqueeze(-1)
 
     def interaction_energy(
         self,
@@ -162,7 +180,7 @@ class EdgePotential(nn.Module):
         species = self.species(batch[K.ATOMIC_NUMBERS])
         positions = batch[K.POSITIONS]
         vectors = edge_vectors(positions.to(torch.float64), batch[K.CELL].to(torch.float64), batch)
-        sh, radial = self.edge_features(vectors)
+        sh, radial = self.edge_features(vectors, species, batch[K.EDGE_INDEX])
         h = self.embedding[species].unsqueeze(1)
         layers: list[torch.Tensor] = []
         self.interaction_energy(h, sh, radial, species, batch[K.EDGE_INDEX], features=layers)
@@ -176,10 +194,16 @@ class EdgePotential(nn.Module):
         ``[E, 3]`` (Å), element indices ``[N]`` and the batch; the long-range term also reads the (strained)
         ``positions [N, 3]`` and ``cell [G, 3, 3]`` (float64, Å) and the plan entries of the batch
         (:func:`~mlip.longrange.layer.plan_long_range`; ``large_free`` from it)."""
-        sh, radial = self.edge_features(vectors)
+        edge_index = batch[K.EDGE_INDEX]
+        sh, radial = self.edge_features(vectors, species, edge_index)
         h = self.embedding[species].unsqueeze(1)  # [N, 1, C]: scalars
-        inter, scalars = self.interaction_energy(h, sh, radial, species, batch[K.EDGE_INDEX])
+        inter, scalars = self.interaction_energy(h, sh, radial, species, edge_index)
         cfg = self.config
+        if self.zbl is not None:  # inside the scale and shift, as mace-torch's ScaleShiftMACE
+            z = self.z_table[species]
+            r = torch.linalg.norm(vectors.to(torch.float64), dim=-1)
+            pair = self.zbl(r, z[edge_index[0]], z[edge_index[1]], edge_index[1], species.shape[0])
+            inter = inter.to(torch.float64) + pair
         node_energy = self.atomic_energies[species] + (cfg.scale * inter + cfg.shift).to(torch.float64)
         if self.charge_head is None:
             return {K.NODE_ENERGY: node_energy}

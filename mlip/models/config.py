@@ -82,6 +82,10 @@ class BackboneConfig:
         radial: per-edge weights from ``"mlp"`` (radial MLP of the Bessel basis, as mace-torch) or ``"spline"``
             (:class:`~mlip.nn.spline.SplineRadial`, cubic B-splines of the distance, Facet's radial function).
         num_spline_knots: B-spline basis size for ``radial="spline"``.
+        pair_repulsion: add the ZBL pair repulsion (:class:`~mlip.nn.pair.ZBLRepulsion`) to the interaction energy,
+            inside the scale and shift as mace-torch's ``ScaleShiftMACE`` does.
+        distance_transform: ``None``, or ``"agnesi"`` (:class:`~mlip.nn.pair.AgnesiTransform`): the radial basis
+            reads the transformed distance (``radial="mlp"`` only).
         long_range: learned charges and their Coulomb energy
             (:class:`~mlip.longrange.config.LongRangeConfig`, or its dict); ``None`` for a short-range model.
     """
@@ -107,6 +111,8 @@ class BackboneConfig:
     radial: str = "mlp"
     num_spline_knots: int = 16
     long_range: LongRangeConfig | None = None
+    pair_repulsion: bool = False
+    distance_transform: str | None = None
 
     def __post_init__(self) -> None:
         check_common(self)
@@ -205,6 +211,16 @@ def check_common(cfg) -> None:
     Backend(cfg.backend)
     if cfg.radial not in ("mlp", "spline"):
         raise MLIPInputError(f"model.radial must be 'mlp' or 'spline', got {cfg.radial!r}")
+    if cfg.distance_transform not in (None, "agnesi"):
+        raise MLIPInputError(
+            f"model.distance_transform must be null or 'agnesi', got {cfg.distance_transform!r}"
+        )
+    if cfg.distance_transform is not None and cfg.radial != "mlp":
+        raise MLIPInputError(
+            "model.distance_transform needs radial 'mlp' (the spline reads the distance itself)"
+        )
+    if not isinstance(cfg.pair_repulsion, bool):
+        raise MLIPInputError(f"model.pair_repulsion must be true or false, got {cfg.pair_repulsion!r}")
     if cfg.num_spline_knots < 4:
         raise MLIPInputError(f"model.num_spline_knots must be >= 4, got {cfg.num_spline_knots}")
     if isinstance(cfg.long_range, dict):

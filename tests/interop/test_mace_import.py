@@ -17,7 +17,9 @@ from mlip.errors import MLIPInputError
 from mlip.interop.mace_import import model_from_export, read_export
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mace"
-SUPPORTED = ["tiny", "off_small"]  # mp0_medium and tiny_mp0b need ZBL, Agnesi and heads (next increment)
+# MACE-MP-0 medium's and MACE-OFF small's hyperparameters, a tiny model, and a tiny one with MACE-MP-0b's ZBL and
+# Agnesi transform and two heads
+CASES = [("mp0_medium", None), ("off_small", None), ("tiny", None), ("tiny_mp0b", "mp"), ("tiny_mp0b", "pbe")]
 
 
 def _reference(name: str) -> dict:
@@ -28,11 +30,12 @@ def _atoms(item: dict) -> Atoms:
     return Atoms(numbers=item["numbers"], positions=item["positions"], cell=item["cell"], pbc=item["pbc"])
 
 
-@pytest.mark.parametrize("name", SUPPORTED)
-def test_imported_model_equals_mace_torch(name):
-    model = model_from_export(FIXTURES / name)
+@pytest.mark.parametrize(("name", "head"), CASES)
+def test_imported_model_equals_mace_torch(name, head):
+    model = model_from_export(FIXTURES / name, head=head)
     assert next(model.parameters()).dtype == torch.float64
-    ref = _reference(name)
+    ref = {k: v for k, v in _reference(name).items() if head is None or k.endswith(f"@{head}")}
+    assert len(ref) == 3
     frames = [_atoms(item) for item in ref.values()]
     results = predict(model, frames).results
     for (key, item), out in zip(ref.items(), results):
@@ -60,6 +63,7 @@ def test_an_imported_model_saves_and_loads_as_any_mlip_model(tmp_path):
 def test_the_first_layer_is_mace_torch_s_non_residual_block():
     desc, _ = read_export(FIXTURES / "tiny")
     assert desc["interactions"][0]["class"] == "RealAgnosticInteractionBlock"
+    assert json.loads((FIXTURES / "mp0_medium.json").read_text())["pair_repulsion"]
     model = model_from_export(FIXTURES / "tiny")
     assert model.config.first_interaction == "agnostic"
     assert not model.interactions[0].residual
@@ -79,9 +83,9 @@ def test_unsupported_blocks_are_named(tmp_path):
     with pytest.raises(MLIPInputError, match="RealAgnosticDensityResidualInteractionBlock"):
         model_from_export(prefix)
     desc["interactions"][1]["class"] = "RealAgnosticResidualInteractionBlock"
-    desc["pair_repulsion"] = True
+    desc["distance_transform"] = "SoftTransform"
     prefix.with_suffix(".json").write_text(json.dumps(desc))
-    with pytest.raises(MLIPInputError, match="ZBL"):
+    with pytest.raises(MLIPInputError, match="SoftTransform"):
         model_from_export(prefix)
 
 

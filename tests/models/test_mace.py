@@ -43,6 +43,15 @@ class TestMACEAgnosticFirstPhysics(ModelPhysicsSuite):
         return small_mace(dtype, first_interaction="agnostic")
 
 
+class TestMACEZBLAgnesiPhysics(ModelPhysicsSuite):
+    """MACE-MP-0b's additions: ZBL pair repulsion and the Agnesi distance transform."""
+
+    def make_model(self, dtype):
+        return small_mace(
+            dtype, first_interaction="agnostic", pair_repulsion=True, distance_transform="agnesi"
+        )
+
+
 class TestMACEGauntGridPhysics(ModelPhysicsSuite):
     def make_model(self, dtype):
         return small_mace(dtype, tensor_product="gaunt_grid")
