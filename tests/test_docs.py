@@ -131,6 +131,7 @@ def _parser(prog: str):
     from mlip.calculators.md_cli import _parse as md_parse
     from mlip.calculators.relax_cli import _parse as relax_parse
     from mlip.data.preprocess import parser as preprocess_parser
+    from mlip.interop.mace_import_cli import _parse as import_mace_parse
     from mlip.training.cli import parse_args
     from mlip.training.eval_cli import _parse as eval_parse
 
@@ -142,6 +143,7 @@ def _parser(prog: str):
         "mlip-relax": relax_parse,
         "mlip-md": md_parse,
         "mlip-preprocess": preprocess_parser().parse_args,
+        "mlip-import-mace": import_mace_parse,
     }[prog]
 
 
