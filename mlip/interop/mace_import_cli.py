@@ -48,7 +48,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def export_with(python: str, model: Path, prefix: Path) -> None:
+def _export_with(python: str, model: Path, prefix: Path) -> None:
     """Run the exporter in ``python``; its one-line errors become :class:`~mlip.errors.MLIPInputError`."""
     try:
         run = subprocess.run(
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="mlip-import-mace-") as tmp:
         prefix = Path(args.keep_export) if args.keep_export else Path(tmp) / "export"
-        export_with(args.mace_python, source, prefix)
+        _export_with(args.mace_python, source, prefix)
         model = model_from_export(prefix, head=args.head)
     save_model(model, out)
     cfg = model.config
