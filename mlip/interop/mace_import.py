@@ -16,7 +16,8 @@ fixed rule (no fitting):
 * **Symmetric contraction.** mace-torch's basis ``U^{(ν)}[M, i_1..i_ν, k]`` and mlip's
   (:mod:`mlip.kernels.symmetric_basis`, coefficients of sorted monomials) span the same space of equivariant
   polynomials. Writing mace-torch's as monomial coefficients (``V[M, t, k] = Σ_{perm} U[M, perm(t), k]``), the change
-  of basis ``T`` solves ``U_mlip T = V`` exactly (least squares with a residual check at 1e-9), and the weights map
+  of basis ``T`` solves ``U_mlip T = V`` exactly (least squares with a residual check: 1e-9 for float64 models,
+  1e-5 for float32 ones, whose ``U`` mace-torch stores rounded to float32), and the weights map
   as ``W_mlip = T W_mace`` per element and channel.
 * **Readouts.** e3nn's ``NonLinearReadoutBlock`` (``normalize2mom``-scaled SiLU, ``H = 16 × heads`` hidden units)
   selects the chosen head's hidden block and output column.
@@ -154,6 +155,7 @@ class _Loader:
         self.perm = [z_mace.index(z) for z in model.atomic_numbers]  # mlip element index -> mace's
         self.n_el = len(z_mace)
         self.channels = model.config.channels
+        self.basis_tol = 1e-9 if desc.get("dtype") == "float64" else 1e-5
 
     def t(self, key: str) -> torch.Tensor:
         if key not in self.a:
@@ -311,7 +313,7 @@ class _Loader:
                 )
                 idx = (nu - 1) * len(desc.irreps_out) + j
                 basis = desc.bases[idx]
-                change = _basis_change(basis, u, where=f"layer {t}, {ir_out}, degree {nu}")
+                change = _basis_change(basis, u, where=f"layer {t}, {ir_out}, degree {nu}", tol=self.basis_tol)
                 o0, o1 = desc.weight_offsets[idx], desc.weight_offsets[idx + 1]
                 weight[:, o0:o1].copy_(torch.einsum("pk,zkc->zpc", change, w_mace)[self.perm])
         _copy_linear(
@@ -370,13 +372,14 @@ def _monomial_coefficients(u: torch.Tensor, monomials: torch.Tensor) -> torch.Te
     return out
 
 
-def _basis_change(basis, u_mace: torch.Tensor, *, where: str) -> torch.Tensor:
-    """``T [n_mlip, n_mace]`` with ``U_mlip T = V_mace`` (see the module docstring); refuses a residual > 1e-9."""
+def _basis_change(basis, u_mace: torch.Tensor, *, where: str, tol: float) -> torch.Tensor:
+    """``T [n_mlip, n_mace]`` with ``U_mlip T = V_mace`` (see the module docstring); refuses a residual above
+    ``tol`` relative (1e-9 for a float64 model; a float32 model's ``U`` is stored rounded to float32, 1e-5)."""
     v = _monomial_coefficients(u_mace, basis.monomials)
     a = basis.U.reshape(-1, basis.U.shape[-1])
     b = v.reshape(-1, v.shape[-1])
     change = torch.linalg.lstsq(a, b).solution
     residual = (a @ change - b).abs().max().item()
-    if residual > 1e-9 * max(1.0, b.abs().max().item()):
+    if residual > tol * max(1.0, b.abs().max().item()):
         raise MLIPInputError(f"{where}: mace-torch's basis is not in mlip's span (residual {residual:.1e})")
     return change
