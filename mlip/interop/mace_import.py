@@ -122,7 +122,7 @@ def _config(desc: dict, head: int) -> MACEConfig:
         num_interactions=len(desc["interactions"]),
         radial_mlp=tuple(desc["interactions"][0]["radial_mlp"]), readout_mlp=mlp[0][0] // len(desc["heads"]),
         avg_num_neighbors=avg.pop(), correlation=desc["products"][0]["correlation"], dtype="float64",
-        backend="torch", first_interaction="residual" if "Residual" in desc["interactions"][0]["class"] else "agnostic",
+        backend="auto", first_interaction="residual" if "Residual" in desc["interactions"][0]["class"] else "agnostic",
         pair_repulsion=bool(desc.get("pair_repulsion")),
         distance_transform="agnesi" if desc.get("distance_transform") == "AgnesiTransform" else None,
     )  # fmt: skip
@@ -313,7 +313,9 @@ class _Loader:
                 )
                 idx = (nu - 1) * len(desc.irreps_out) + j
                 basis = desc.bases[idx]
-                change = _basis_change(basis, u, where=f"layer {t}, {ir_out}, degree {nu}", tol=self.basis_tol)
+                change = _basis_change(
+                    basis, u, where=f"layer {t}, {ir_out}, degree {nu}", tol=self.basis_tol
+                )
                 o0, o1 = desc.weight_offsets[idx], desc.weight_offsets[idx + 1]
                 weight[:, o0:o1].copy_(torch.einsum("pk,zkc->zpc", change, w_mace)[self.perm])
         _copy_linear(
