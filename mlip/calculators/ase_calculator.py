@@ -34,6 +34,11 @@ class MLIPCalculator(Calculator):
         chunk_atoms: for structures with more atoms than this, evaluate in spatial blocks of about this many atoms
             with their halos (:func:`mlip.calculators.chunked.chunked_evaluate`): the same results to rounding,
             peak memory set by the block instead of the structure (local models only). ``None``: never.
+        dispersion: ``None``, ``"d3bj"`` or ``"d3zero"``: add DFT-D3 with that damping for the functional ``xc``
+            (:mod:`mlip.calculators.dispersion`; torch-dftd, extra ``.[d3]``) to the energy, forces and stress.
+        xc: the functional whose D3 parameters to use (``"pbe"``, ``"pbesol"``, ``"r2scan"``, ...).
+        dispersion_cutoff: Å at which the D3 two-body sum is cut (smoothly); default 95 Bohr (50.3 Å). Small cells
+            are much faster with a shorter cutoff (20 Å changes the energy of bulk Cu by about 0.3%).
 
     A module passed in is never changed: when ``dtype`` or ``device`` differ from its own, or with ``compile``, the
     calculator works on a converted copy (:func:`mlip.models.convert_model`; constants recomputed in that dtype),
@@ -55,6 +60,9 @@ class MLIPCalculator(Calculator):
         compile: bool = False,
         skin: float = 0.5,
         chunk_atoms: int | None = None,
+        dispersion: str | None = None,
+        xc: str = "pbe",
+        dispersion_cutoff: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -77,6 +85,11 @@ class MLIPCalculator(Calculator):
         if chunk_atoms is not None and (chunk_atoms < 1 or model.charge_head is not None):
             raise MLIPInputError("chunk_atoms must be >= 1 and needs a model without a long-range term")
         self.chunk_atoms = chunk_atoms
+        self.dispersion = None
+        if dispersion is not None:
+            from mlip.calculators.dispersion import d3_calculator
+
+            self.dispersion = d3_calculator(dispersion, xc, device=str(self.device), cutoff=dispersion_cutoff)
 
     def get_hessian(self, atoms=None) -> np.ndarray:
         """``[3N, 3N]`` Hessian (eV/Å²) of the energy at ``atoms`` (default: the calculator's), by autograd
@@ -107,6 +120,13 @@ class MLIPCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        self._calculate_model(properties)
+        if self.dispersion is not None:
+            from mlip.calculators.dispersion import add_dispersion
+
+            add_dispersion(self.results, self.atoms, self.dispersion, with_stress="stress" in self.results)
+
+    def _calculate_model(self, properties) -> None:
         if self.chunk_atoms is not None and len(self.atoms) > self.chunk_atoms:
             self._calculate_chunked(properties)
             return
