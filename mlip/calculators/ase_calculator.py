@@ -21,7 +21,10 @@ class MLIPCalculator(Calculator):
     """``MLIPCalculator(model, device="cpu", dtype=None)``.
 
     Args:
-        model: a model file path (see :func:`mlip.load_model`) or an mlip ``nn.Module``.
+        model: a model file path (see :func:`mlip.load_model`) or an mlip ``nn.Module``; or a list of them, a
+            **committee**: the results are the members' means, with their variances (population, over members) as
+            ``energy_var`` (eV²), ``forces_var`` (``[N, 3]``, (eV/Å)²) and ``stress_var`` (Voigt, (eV/Å³)²), and the
+            members' energies as ``energies``. Each member keeps its own neighbour list (cutoffs may differ).
         device: torch device.
         dtype: ``"float32"`` / ``"float64"`` to run the network in; ``None`` keeps the model's dtype.
         compile: compile the network with ``torch.compile`` (:meth:`~mlip.models.base.EdgePotential.compile_network`:
@@ -49,7 +52,9 @@ class MLIPCalculator(Calculator):
     ``atoms.info["charge"]``, 0 when absent). Never changes torch's default dtype.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "charges"]
+    implemented_properties = [
+        "energy", "free_energy", "forces", "stress", "charges", "energy_var", "forces_var", "stress_var", "energies"
+    ]  # fmt: skip
 
     def __init__(
         self,
@@ -66,6 +71,19 @@ class MLIPCalculator(Calculator):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.members = None
+        self.dispersion = None
+        if dispersion is not None:
+            from mlip.calculators.dispersion import d3_calculator
+
+            self.dispersion = d3_calculator(dispersion, xc, device=str(device), cutoff=dispersion_cutoff)
+        if isinstance(model, (list, tuple)):
+            if len(model) < 2:
+                raise MLIPInputError(f"a committee needs at least 2 models, got {len(model)}")
+            options = dict(compile=compile, skin=skin, chunk_atoms=chunk_atoms)
+            self.members = [MLIPCalculator(m, device, dtype, **options) for m in model]
+            self.model, self.device = self.members[0].model, self.members[0].device
+            return
         try:
             self.neighbors = VerletNeighborList(skin)
         except ValueError as err:
@@ -85,17 +103,14 @@ class MLIPCalculator(Calculator):
         if chunk_atoms is not None and (chunk_atoms < 1 or model.charge_head is not None):
             raise MLIPInputError("chunk_atoms must be >= 1 and needs a model without a long-range term")
         self.chunk_atoms = chunk_atoms
-        self.dispersion = None
-        if dispersion is not None:
-            from mlip.calculators.dispersion import d3_calculator
-
-            self.dispersion = d3_calculator(dispersion, xc, device=str(self.device), cutoff=dispersion_cutoff)
 
     def get_hessian(self, atoms=None) -> np.ndarray:
         """``[3N, 3N]`` Hessian (eV/Å²) of the energy at ``atoms`` (default: the calculator's), by autograd
         (:func:`mlip.calculators.hessian.hessian`)."""
         from mlip.calculators.hessian import hessian
 
+        if self.members is not None:
+            raise MLIPInputError("get_hessian is for a single model, not a committee")
         atoms = atoms if atoms is not None else self.atoms
         if atoms is None:
             raise MLIPInputError("get_hessian needs atoms (none given and none calculated yet)")
@@ -115,16 +130,39 @@ class MLIPCalculator(Calculator):
 
     @property
     def nl_builds(self) -> int:
-        """How many times the neighbour list was built (the rest of the calls reused it)."""
+        """How many times the neighbour list was built (the rest of the calls reused it); summed over a
+        committee's members."""
+        if self.members is not None:
+            return sum(m.nl_builds for m in self.members)
         return self.neighbors.builds
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        self._calculate_model(properties)
+        if self.members is not None:
+            self._calculate_committee(properties)
+        else:
+            self._calculate_model(properties)
         if self.dispersion is not None:
             from mlip.calculators.dispersion import add_dispersion
 
             add_dispersion(self.results, self.atoms, self.dispersion, with_stress="stress" in self.results)
+
+    def _calculate_committee(self, properties) -> None:
+        """Means and population variances over the members (each evaluated without dispersion)."""
+        runs = []
+        for member in self.members:
+            member.calculate(self.atoms, properties, all_changes)
+            runs.append(member.results)
+        self.results = {}
+        for key in ("energy", "forces", "stress", "charges"):
+            if key in runs[0]:
+                values = np.stack([np.asarray(r[key], dtype=np.float64) for r in runs])
+                self.results[key] = values.mean(axis=0) if values.ndim > 1 else float(values.mean())
+                if key != "charges":
+                    var = values.var(axis=0)
+                    self.results[f"{key}_var"] = var if values.ndim > 1 else float(var)
+        self.results["free_energy"] = self.results["energy"]
+        self.results["energies"] = np.array([r["energy"] for r in runs])
 
     def _calculate_model(self, properties) -> None:
         if self.chunk_atoms is not None and len(self.atoms) > self.chunk_atoms:
