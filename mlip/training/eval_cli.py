@@ -1,6 +1,8 @@
-"""``mlip-eval --model PATH FILE... [--out metrics.json] [--energy-key K] [--forces-key K] [--stress-key K]``.
+"""``mlip-eval --model PATH [--model PATH ...] FILE... [--out metrics.json] [--energy-key K] [--forces-key K]``.
 
-Error metrics of a model on labelled files (:mod:`mlip.training.metrics`), one entry per file:
+Error metrics of a model on labelled files (:mod:`mlip.training.metrics`), one entry per file. Several ``--model``
+make a committee: the metrics are those of the members' mean, and ``"committee"`` adds how well the members' spread
+predicts the error (:func:`score_committee`).
 
 * ``--out`` is checked before any work starts and rewritten (atomically) after each file, so a long evaluation
   keeps what it has scored;
@@ -26,7 +28,7 @@ from mlip.errors import MLIPInputError
 from mlip.fileio import check_output_file, write_json_atomic
 from mlip.models import load_model
 
-__all__ = ["score_file", "main"]
+__all__ = ["score_committee", "score_file", "main"]
 
 
 def score_file(
@@ -50,10 +52,75 @@ def score_file(
     return metrics, failures, len(frames) - len(labelled)
 
 
+def score_committee(
+    frames, models, name: str, *, device: str, max_atoms: int
+) -> tuple[dict, list[tuple[int, str]], int]:
+    """As :func:`score_file` for a committee: the metrics of the members' mean prediction, plus ``"committee"``:
+
+    * ``energy_std_error_pearson`` / ``_spearman``: over frames, the correlation of the members' energy standard
+      deviation per atom with the mean's absolute energy error per atom;
+    * ``forces_std_error_pearson`` / ``_spearman``: over atoms, the correlation of ``sqrt(Σ_xyz var F)`` with
+      ``|F_mean - F_ref|``;
+    * ``mean_energy_std_mev_per_atom``, ``mean_forces_std_mev_per_A``: the average spreads.
+
+    A frame that any member cannot evaluate is left out (and listed in ``failures``).
+    """
+    import numpy as np
+    from scipy.stats import pearsonr, spearmanr
+
+    from mlip.calculators.predict import iter_predict
+    from mlip.training.metrics import ErrorAccumulator
+
+    labelled = [(i, f) for i, f in enumerate(frames) if f.energy is not None or f.forces is not None
+                or f.stress is not None]  # fmt: skip
+    names = [f.source or f"{name}[{i}]" for i, f in labelled]
+    runs, skipped = [], {}
+    for model in models:
+        failures: list[tuple[int, str]] = []
+        runs.append(dict(iter_predict(model, (f.atoms for _, f in labelled), device=device, max_atoms=max_atoms,
+                                      on_error="skip", failures=failures, names=names)))  # fmt: skip
+        skipped.update(dict(failures))
+    acc = ErrorAccumulator()
+    e_std, e_err, f_std, f_err = [], [], [], []
+    for k, (_, frame) in enumerate(labelled):
+        if k in skipped:
+            continue
+        members = [run[k] for run in runs]
+        mean = {key: np.mean([m[key] for m in members], axis=0) for key in members[0] if key != "charges"}
+        acc.add_frame(frame, mean)
+        n = len(frame.atoms)
+        if frame.energy is not None:
+            e_std.append(np.std([m["energy"] for m in members]) / n)
+            e_err.append(abs(mean["energy"] - frame.energy) / n)
+        if frame.forces is not None:
+            scored = np.ones(n, dtype=bool) if frame.fixed is None else ~np.asarray(frame.fixed, dtype=bool)
+            spread = np.sqrt(np.var([m["forces"] for m in members], axis=0).sum(axis=1))
+            f_std.extend(spread[scored])
+            f_err.extend(np.linalg.norm(mean["forces"] - np.asarray(frame.forces), axis=1)[scored])
+    metrics = acc.metrics() if acc.n_frames else None
+    if metrics is not None:
+
+        def corr(fn, a, b):
+            return float(fn(a, b)[0]) if len(a) > 2 and np.ptp(a) > 0 and np.ptp(b) > 0 else None
+
+        metrics["committee"] = {
+            "members": len(models),
+            "energy_std_error_pearson": corr(pearsonr, e_std, e_err),
+            "energy_std_error_spearman": corr(spearmanr, e_std, e_err),
+            "forces_std_error_pearson": corr(pearsonr, f_std, f_err),
+            "forces_std_error_spearman": corr(spearmanr, f_std, f_err),
+            "mean_energy_std_mev_per_atom": 1e3 * float(np.mean(e_std)) if e_std else None,
+            "mean_forces_std_mev_per_A": 1e3 * float(np.mean(f_std)) if f_std else None,
+        }
+    failures = [(labelled[k][0], reason) for k, reason in sorted(skipped.items())]
+    return metrics, failures, len(frames) - len(labelled)
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="mlip-eval", description="Error metrics of a model on labelled files.")
     p.add_argument("files", nargs="+")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, action="append",
+                   help="model file; give it several times for a committee (metrics of the mean, spread vs error)")  # fmt: skip
     p.add_argument("--out", default=None, help="write the metrics JSON here")
     p.add_argument("--energy-key")
     p.add_argument("--forces-key")
@@ -85,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     for f in args.files:
         if not Path(f).exists():
             raise MLIPInputError(f"no such file: {f}")
-    model = load_model(args.model, device=args.device)
+    models = [load_model(path, device=args.device) for path in args.model]
     if args.compile:
-        model.compile_network()
+        for model in models:
+            model.compile_network()
     keys = LabelKeys(
         energy_key=args.energy_key,
         forces_key=args.forces_key,
@@ -102,8 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     for f in args.files:
         name = Path(f).name
         frames, _ = split_isolated_atoms(read_frames(f, keys, require_keys=True))
-        metrics, failures, unlabelled = score_file(
-            frames, model, name, device=args.device, max_atoms=args.max_atoms
+        score = score_file if len(models) == 1 else score_committee
+        metrics, failures, unlabelled = score(
+            frames,
+            models[0] if len(models) == 1 else models,
+            name,
+            device=args.device,
+            max_atoms=args.max_atoms,
         )
         for i, reason in failures:
             print(f"mlip-eval: {name}[{i}] left out: {reason}", file=sys.stderr)
