@@ -50,12 +50,10 @@ _FORMAT, _VERSION = "mlip-mace-export", 1
 
 
 def _irreps(text: str) -> list[tuple[int, Irrep]]:
-    """``"8x0e+8x1o"`` -> ``[(8, 0e), (8, 1o)]`` (e3nn's notation)."""
-    out = []
-    for part in text.replace(" ", "").split("+"):
-        mul, ir = part.split("x") if "x" in part else ("1", part)
-        out.append((int(mul), Irrep.parse(ir)))
-    return out
+    """``"8x0e+8x1o"`` -> ``[(8, 0e), (8, 1o)]``, parsed by e3nn (a dependency of mlip)."""
+    from e3nn import o3
+
+    return [(mul, Irrep(ir.l, ir.p)) for mul, ir in o3.Irreps(text)]
 
 
 def read_export(prefix: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -273,7 +271,6 @@ class _Loader:
         irreps_out = _irreps(block["skip_irreps_out"])
         start = 0
         weight = ours.skip.weight  # [pairs, n_el, C_in, C_out]
-        pairs = {k: b for b, k in ours.skip._pairs}
         for i1, _, i_out, mode, _, path_weight in block["skip_instructions"]:
             if mode != "uvw":
                 raise MLIPInputError(f"layer {t}: skip instruction mode {mode!r}, expected 'uvw'")
@@ -285,11 +282,11 @@ class _Loader:
                 / math.sqrt(ir_out.dim)
             )
             start += size
-            k = list(ours.skip.irreps_out).index(ir_out)
-            pair = [q for q, (b, kk) in enumerate(ours.skip._pairs) if kk == k]
-            if not pair or ours.skip.irreps_in[pairs[k]] != ir1:
+            # ElementLinear's output block -> (input block, weight index)
+            b, pair = ours.skip._source.get(list(ours.skip.irreps_out).index(ir_out), (None, None))
+            if pair is None or ours.skip.irreps_in[b] != ir1:
                 raise MLIPInputError(f"layer {t}: skip block {ir1} -> {ir_out} has no mlip counterpart")
-            weight[pair[0]].copy_(w.permute(1, 0, 2)[self.perm] * math.sqrt(mul1))
+            weight[pair].copy_(w.permute(1, 0, 2)[self.perm] * math.sqrt(mul1))
         if start != flat.numel():
             raise MLIPInputError(
                 f"layer {t}: skip weights have {flat.numel()} values, the instructions use {start}"

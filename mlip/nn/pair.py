@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlip.nn.radial import polynomial_envelope
+
 __all__ = ["AgnesiTransform", "ZBLRepulsion", "covalent_radii"]
 
 _ZBL_C = (0.1818, 0.5099, 0.2802, 0.02817)
@@ -39,11 +41,6 @@ def covalent_radii(dtype: torch.dtype = torch.float64) -> torch.Tensor:
     from ase.data import covalent_radii as radii
 
     return torch.tensor(radii, dtype=dtype)
-
-
-def _envelope(x: torch.Tensor, p: int) -> torch.Tensor:
-    u = 1.0 - 0.5 * (p + 1) * (p + 2) * x**p + p * (p + 2) * x ** (p + 1) - 0.5 * p * (p + 1) * x ** (p + 2)
-    return u * (x < 1.0)
 
 
 class ZBLRepulsion(nn.Module):
@@ -65,7 +62,7 @@ class ZBLRepulsion(nn.Module):
         x = r / a
         phi = sum(c * torch.exp(-d * x) for c, d in zip(_ZBL_C, _ZBL_D))
         reach = self.radii.to(r.dtype)[z_sender] + self.radii.to(r.dtype)[z_receiver]
-        v = 0.5 * _ZBL_KE * zu * zv / r * phi * _envelope(r / reach, self.p)
+        v = 0.5 * _ZBL_KE * zu * zv / r * phi * polynomial_envelope(r / reach, self.p)
         return r.new_zeros(num_nodes).index_add(0, receivers, v)
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from mlip.kernels.constants import load_constant
 
-__all__ = ["BesselBasis", "PolynomialCutoff", "RadialMLP"]
+__all__ = ["BesselBasis", "PolynomialCutoff", "RadialMLP", "polynomial_envelope"]
 
 
 class BesselBasis(nn.Module):
@@ -64,15 +64,14 @@ class PolynomialCutoff(nn.Module):
         self.p = p
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
-        p = self.p
-        x = r / self.r_max
-        u = (
-            1.0
-            - 0.5 * (p + 1) * (p + 2) * x**p
-            + p * (p + 2) * x ** (p + 1)
-            - 0.5 * p * (p + 1) * x ** (p + 2)
-        )
-        return u * (x < 1.0)
+        return polynomial_envelope(r / self.r_max, self.p)
+
+
+def polynomial_envelope(x: torch.Tensor, p: int) -> torch.Tensor:
+    """``u(x)`` of :class:`PolynomialCutoff` for ``x = r / r_max`` (any shape; ``r_max`` may vary per element, as
+    for :class:`~mlip.nn.pair.ZBLRepulsion`), ``0`` for ``x >= 1``."""
+    u = 1.0 - 0.5 * (p + 1) * (p + 2) * x**p + p * (p + 2) * x ** (p + 1) - 0.5 * p * (p + 1) * x ** (p + 2)
+    return u * (x < 1.0)
 
 
 class RadialMLP(nn.Module):

@@ -31,6 +31,13 @@ from mlip.models import load_model
 __all__ = ["score_committee", "score_file", "main"]
 
 
+def _labelled(frames, name: str) -> tuple[list[tuple[int, object]], list[str]]:
+    """``(index in the file, frame)`` of the frames with any label, and the name of each for messages."""
+    labelled = [(i, f) for i, f in enumerate(frames) if f.energy is not None or f.forces is not None
+                or f.stress is not None]  # fmt: skip
+    return labelled, [f.source or f"{name}[{i}]" for i, f in labelled]
+
+
 def score_file(
     frames, model, name: str, *, device: str, max_atoms: int
 ) -> tuple[dict, list[tuple[int, str]], int]:
@@ -39,9 +46,7 @@ def score_file(
     from mlip.calculators.predict import iter_predict
     from mlip.training.metrics import ErrorAccumulator
 
-    labelled = [(i, f) for i, f in enumerate(frames) if f.energy is not None or f.forces is not None
-                or f.stress is not None]  # fmt: skip
-    names = [f.source or f"{name}[{i}]" for i, f in labelled]
+    labelled, names = _labelled(frames, name)
     skipped: list[tuple[int, str]] = []
     acc = ErrorAccumulator()
     for k, result in iter_predict(model, (f.atoms for _, f in labelled), device=device, max_atoms=max_atoms,
@@ -71,9 +76,7 @@ def score_committee(
     from mlip.calculators.predict import iter_predict
     from mlip.training.metrics import ErrorAccumulator
 
-    labelled = [(i, f) for i, f in enumerate(frames) if f.energy is not None or f.forces is not None
-                or f.stress is not None]  # fmt: skip
-    names = [f.source or f"{name}[{i}]" for i, f in labelled]
+    labelled, names = _labelled(frames, name)
     runs, skipped = [], {}
     for model in models:
         failures: list[tuple[int, str]] = []
