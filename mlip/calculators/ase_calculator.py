@@ -12,7 +12,8 @@ from torch import nn
 from mlip import keys as K
 from mlip.data import VerletNeighborList, atoms_to_graph, collate
 from mlip.errors import MLIPInputError
-from mlip.models import convert_model, load_model, parse_dtype
+from mlip.models import convert_model, parse_dtype
+from mlip.models.committee import load_models
 
 __all__ = ["MLIPCalculator"]
 
@@ -21,8 +22,8 @@ class MLIPCalculator(Calculator):
     """``MLIPCalculator(model, device="cpu", dtype=None)``.
 
     Args:
-        model: a model file path (see :func:`mlip.load_model`) or an mlip ``nn.Module``; or a list of them, a
-            **committee**: the results are the members' means, with their variances (population, over members) as
+        model: a model file path (see :func:`mlip.load_model`) or an mlip ``nn.Module``; or a list of them, or a
+            committee file (:mod:`mlip.models.committee`), a **committee**: the results are the members' means, with their variances (population, over members) as
             ``energy_var`` (eV²), ``forces_var`` (``[N, 3]``, (eV/Å)²) and ``stress_var`` (Voigt, (eV/Å³)²), and the
             members' energies as ``energies``. Each member keeps its own neighbour list (cutoffs may differ).
         device: torch device.
@@ -77,6 +78,9 @@ class MLIPCalculator(Calculator):
             from mlip.calculators.dispersion import d3_calculator
 
             self.dispersion = d3_calculator(dispersion, xc, device=str(device), cutoff=dispersion_cutoff)
+        if isinstance(model, (str, Path)):  # a model file, or a committee file (mlip.models.committee)
+            models = load_models(model, device=device, dtype=dtype)
+            model = models if len(models) > 1 else models[0]
         if isinstance(model, (list, tuple)):
             if len(model) < 2:
                 raise MLIPInputError(f"a committee needs at least 2 models, got {len(model)}")
@@ -89,9 +93,7 @@ class MLIPCalculator(Calculator):
         except ValueError as err:
             raise MLIPInputError(f"MLIPCalculator: {err}") from None
         self.device = torch.device(device)
-        if isinstance(model, (str, Path)):
-            model = load_model(model, device=device, dtype=dtype)
-        elif isinstance(model, nn.Module):
+        if isinstance(model, nn.Module):
             model = _as_requested(model, dtype, self.device, copy=compile)
         else:
             raise MLIPInputError(

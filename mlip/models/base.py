@@ -26,6 +26,7 @@ from mlip.kernels import Irreps, spherical_harmonics
 from mlip.longrange.charges import ChargeHead
 from mlip.longrange.layer import coulomb_node_energies, model_sigma, plan_long_range
 from mlip.models.config import parse_dtype
+from mlip.models.heads import EnergyHead
 from mlip.models.outputs import edge_vectors, energy_and_gradients
 from mlip.models.species import SpeciesMap
 from mlip.nn import BesselBasis, PolynomialCutoff
@@ -156,10 +157,12 @@ class EdgePotential(nn.Module):
         species: torch.Tensor,
         edge_index: torch.Tensor,
         features: list[torch.Tensor] | None = None,
+        readouts: nn.ModuleList | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - overridden
         """``(ε_i [N], s_i [N, C])`` in the network dtype from the embedded scalars ``h [N, 1, C]`` and the edge
         features: the interaction energy and the last layer's invariant features (read by the charge head).
-        With ``features`` given, each layer's node features ``[N, feature_irreps[t].dim, C]`` are appended to it."""
+        With ``features`` given, each layer's node features ``[N, feature_irreps[t].dim, C]`` are appended to it.
+        ``readouts`` (one per layer, as ``self.readouts``) replaces the model's own: another energy head's."""
         raise NotImplementedError
 
     @property
@@ -189,22 +192,30 @@ class EdgePotential(nn.Module):
     def node_energies(
         self, vectors: torch.Tensor, species: torch.Tensor, batch: dict[str, torch.Tensor],
         positions: torch.Tensor | None = None, cell: torch.Tensor | None = None, large_free: tuple[int, ...] = (),
+        head: EnergyHead | None = None,
     ) -> dict[str, torch.Tensor]:  # fmt: skip
         """``NODE_ENERGY [N]`` (float64, eV), and ``CHARGES [N]`` (e) with a long-range term, from edge vectors
         ``[E, 3]`` (Å), element indices ``[N]`` and the batch; the long-range term also reads the (strained)
         ``positions [N, 3]`` and ``cell [G, 3, 3]`` (float64, Å) and the plan entries of the batch
-        (:func:`~mlip.longrange.layer.plan_long_range`; ``large_free`` from it)."""
+        (:func:`~mlip.longrange.layer.plan_long_range`; ``large_free`` from it). ``head``
+        (:class:`~mlip.models.heads.EnergyHead`) replaces the model's readouts, ``E_0``, scale and shift."""
         edge_index = batch[K.EDGE_INDEX]
         sh, radial = self.edge_features(vectors, species, edge_index)
         h = self.embedding[species].unsqueeze(1)  # [N, 1, C]: scalars
-        inter, scalars = self.interaction_energy(h, sh, radial, species, edge_index)
+        # readouts only with a head: a backbone of one's own need not take the argument
+        kwargs = {} if head is None else {"readouts": head.readouts}
+        inter, scalars = self.interaction_energy(h, sh, radial, species, edge_index, **kwargs)
         cfg = self.config
         if self.zbl is not None:  # inside the scale and shift, as mace-torch's ScaleShiftMACE
             z = self.z_table[species]
             r = torch.linalg.norm(vectors.to(torch.float64), dim=-1)
             pair = self.zbl(r, z[edge_index[0]], z[edge_index[1]], edge_index[1], species.shape[0])
             inter = inter.to(torch.float64) + pair
-        node_energy = self.atomic_energies[species] + (cfg.scale * inter + cfg.shift).to(torch.float64)
+        if head is None:
+            e0, scale, shift = self.atomic_energies, cfg.scale, cfg.shift
+        else:
+            e0, scale, shift = head.atomic_energies, head.scale, head.shift
+        node_energy = e0[species] + (scale * inter + shift).to(torch.float64)
         if self.charge_head is None:
             return {K.NODE_ENERGY: node_energy}
         total = batch.get(K.TOTAL_CHARGE)
@@ -224,10 +235,13 @@ class EdgePotential(nn.Module):
         compute_forces: bool = True,
         compute_stress: bool = False,
         training: bool = False,
+        head: EnergyHead | None = None,
     ) -> dict[str, torch.Tensor]:
         """Energies ``[G]`` (eV), and forces ``[N, 3]`` (eV/Å), stress ``[G, 3, 3]`` (eV/Å³) when asked.
 
-        ``batch`` holds the keys of :mod:`mlip.keys` (a batch from :func:`mlip.data.collate`).
+        ``batch`` holds the keys of :mod:`mlip.keys` (a batch from :func:`mlip.data.collate`). ``head``: another
+        energy head on this trunk (:class:`~mlip.models.heads.EnergyHead`, eager network only), as multihead
+        fine-tuning trains one per dataset.
         """
         species = self.species(batch[K.ATOMIC_NUMBERS])
         network = self.node_energies
@@ -238,6 +252,8 @@ class EdgePotential(nn.Module):
                     "a second derivative, which PyTorch's compiled backward does not provide; train the eager model"
                 )
             network = self._compiled_network
+            if head is not None:
+                raise RuntimeError("another energy head runs on the eager network only (not compile_network)")
         large_free: tuple[int, ...] = ()
         if self.charge_head is not None:
             plan, large_free = plan_long_range(
@@ -250,7 +266,15 @@ class EdgePotential(nn.Module):
                 )
             batch = {**batch, **plan}
         return energy_and_gradients(
-            lambda vectors, positions, cell: network(vectors, species, batch, positions, cell, large_free),
+            lambda vectors, positions, cell: network(
+                vectors,
+                species,
+                batch,
+                positions,
+                cell,
+                large_free,
+                **({} if head is None else {"head": head}),
+            ),
             batch,
             compute_forces=compute_forces,
             compute_stress=compute_stress,

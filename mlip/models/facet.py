@@ -143,13 +143,14 @@ class Facet(EdgePotential):
         return [Irreps.spherical_harmonics(self.config.max_L)] * self.config.num_interactions
 
     def interaction_energy(
-        self, h, sh, radial, species, edge_index, features=None
+        self, h, sh, radial, species, edge_index, features=None, readouts=None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``ε_i = Σ_t e_i^{(t)}``: the readouts of every layer, and the last layer's scalars ``[N, C]`` (see
         :class:`~mlip.models.base.EdgePotential`)."""
         inter = torch.zeros(species.shape[0], dtype=self.dtype_, device=species.device)
+        readouts = self.readouts if readouts is None else readouts
         for interaction, mixer, norm, gamma, readout in zip(
-            self.interactions, self.mixers, self.norms, self.gammas, self.readouts
+            self.interactions, self.mixers, self.norms, self.gammas, readouts, strict=True
         ):
             m, sc = interaction(h, sh, radial, species, edge_index)
             mode = self.config.residual_norm

@@ -38,6 +38,10 @@ READ_VERSIONS = (1, 2)
 
 __all__ = [
     "payload_checksum",
+    "read_model_file",
+    "check_payload",
+    "model_payload",
+    "build_from_payload",
     "save_model",
     "load_model",
     "convert_model",
@@ -60,13 +64,20 @@ def payload_checksum(config: dict, state_dict: dict[str, torch.Tensor]) -> str:
 def save_model(model: nn.Module, path: str | Path, *, provenance: dict | None = None) -> None:
     """Write ``model`` (its config and current weights) to ``path``, atomically: a reader (or a crash, or a full
     disk) sees the previous file or the new one, never a part (:func:`mlip.fileio.atomic_write`)."""
+    payload = model_payload(model, provenance=provenance)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch_save_atomic(payload, path)
+
+
+def model_payload(model: nn.Module, *, provenance: dict | None = None) -> dict:
+    """The dict :func:`save_model` writes (module docstring) for ``model``."""
     from mlip import __version__
 
     config = model.config.to_dict()
     prov = {"mlip_version": __version__, "date": datetime.datetime.now(datetime.timezone.utc).isoformat()}
     prov.update(provenance or {})
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "config": config,
@@ -77,11 +88,11 @@ def save_model(model: nn.Module, path: str | Path, *, provenance: dict | None = 
         "provenance": prov,
         "checksum": payload_checksum(config, state),
     }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch_save_atomic(payload, path)
 
 
-def _read_payload(path: Path) -> dict:
+def read_model_file(path: str | Path) -> dict:
+    """The checked contents of a model file (the dict of the module docstring); errors name ``path``."""
+    path = Path(path)
     if not path.is_file():
         raise MLIPFileNotFoundError(f"no model file at {path}")
     try:
@@ -91,6 +102,18 @@ def _read_payload(path: Path) -> dict:
         raise MLIPInputError(
             f"{path} is not a readable mlip model file (corrupted, truncated or not a torch file: {reason})"
         ) from err
+    if isinstance(payload, dict) and payload.get("format") == "mlip-committee":
+        n = len(payload.get("members") or [])
+        raise MLIPInputError(
+            f"{path} is a committee of {n} models: load it with mlip.models.load_committee, or give it to "
+            "MLIPCalculator or mlip-eval as it is"
+        )
+    return check_payload(payload, where=str(path))
+
+
+def check_payload(payload, *, where: str) -> dict:
+    """Check a model payload (the dict of the module docstring) read from ``where``; returns it."""
+    path = where
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MLIPInputError(f"{path} is not an mlip model file (no 'format': '{FORMAT}' entry)")
     version = payload.get("format_version")
@@ -126,6 +149,16 @@ def _build_and_load(config: dict, state: dict, *, where: str) -> nn.Module:
     return model
 
 
+def build_from_payload(payload: dict, *, where: str, device="cpu", dtype: str | None = None) -> nn.Module:
+    """The model of a checked payload (:func:`check_payload`), in ``dtype`` (``None``: the trained one), in eval
+    mode on ``device``."""
+    config = dict(payload["config"])
+    if dtype is not None:
+        config["dtype"] = str(dtype).replace("torch.", "")
+        parse_dtype(config["dtype"])
+    return _build_and_load(config, payload["state_dict"], where=where).to(device).eval()
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str | None = None) -> nn.Module:
     """Rebuild a model from a file written by :func:`save_model`.
 
@@ -139,13 +172,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: str 
         the model in eval mode, with ``atomic_numbers`` and ``r_max`` attributes.
     """
     path = Path(path)
-    payload = _read_payload(path)
-    config = dict(payload["config"])
-    if dtype is not None:
-        config["dtype"] = str(dtype).replace("torch.", "")
-        parse_dtype(config["dtype"])
-    model = _build_and_load(config, payload["state_dict"], where=str(path))
-    return model.to(device).eval()
+    return build_from_payload(read_model_file(path), where=str(path), device=device, dtype=dtype)
 
 
 def convert_model(

@@ -90,12 +90,13 @@ class MACE(EdgePotential):
         return [p.irreps_out for p in self.products]
 
     def interaction_energy(
-        self, h, sh, radial, species, edge_index, features=None
+        self, h, sh, radial, species, edge_index, features=None, readouts=None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``ε_i = Σ_t e_i^{(t)}``: the readouts of every layer, and the last layer's scalars ``[N, C]`` (see
         :class:`~mlip.models.base.EdgePotential`)."""
         inter = torch.zeros(species.shape[0], dtype=self.dtype_, device=species.device)
-        for interaction, product, readout in zip(self.interactions, self.products, self.readouts):
+        readouts = self.readouts if readouts is None else readouts
+        for interaction, product, readout in zip(self.interactions, self.products, readouts, strict=True):
             a, sc = interaction(h, sh, radial, species, edge_index)
             h = product(a, species, sc)
             if features is not None:

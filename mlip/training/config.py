@@ -53,6 +53,11 @@ class DataConfig:
     structure (:mod:`mlip.data.stress_check`) and refuses labels that a reordering or a sign flip fits clearly
     better; ``stress_transform`` (``none``, ``swap_xz_yz``, ``swap_xy_xz``, ``swap_xy_yz``, ``negate``) applies
     such a fix to every stress label of every file as it is read.
+
+    Multihead replay (:mod:`mlip.training.replay`, needs ``train.init_from``): ``replay_file`` (a file or an
+    ``mlip-preprocess`` directory of the pretraining data) trains the pretraining head beside the new data's;
+    ``replay_fraction`` of its frames (at most ``replay_max_frames``) are sampled once, and every step adds one
+    batch of ``replay_batch_size`` (default ``batch_size``) of them.
     """
 
     train_file: str | None = None
@@ -88,9 +93,16 @@ class DataConfig:
     check_units: bool = True
     stress_transform: str = "none"
     check_stress: bool = True
+    replay_file: str | None = None
+    replay_fraction: float = 1.0
+    replay_max_frames: int | None = None
+    replay_batch_size: int | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, "data")
+        check_range(self, "data", "replay_fraction", low=0.0, high=1.0, low_open=True)
+        for name in ("replay_max_frames", "replay_batch_size"):
+            check_range(self, "data", name, low=1)
         check_choice(self, "data", "format", ("auto", "files", "preprocessed"))
         check_choice(self, "data", "mptrj_energy", ("uncorrected", "corrected"))
         check_choice(self, "data", "builtin", ("emt", "tosi_fumi_nacl"))
@@ -113,7 +125,7 @@ class DataConfig:
         """``{"data.<key>": path}`` of every file or directory this section names."""
         files = {
             f"data.{k}": getattr(self, k)
-            for k in ("train_file", "valid_file", "e0_file", "energy_references")
+            for k in ("train_file", "valid_file", "e0_file", "energy_references", "replay_file")
         }
         files.update({f"data.test_files[{i}]": p for i, p in enumerate(self.test_files)})
         return {k: v for k, v in files.items() if v is not None}
@@ -140,6 +152,15 @@ class TrainConfig:
     ``refit_e0s`` re-fits the per-element reference energies to the training residuals by least squares
     (:mod:`mlip.training.e0_refit`): ``end`` (default, on the exported EMA model), ``stage_two_and_end`` (also
     when stage two starts) or ``none``; ``refit_e0s_max_frames`` caps the frames of the fit (evenly spaced).
+
+    Fine-tuning (:mod:`mlip.training.finetune`): ``init_from`` starts from a model file (weights, ``E_0``,
+    scale and shift; new elements extend it); ``init_refit_e0s`` re-fits the ``E_0`` to the new training data
+    before the first step (for data from another level of theory); ``freeze`` lists parameter-name patterns that do
+    not train; ``lr_groups`` (``{pattern: lr}``) sets learning rates per group; ``adapter``
+    (:class:`~mlip.models.adapters.AdapterConfig` as a mapping: ``kind`` lora or tucker, ``rank``, ...) trains
+    low-rank adapters instead of the weights and merges them into the exported model; ``replay_weight`` weighs the
+    replay head's loss (``data.replay_file``). ``committee: N`` trains N models with seeds ``seed, seed+1, ...``
+    into ``RUN_DIR/member_k`` and writes ``committee.pt`` (:mod:`mlip.models.committee`).
 
     ``compile_eval`` runs the final validation and test evaluation of the exported model through
     ``torch.compile`` (:meth:`~mlip.models.base.EdgePotential.compile_network`; inference only, so training itself
@@ -188,9 +209,35 @@ class TrainConfig:
     check_val_every_n_epoch: int = 1
     checkpoint_every_n_steps: int | None = None
     compile_eval: bool = False
+    init_from: str | None = None
+    init_refit_e0s: bool = False
+    freeze: list[str] = field(default_factory=list)
+    lr_groups: dict[str, float] = field(default_factory=dict)
+    adapter: dict | None = None
+    replay_weight: float = 1.0
+    committee: int = 1
 
     def __post_init__(self) -> None:
         check_fields(self, "train")
+        check_range(self, "train", "replay_weight", low=0.0)
+        check_range(self, "train", "committee", low=1)
+        if not all(isinstance(p, str) and p for p in self.freeze):
+            raise MLIPInputError(
+                f"train.freeze must be a list of parameter-name patterns, got {self.freeze!r}"
+            )
+        for k, v in self.lr_groups.items():
+            if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise MLIPInputError(
+                    f"train.lr_groups must map name patterns to learning rates > 0, got {k!r}: {v!r}"
+                )
+        if self.adapter is not None:
+            from mlip.models.adapters import AdapterConfig
+
+            AdapterConfig.from_dict(self.adapter)
+        if self.init_refit_e0s and self.init_from is None:
+            raise MLIPInputError(
+                "train.init_refit_e0s needs train.init_from (the model whose E0s are re-fitted)"
+            )
         check_choice(self, "train", "loss", ("mse", "huber"))
         for name in ("energy_loss", "stress_loss"):
             if getattr(self, name) is not None:
@@ -234,14 +281,6 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def __post_init__(self) -> None:
-        if not self.model:
-            self.model = copy.deepcopy(DEFAULT_MODEL)
-        self.model.setdefault("name", "mace")
-        from mlip.models.registry import check_model_section
-
-        check_model_section(self.model)
-
     @classmethod
     def from_dict(cls, raw: dict) -> RunConfig:
         """Validate a plain dict (sections ``model``, ``data``, ``train``; a missing or empty ``model`` section
@@ -260,9 +299,24 @@ class RunConfig:
             train=_build(TrainConfig, raw.get("train") or {}, "train"),
         )
 
+    def __post_init__(self) -> None:
+        if not self.model:
+            self.model = copy.deepcopy(DEFAULT_MODEL)
+        self.model.setdefault("name", "mace")
+        from mlip.models.registry import check_model_section
+
+        check_model_section(self.model)
+        if self.data.replay_file is not None and self.train.init_from is None:
+            raise MLIPInputError(
+                "data.replay_file needs train.init_from: the replay head starts as the pretrained model's head"
+            )
+
     def check_inputs_exist(self) -> None:
-        """Refuse a config naming a data file that does not exist (before any file is read)."""
-        for key, path in self.data.input_files().items():
+        """Refuse a config naming a data or model file that does not exist (before any file is read)."""
+        files = self.data.input_files()
+        if self.train.init_from is not None:
+            files["train.init_from"] = self.train.init_from
+        for key, path in files.items():
             if not Path(path).exists():
                 raise MLIPFileNotFoundError(f"{key}: no such file or directory: {path}")
 

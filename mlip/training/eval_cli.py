@@ -26,7 +26,7 @@ from mlip.data import LabelKeys, read_frames, split_isolated_atoms
 from mlip.data.stress_check import StressTransform
 from mlip.errors import MLIPInputError
 from mlip.fileio import check_output_file, write_json_atomic
-from mlip.models import load_model
+from mlip.models.committee import load_models
 
 __all__ = ["score_committee", "score_file", "main"]
 
@@ -123,7 +123,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="mlip-eval", description="Error metrics of a model on labelled files.")
     p.add_argument("files", nargs="+")
     p.add_argument("--model", required=True, action="append",
-                   help="model file; give it several times for a committee (metrics of the mean, spread vs error)")  # fmt: skip
+                   help="model file (or committee file); give it several times for a committee (metrics of the mean, spread vs error)")  # fmt: skip
     p.add_argument("--out", default=None, help="write the metrics JSON here")
     p.add_argument("--energy-key")
     p.add_argument("--forces-key")
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     for f in args.files:
         if not Path(f).exists():
             raise MLIPInputError(f"no such file: {f}")
-    models = [load_model(path, device=args.device) for path in args.model]
+    models = [m for path in args.model for m in load_models(path, device=args.device)]
     if args.compile:
         for model in models:
             model.compile_network()

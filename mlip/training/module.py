@@ -5,12 +5,17 @@ from __future__ import annotations
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
 
 from mlip import keys as K
+from mlip.errors import MLIPInputError
 from mlip.models import build_model
+from mlip.models.adapters import AdapterConfig, attach_adapters
+from mlip.models.heads import EnergyHead
 from mlip.training.config import TrainConfig
 from mlip.training.e0_refit import refit_atomic_energies
 from mlip.training.ema import EMA
+from mlip.training.finetune import match_parameters, parameter_groups
 from mlip.training.losses import LossKinds, loss_terms, weighted_loss
 from mlip.training.metrics import ErrorAccumulator
 from mlip.training.schedule import BudgetCosine, budget_progress, scaled_lr
@@ -27,12 +32,44 @@ class PotentialModule(L.LightningModule):
     spent (:mod:`mlip.training.stage_two`); ``stage_two`` then records the step and the fraction.
     """
 
-    def __init__(self, model_config: dict, train_config: dict) -> None:
+    def __init__(
+        self,
+        model_config: dict,
+        train_config: dict,
+        *,
+        replay_e0s: list[float] | None = None,
+        init_state: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["init_state"])
         self.cfg = TrainConfig(**train_config)
         self.model = build_model(model_config)
-        self.ema = EMA(self.model, self.cfg.ema_decay) if self.cfg.ema_decay else None
+        if (
+            init_state is not None
+        ):  # fine-tuning: the file's weights (a resumed run then loads its checkpoint)
+            self.model.load_state_dict(init_state)
+        self.replay_head = None
+        if (
+            replay_e0s is not None
+        ):  # multihead replay: the pretraining head, before any adapter changes the model
+            self.replay_head = EnergyHead.from_model(self.model)
+            self.replay_head.atomic_energies.copy_(torch.tensor(replay_e0s, dtype=torch.float64))
+        self.adapter_report = None
+        if self.cfg.adapter is not None:
+            self.adapter_report = attach_adapters(self.model, AdapterConfig.from_dict(self.cfg.adapter))
+        for names in match_parameters(self.model, self.cfg.freeze, key="train.freeze").values():
+            for name in names:
+                self.model.get_parameter(name).requires_grad_(False)
+        if not any(p.requires_grad for p in self.model.parameters()):
+            raise MLIPInputError(
+                "train.freeze (with train.adapter) leaves no parameter of the model to train"
+            )
+        self._ema_target = self.model
+        if self.replay_head is not None:  # not registered: model and head are already submodules
+            object.__setattr__(
+                self, "_ema_target", nn.ModuleDict({"model": self.model, "replay_head": self.replay_head})
+            )
+        self.ema = EMA(self._ema_target, self.cfg.ema_decay) if self.cfg.ema_decay else None
         self.loss_weights = {
             "energy": self.cfg.energy_weight,
             "forces": self.cfg.forces_weight,
@@ -54,9 +91,21 @@ class PotentialModule(L.LightningModule):
     def forward(self, batch, **kwargs):
         return self.model(batch, **kwargs)
 
-    def _step(self, batch, training: bool):
+    def parameter_counts(self) -> dict[str, int]:
+        """``total`` and ``trainable`` parameters of the model (with adapters: base and adapter parameters), and
+        ``replay_head`` parameters when multihead replay is on."""
+        counts = {
+            "total": sum(p.numel() for p in self.model.parameters()),
+            "trainable": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+        }
+        if self.replay_head is not None:
+            counts["replay_head"] = sum(p.numel() for p in self.replay_head.parameters())
+        return counts
+
+    def _step(self, batch, training: bool, head=None):
         stress = bool((batch[K.STRESS_WEIGHT] > 0).any()) and self.cfg.stress_weight > 0
-        out = self.model(batch, compute_forces=True, compute_stress=stress, training=training)
+        kwargs = {} if head is None else {"head": head}
+        out = self.model(batch, compute_forces=True, compute_stress=stress, training=training, **kwargs)
         terms = loss_terms(out, batch, kinds=self.loss_kinds)
         return out, terms, weighted_loss(terms, self.loss_weights)
 
@@ -106,8 +155,15 @@ class PotentialModule(L.LightningModule):
         return report
 
     def training_step(self, batch, batch_idx):
+        replay = None
+        if "main" in batch:  # multihead replay: a new-data batch and a replay batch per step
+            batch, replay = batch["main"], batch["replay"]
         _, terms, loss = self._step(batch, training=True)
         n = int(batch[K.N_ATOMS].shape[0])
+        if replay is not None:
+            _, replay_terms, replay_loss = self._step(replay, training=True, head=self.replay_head)
+            loss = loss + self.cfg.replay_weight * replay_loss
+            self.log("train/replay_loss", replay_loss, batch_size=n, sync_dist=True)
         self.log("train/loss", loss, prog_bar=True, batch_size=n, sync_dist=True)
         if self.stage_two_plan is not None:
             self.log("train/stage", 2.0 if self._stage_two_applied else 1.0, batch_size=n)
@@ -117,12 +173,12 @@ class PotentialModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(self._ema_target)
 
     def on_validation_epoch_start(self) -> None:
         self._val = ErrorAccumulator()
         if self.ema is not None:
-            self._ema_ctx = self.ema.applied(self.model)
+            self._ema_ctx = self.ema.applied(self._ema_target)
             self._ema_ctx.__enter__()
 
     def validation_step(self, batch, batch_idx):
@@ -156,9 +212,15 @@ class PotentialModule(L.LightningModule):
 
     def configure_optimizers(self):
         cfg = self.cfg
-        params = self.model.parameters()
         world = self.trainer.world_size if getattr(self, "_trainer", None) is not None else 1
         lr = scaled_lr(cfg.lr, world, cfg.lr_scaling)
+        params = parameter_groups(
+            self.model, lr, {k: scaled_lr(v, world, cfg.lr_scaling) for k, v in cfg.lr_groups.items()}
+        )
+        if self.replay_head is not None:
+            params.append({"params": list(self.replay_head.parameters()), "lr": lr, "name": "replay_head"})
+        if len(params) == 1:  # one group: the learning-rate log keeps its plain name (lr-Adam)
+            params[0].pop("name")
         if cfg.optimizer == "adam":
             opt = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
         elif cfg.optimizer == "adamw":

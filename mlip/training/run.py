@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,11 +30,15 @@ from mlip.data.sampler import BudgetBatchSampler
 from mlip.data.stress_check import StressTransform, require_consistent_stress
 from mlip.errors import MLIPInputError
 from mlip.fileio import DirectoryLock, check_output_dir, write_json_atomic
-from mlip.models import convert_model, save_model
+from mlip.models import build_model, convert_model, save_model
+from mlip.models.adapters import has_adapters, merge_adapters
+from mlip.models.heads import model_with_head
 from mlip.training.config import RunConfig
+from mlip.training.finetune import InitModel, extended_state, new_element_e0s, read_init_model
 from mlip.training.metrics import evaluate
 from mlip.training.module import PotentialModule
 from mlip.training.plots import parity_plot
+from mlip.training.replay import load_replay, replay_loader
 from mlip.training.run_dir import (
     AtomicCheckpointIO,
     HistoryCSVLogger,
@@ -59,10 +64,16 @@ __all__ = [
 
 @dataclass
 class PreparedData:
+    """Datasets and the completed model config of a run; with ``train.init_from``, the file (``init``) and, with
+    ``data.replay_file``, the replay sample and the replay head's ``E_0`` (eV, in model element order)."""
+
     train: Dataset
     valid: Dataset
     tests: dict[str, Dataset]
     model_config: dict
+    init: InitModel | None = None
+    replay: Dataset | None = None
+    replay_e0s: list[float] | None = None
 
 
 def _label_keys(cfg) -> LabelKeys:
@@ -182,8 +193,25 @@ def check_label_coverage(counts: dict[str, int | None], n_frames: int, cfg: RunC
             )
 
 
-def prepare_data(cfg: RunConfig) -> PreparedData:
-    """Read and split the data, resolve E0s and fill in the model statistics not set by the user."""
+def _init_model_config(init: InitModel, cfg: RunConfig, data_e0: dict[int, float]) -> dict:
+    """The model config of a run that starts from ``init``: the file's architecture and statistics, the
+    config's dtype and backend, the union of the elements, and ``E_0`` from the file for its elements (from the new
+    data's ``data_e0`` for new elements, or for all data elements when ``data.e0s`` is set)."""
+    config = dict(init.config)
+    config["dtype"] = cfg.model.get("dtype", cfg.train.dtype)
+    if "backend" in cfg.model:
+        config["backend"] = cfg.model["backend"]
+    zs = sorted(set(init.atomic_numbers) | set(data_e0))
+    e0 = init.e0s
+    e0.update(data_e0 if cfg.data.e0s is not None else {z: v for z, v in data_e0.items() if z not in e0})
+    config.update({"atomic_numbers": zs, "atomic_energies": [e0[z] for z in zs]})
+    return config
+
+
+def prepare_data(cfg: RunConfig, init: InitModel | None = None) -> PreparedData:
+    """Read and split the data, resolve E0s and fill in the model statistics not set by the user; with ``init``
+    (``train.init_from``), build on that model instead (:mod:`mlip.training.finetune`) and sample the replay
+    data."""
     d = cfg.data
     model_config = {**cfg.model}
     model_config.setdefault("dtype", cfg.train.dtype)
@@ -194,7 +222,12 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
             )
         train, valid, tests, model_config, counts = prepare_preprocessed(d, model_config, _label_keys(d))
         check_label_coverage(counts, len(train), cfg)
-        return PreparedData(train=train, valid=valid, tests=tests, model_config=model_config)
+        if init is not None:
+            data_e0 = dict(zip(model_config["atomic_numbers"], model_config["atomic_energies"]))
+            model_config = _init_model_config(init, cfg, data_e0)
+        return _with_replay(
+            PreparedData(train=train, valid=valid, tests=tests, model_config=model_config, init=init), cfg
+        )
     train_frames, valid_frames, test_frames, isolated = load_frames(d)
     if d.config_type_weights:
         check_config_types_present(
@@ -204,7 +237,16 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
     check_label_coverage(counts, len(train_frames), cfg)
     zs = sorted({int(z) for f in train_frames for z in f.atoms.numbers})
     spec = d.e0s if d.e0s is not None else ("isolated" if isolated else "average")
-    e0 = resolve_e0(spec, frames=train_frames, isolated=isolated, atomic_numbers=zs)
+    if init is not None and d.e0s is None:  # the file's E0s, and new elements' from the new data
+        e0 = {
+            **{z: init.e0s[z] for z in zs if z in init.e0s},
+            **new_element_e0s(init, zs, train_frames, isolated),
+        }
+    else:
+        e0 = resolve_e0(spec, frames=train_frames, isolated=isolated, atomic_numbers=zs)
+    if init is not None:
+        model_config = _init_model_config(init, cfg, e0)
+        zs = list(model_config["atomic_numbers"])
     r_max = float(model_config.get("r_max", 5.0))
     if d.config_type_weights:
         train_frames = [weight_by_config_type(f, d.config_type_weights) for f in train_frames]
@@ -215,11 +257,26 @@ def prepare_data(cfg: RunConfig) -> PreparedData:
         unknown = {int(z) for g in ds.graphs for z in g[K.ATOMIC_NUMBERS]} - set(zs)
         if unknown:
             raise MLIPInputError(f"{name} contains elements {sorted(unknown)} absent from the training set")
-    stats = dataset_statistics(train, e0)
-    model_config.update({"atomic_numbers": zs, "atomic_energies": [e0[z] for z in zs]})
-    for key, value in stats.items():
-        model_config.setdefault(key, value)
-    return PreparedData(train=train, valid=valid, tests=tests, model_config=model_config)
+    if init is None:
+        stats = dataset_statistics(train, e0)
+        model_config.update({"atomic_numbers": zs, "atomic_energies": [e0[z] for z in zs]})
+        for key, value in stats.items():
+            model_config.setdefault(key, value)
+    return _with_replay(
+        PreparedData(train=train, valid=valid, tests=tests, model_config=model_config, init=init), cfg
+    )
+
+
+def _with_replay(data: PreparedData, cfg: RunConfig) -> PreparedData:
+    """``data`` with the replay sample and the replay head's ``E_0`` (the file's; 0 for new elements, which the
+    replay data cannot hold) when ``data.replay_file`` is set."""
+    if cfg.data.replay_file is None:
+        return data
+    zs = list(data.model_config["atomic_numbers"])
+    data.replay = load_replay(cfg.data, _label_keys(cfg.data), float(data.model_config["r_max"]), zs)
+    known = data.init.e0s
+    data.replay_e0s = [known.get(z, 0.0) for z in zs]
+    return data
 
 
 def _trainer(cfg: RunConfig, run_dir: Path) -> L.Trainer:
@@ -288,6 +345,10 @@ def run_training(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = No
     refused unless resuming, and a resumed checkpoint must match the model section
     (:mod:`mlip.training.run_dir`).
     """
+    if cfg.train.committee > 1:
+        from mlip.training.committee_run import run_committee
+
+        return run_committee(cfg, run_dir, resume=resume)
     run_dir = Path(run_dir)
     cfg.check_inputs_exist()
     check_output_dir(run_dir, what="run directory")
@@ -303,9 +364,16 @@ def run_training(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = No
 
 def _train(cfg: RunConfig, run_dir: Path, checkpoint: Path | None) -> dict | None:
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    data = prepare_data(cfg)
+    init = None if cfg.train.init_from is None else read_init_model(cfg.train.init_from, cfg.model)
+    data = prepare_data(cfg, init)
     keep = None if checkpoint is None else check_resumable(checkpoint, data.model_config)
-    module = PotentialModule(data.model_config, vars(cfg.train))
+    init_state = None
+    if init is not None:
+        init_state = extended_state(init, build_model(data.model_config))
+    module = PotentialModule(
+        data.model_config, vars(cfg.train), replay_e0s=data.replay_e0s, init_state=init_state
+    )
+    _log_parameters(module)
     trainer = _trainer(cfg, run_dir)
     for logger in trainer.loggers:  # a resumed run keeps the history up to its checkpoint
         if isinstance(logger, HistoryCSVLogger):
@@ -320,9 +388,24 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: Path | None) -> dict | Non
             data.train, batch_sampler=sampler, collate_fn=collate, num_workers=d.num_workers
         )
     else:
-        train_loader = make_loader(
-            data.train, batch_size=d.batch_size, shuffle=True, seed=d.seed, num_workers=d.num_workers
+        train_loader = make_loader(  # train.seed varies the order too (committee members)
+            data.train,
+            batch_size=d.batch_size,
+            shuffle=True,
+            seed=d.seed + cfg.train.seed,
+            num_workers=d.num_workers,
         )
+    if data.replay is not None:
+        from lightning.pytorch.utilities import CombinedLoader
+
+        if trainer.world_size > 1:
+            raise MLIPInputError("data.replay_file trains on one process; run it with train.devices: 1")
+        replay = replay_loader(
+            data.replay, batch_size=d.replay_batch_size or d.batch_size, steps=len(train_loader), seed=d.seed
+        )
+        train_loader = CombinedLoader({"main": train_loader, "replay": replay}, mode="min_size")
+    if init is not None and cfg.train.init_refit_e0s and checkpoint is None:
+        module.refit_e0s(make_loader(data.train, batch_size=d.valid_batch_size, shuffle=False))
     trainer.fit(
         module,
         train_loader,
@@ -332,6 +415,17 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: Path | None) -> dict | Non
     if not trainer.is_global_zero:
         return None
     return write_outputs(module, data, cfg, run_dir)
+
+
+def _log_parameters(module: PotentialModule) -> None:
+    from lightning.pytorch.utilities import rank_zero_info
+
+    counts = module.parameter_counts()
+    rep = module.adapter_report
+    extra = (
+        "" if rep is None else f"; {rep['kind']} adapters of rank {rep['rank']}: {rep['adapter_parameters']}"
+    )
+    rank_zero_info(f"parameters: {counts['total']}, trained: {counts['trainable']}{extra}")
 
 
 def _refit_loaders(data: PreparedData, cfg: RunConfig):
@@ -372,18 +466,30 @@ def refit_e0s_at_end(module: PotentialModule, data: PreparedData, cfg: RunConfig
 def write_outputs(module: PotentialModule, data: PreparedData, cfg: RunConfig, run_dir: Path) -> dict:
     """Re-fit the E0s (``train.refit_e0s``), export the EMA model and evaluate it on validation and test sets
     (every file written atomically)."""
-    model = module.model
-    ctx = module.ema.applied(model) if module.ema is not None else contextlib.nullcontext()
+    ctx = module.ema.applied(module._ema_target) if module.ema is not None else contextlib.nullcontext()
     with ctx:
         refit = refit_e0s_at_end(module, data, cfg) if cfg.train.refit_e0s != "none" else None
+        model = module.model
+        if has_adapters(model):  # W + ΔW written into the weights: an ordinary model file
+            model = merge_adapters(copy.deepcopy(model))
         model.cpu()
         provenance = {"train_file": data_source(cfg.data), "config": cfg.to_dict()}
+        if cfg.train.init_from is not None:
+            provenance["init_from"] = str(cfg.train.init_from)
         save_model(model, run_dir / "model.pt", provenance=provenance)
+        if module.replay_head is not None:
+            replay_model = model_with_head(model, copy.deepcopy(module.replay_head).cpu())
+            save_model(
+                replay_model, run_dir / "model_replay_head.pt", provenance={**provenance, "head": "replay"}
+            )
         scorer = convert_model(model).compile_network() if cfg.train.compile_eval else model
         budget = {"max_atoms": cfg.data.eval_max_atoms, "max_frames": cfg.data.valid_batch_size}
         results = {"valid": evaluate(scorer, data.valid, **budget)}
         tests = {n: evaluate(scorer, ds, **budget) for n, ds in data.tests.items()}
     metrics = {"valid": results["valid"].metrics(), "test": {n: acc.metrics() for n, acc in tests.items()}}
+    metrics["parameters"] = module.parameter_counts()
+    if module.adapter_report is not None:
+        metrics["adapter"] = module.adapter_report
     if refit is not None:
         metrics["e0_refit"] = refit
     if module.stage_two is not None:

@@ -18,8 +18,9 @@ from mlip.interop.mace_import import model_from_export, read_export
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mace"
 # MACE-MP-0 medium's and MACE-OFF small's hyperparameters, a tiny model, and a tiny one with MACE-MP-0b's ZBL and
-# Agnesi transform and two heads
-CASES = [("mp0_medium", None), ("off_small", None), ("tiny", None), ("tiny_mp0b", "mp"), ("tiny_mp0b", "pbe")]
+# Agnesi transform and two heads, and the tiny one stored in float32 (as the foundation models ship)
+CASES = [("mp0_medium", None), ("off_small", None), ("tiny", None), ("tiny_mp0b", "mp"), ("tiny_mp0b", "pbe"),
+         ("tiny_f32", None)]  # fmt: skip
 
 
 def _reference(name: str) -> dict:
@@ -45,7 +46,14 @@ def test_imported_model_equals_mace_torch(name, head):
         assert np.abs(out["forces"] - forces).max() <= 1e-6 * np.abs(forces).max(), key
         if "stress" in item:
             stress = np.asarray(item["stress"])
-            assert np.abs(out["stress"] - stress).max() <= 1e-6 * np.abs(stress).max(), key
+            tol = 1e-6 * np.abs(stress).max()
+            if name == "tiny_f32":
+                # a float32 file holds mace-torch's Bessel frequencies n pi / r_max rounded to float32, and
+                # mace-torch computes with those; mlip recomputes them exactly. Here the cell is near its equilibrium
+                # (|stress| <= 7e-5 eV/A^3), so that rounding shows as 1.5e-10 eV/A^3 (measured): 2e-6 of the
+                # stress, 2e-8 GPa. Energies and forces meet 1e-6 relative.
+                tol = 1e-9
+            assert np.abs(out["stress"] - stress).max() <= tol, key
 
 
 def test_an_imported_model_saves_and_loads_as_any_mlip_model(tmp_path):
