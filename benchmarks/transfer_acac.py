@@ -9,6 +9,8 @@ validates on the last 50 frames of ``3bpa/train_300K.xyz``). Every method trains
 ``acac/train_300K.xyz`` (validation, for EMA and the scheduler only: its last 50 frames), with the E0s of
 ``acac/isolated_atoms.xyz`` (acac is PBE+D3/def2-SVP, 3BPA ωB97X/6-31G(d): another level of theory), for
 ``--minutes`` of training each (``train.max_time``), one after the other, each with ``--threads`` torch threads.
+``lora`` and ``tucker`` train the readouts in full beside the adapters (the default of ``train.adapter.trainable``);
+``lora-only`` and ``tucker-only`` train the adapters alone.
 The fine-tuning methods start from ``--pretrained`` and re-fit its E0s to the new data before the first step
 (``train.init_refit_e0s``); from scratch uses the pretrained model's architecture. Multihead replay replays the
 first 450 frames of ``3bpa/train_300K.xyz`` (the pretraining training frames) on the pretraining head.
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
-METHODS = ("scratch", "naive", "replay", "lora", "tucker")
+METHODS = ("scratch", "naive", "replay", "lora", "tucker", "lora-only", "tucker-only")
 
 
 def _train_config(
@@ -69,8 +71,10 @@ def _train_config(
     train.update(init_from=str(pretrained), init_refit_e0s=True)
     if method == "replay":
         data.update(replay_file=str(out / "3bpa_replay.xyz"), replay_batch_size=5)
-    if method in ("lora", "tucker"):
+    if method in ("lora", "tucker"):  # adapters, and the readouts trained in full (the default)
         train["adapter"] = {"kind": method, "rank": rank}
+    if method in ("lora-only", "tucker-only"):  # adapters alone: every base weight frozen, readouts too
+        train["adapter"] = {"kind": method.split("-")[0], "rank": rank, "trainable": []}
     return {"model": {"name": arch["name"]}, "data": data, "train": train}
 
 

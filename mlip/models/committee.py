@@ -21,7 +21,7 @@ from torch import nn
 
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
 from mlip.fileio import torch_save_atomic
-from mlip.models.io import build_from_payload, check_payload, model_payload, read_model_file
+from mlip.models.io import build_from_payload, check_payload, model_payload
 
 __all__ = ["COMMITTEE_FORMAT", "save_committee", "load_committee", "is_committee_file", "load_models"]
 
@@ -63,7 +63,7 @@ def _read(path: Path):
     except Exception as err:
         reason = " ".join(str(err).split())[:200]
         raise MLIPInputError(
-            f"{path} is not a readable mlip file (corrupted, truncated or not a torch file: {reason})"
+            f"{path} is not a readable mlip model file (corrupted, truncated or not a torch file: {reason})"
         ) from err
 
 
@@ -84,6 +84,10 @@ def load_committee(path: str | Path, device="cpu", dtype: str | None = None) -> 
         raise MLIPInputError(
             f"{path} is not an mlip committee file (no 'format': '{COMMITTEE_FORMAT}' entry)"
         )
+    return _members(payload, path, device, dtype)
+
+
+def _members(payload: dict, path: Path, device, dtype) -> list[nn.Module]:
     if payload.get("format_version") != 1:
         raise MLIPInputError(
             f"{path} has committee format version {payload.get('format_version')}; this mlip reads 1"
@@ -107,8 +111,13 @@ def load_committee(path: str | Path, device="cpu", dtype: str | None = None) -> 
 
 
 def load_models(path: str | Path, device="cpu", dtype: str | None = None) -> list[nn.Module]:
-    """The model of a model file as a list of one, or the members of a committee file."""
-    if is_committee_file(path):
-        return load_committee(path, device=device, dtype=dtype)
-    payload = read_model_file(path)
-    return [build_from_payload(payload, where=str(path), device=device, dtype=dtype)]
+    """The model of a model file as a list of one, or the members of a committee file (the file is read once)."""
+    path = Path(path)
+    payload = _read(path)
+    if isinstance(payload, dict) and payload.get("format") == COMMITTEE_FORMAT:
+        return _members(payload, path, device, dtype)
+    return [
+        build_from_payload(
+            check_payload(payload, where=str(path)), where=str(path), device=device, dtype=dtype
+        )
+    ]

@@ -194,6 +194,11 @@ def test_a_committee_file_is_a_committee_for_the_calculator(tmp_path):
     assert atoms.calc.results["energy_var"] >= 0.0
     with pytest.raises(MLIPInputError, match="is a committee of 2 models"):
         load_model(tmp_path / "committee.pt")
+    payload = torch.load(tmp_path / "committee.pt", weights_only=True)
+    payload["members"][1]["state_dict"]["embedding"] += 1.0  # altered after it was written
+    torch.save(payload, tmp_path / "altered.pt")
+    with pytest.raises(MLIPInputError, match="altered.pt member 1 is damaged: its checksum"):
+        MLIPCalculator(str(tmp_path / "altered.pt"))
 
 
 def _write_emt(path, n, seed):
