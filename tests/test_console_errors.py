@@ -89,6 +89,11 @@ def no_training(monkeypatch):
         ("data.test_files=one.xyz", ["data.test_files", "list"]),
         ("train.devices=0", ["train.devices"]),
         ("train.lr", ["section.key=value"]),
+        ("train.committee=0", ["train.committee", ">= 1"]),
+        ("data.replay_fraction=0", ["data.replay_fraction"]),
+        ("data.replay_file=old.xyz", ["data.replay_file needs train.init_from"]),
+        ("train.adapter={kind: dora}", ["train.adapter.kind", "dora"]),
+        ("train.init_refit_e0s=true", ["train.init_refit_e0s needs train.init_from"]),
     ],
 )
 def test_bad_config_values_are_one_line_errors_before_any_data_is_read(
@@ -100,6 +105,16 @@ def test_bad_config_values_are_one_line_errors_before_any_data_is_read(
     _assert_one_line_error(capsys, rc, "train.py", *fragments)
 
 
+def _mace_file(tmp_path):
+    from mlip.models import build_model, save_model
+
+    path = tmp_path / "mace.pt"
+    if not path.exists():
+        save_model(build_model({"name": "mace", "atomic_numbers": [29, 79], "atomic_energies": [0.0, 0.0],
+                                "channels": 4, "radial_mlp": [4]}), path)  # fmt: skip
+    return path
+
+
 def test_train_py_user_errors(capsys, files, tmp_path):
     cases = [
         (["--run-dir", "/dev/full"], ["/dev/full", "not a directory"]),
@@ -108,6 +123,15 @@ def test_train_py_user_errors(capsys, files, tmp_path):
         ([f"data.train_file={tmp_path / 'nowhere.xyz'}"], ["data.train_file", "nowhere.xyz"]),
         ([f"data.train_file={files / 'a_directory'}"], ["a_directory", "is a directory", "mlip-preprocess"]),
         (["--resume", str(tmp_path / "none.ckpt")], ["cannot resume", "none.ckpt"]),
+        ([f"train.init_from={tmp_path / 'none.pt'}"], ["train.init_from", "none.pt"]),
+        (
+            ["model.name=facet", f"train.init_from={_mace_file(tmp_path)}"],
+            ["'mace' model, but model.name is 'facet'"],
+        ),
+        (
+            [f"train.init_from={_mace_file(tmp_path)}", "train.freeze=[readout]"],
+            ["train.freeze", "'readout'"],
+        ),
     ]
     for i, (argv, fragments) in enumerate(cases):
         run_dir = [] if "--run-dir" in argv else ["--run-dir", str(tmp_path / f"run{i}")]

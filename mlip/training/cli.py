@@ -105,9 +105,13 @@ def raw_config(args: argparse.Namespace) -> dict:
     """The run's configuration dictionary: the YAML file, then the ``--trainer.*`` flags, then the overrides.
 
     Overrides merge into the section they name; ``model.*`` overrides without a model section in the YAML merge
-    into the default job's model."""
+    into the default job's model, unless the run starts from a model file (``train.init_from``), whose model they
+    then describe."""
     raw: dict = _read_yaml(args.config) if args.config else {}
-    if not raw.get("model") and any(item.startswith("model.") for item in args.overrides):
+    fine_tuning = (raw.get("train") or {}).get("init_from") or any(
+        item.startswith("train.init_from=") for item in args.overrides
+    )
+    if not raw.get("model") and any(item.startswith("model.") for item in args.overrides) and not fine_tuning:
         raw["model"] = copy.deepcopy(DEFAULT_MODEL)
     for flag, _, _ in TRAINER_FLAGS:
         value = getattr(args, f"trainer_{flag}")

@@ -275,7 +275,8 @@ class TrainConfig:
 
 @dataclass(kw_only=True)
 class RunConfig:
-    """A whole run: ``model`` (a dict validated by the backbone's own dataclass), ``data`` and ``train``."""
+    """A whole run: ``model`` (a dict validated by the backbone's own dataclass), ``data`` and ``train``. With
+    ``train.init_from`` the model section may be empty or name only some keys: the rest comes from the file."""
 
     model: dict = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
@@ -300,9 +301,15 @@ class RunConfig:
         )
 
     def __post_init__(self) -> None:
-        if not self.model:
-            self.model = copy.deepcopy(DEFAULT_MODEL)
-        self.model.setdefault("name", "mace")
+        if not self.model:  # the default job's model, or the one train.init_from names
+            self.model = (
+                {"name": _file_backbone(self.train.init_from)}
+                if self.train.init_from
+                else copy.deepcopy(DEFAULT_MODEL)
+            )
+        self.model.setdefault(
+            "name", _file_backbone(self.train.init_from) if self.train.init_from else "mace"
+        )
         from mlip.models.registry import check_model_section
 
         check_model_section(self.model)
@@ -326,6 +333,17 @@ class RunConfig:
             "data": dataclasses.asdict(self.data),
             "train": dataclasses.asdict(self.train),
         }
+
+
+def _file_backbone(path: str) -> str:
+    """The backbone name of the model file ``path`` (``"mace"`` when it cannot be read: the run then stops with the
+    file's own error before any data is read)."""
+    from mlip.models.io import read_model_file
+
+    try:
+        return str(read_model_file(path)["config"].get("name", "mace"))
+    except (MLIPInputError, MLIPFileNotFoundError):
+        return "mace"
 
 
 def _build(cls, values: dict, section: str):

@@ -27,7 +27,7 @@ TINY = {
 def _cfg(model=None, data=None, **train) -> RunConfig:
     return RunConfig.from_dict(
         {
-            "model": {"name": "mace"}
+            "model": {}  # with init_from: the file's model
             if model == {}
             else model
             if "name" in (model or {})
