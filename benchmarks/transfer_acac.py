@@ -10,7 +10,8 @@ validates on the last 50 frames of ``3bpa/train_300K.xyz``). Every method trains
 ``acac/isolated_atoms.xyz`` (acac is PBE+D3/def2-SVP, 3BPA ωB97X/6-31G(d): another level of theory), for
 ``--minutes`` of training each (``train.max_time``), one after the other, each with ``--threads`` torch threads.
 ``lora`` and ``tucker`` train the readouts in full beside the adapters (the default of ``train.adapter.trainable``);
-``lora-only`` and ``tucker-only`` train the adapters alone.
+``lora-only`` and ``tucker-only`` train the adapters alone; ``tucker-all`` puts Tucker cores on the channel-mixing
+matrices as well (a matrix is the order-2 case), with the readouts trained.
 The fine-tuning methods start from ``--pretrained`` and re-fit its E0s to the new data before the first step
 (``train.init_refit_e0s``); from scratch uses the pretrained model's architecture. Multihead replay replays the
 first 450 frames of ``3bpa/train_300K.xyz`` (the pretraining training frames) on the pretraining head.
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
-METHODS = ("scratch", "naive", "replay", "lora", "tucker", "lora-only", "tucker-only")
+METHODS = ("scratch", "naive", "replay", "lora", "tucker", "lora-only", "tucker-only", "tucker-all")
 
 
 def _train_config(
@@ -75,6 +76,11 @@ def _train_config(
         train["adapter"] = {"kind": method, "rank": rank}
     if method in ("lora-only", "tucker-only"):  # adapters alone: every base weight frozen, readouts too
         train["adapter"] = {"kind": method.split("-")[0], "rank": rank, "trainable": []}
+    if method == "tucker-all":  # Tucker cores on the channel-mixing matrices too (N = 2), as FLoRA does
+        from mlip.models.adapters import DEFAULT_TARGETS, AdapterKind
+
+        targets = [t for k in AdapterKind for t in DEFAULT_TARGETS[k] if not t.startswith("mixers.")]  # MACE
+        train["adapter"] = {"kind": "tucker", "rank": rank, "targets": targets}
     return {"model": {"name": arch["name"]}, "data": data, "train": train}
 
 

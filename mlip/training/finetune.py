@@ -90,7 +90,7 @@ def check_init_compatible(init: InitModel, model_section: dict) -> None:
         if not same:
             raise MLIPInputError(
                 f"model.{key} is {value!r} in the config but {have!r} in train.init_from {init.path}; a fine-tuned "
-                "model keeps the architecture of the one it starts from (drop model.{key} or make them equal)"
+                f"model keeps the architecture of the one it starts from (drop model.{key} or make them equal)"
             )
 
 

@@ -148,7 +148,10 @@ def test_init_from_another_backbone_is_refused(pretrained, tmp_path):
 
 def test_init_from_with_another_architecture_is_refused(pretrained, tmp_path):
     cfg = _cfg(model={"channels": 16}, init_from=str(pretrained))
-    with pytest.raises(MLIPInputError, match=r"model.channels is 16 in the config but 8 in train.init_from"):
+    with pytest.raises(
+        MLIPInputError,
+        match=r"model.channels is 16 in the config but 8 in train.init_from.*drop model.channels",
+    ):
         run_training(cfg, tmp_path)
 
 
