@@ -34,6 +34,7 @@ __all__ = [
     "OVERRIDABLE_KEYS",
     "InitModel",
     "read_init_model",
+    "init_model_config",
     "check_init_compatible",
     "extended_state",
     "new_element_e0s",
@@ -107,6 +108,24 @@ def _element_axes(old: tuple[int, ...], new: tuple[int, ...], n_old: int, n_new:
                 f"element count ({n_old} -> {n_new})"
             )
     return axes
+
+
+def init_model_config(
+    init: InitModel, model_section: dict, train_dtype: str, data_e0: dict[int, float], *, keep_file_e0s: bool
+) -> dict:
+    """The model config of a run that starts from ``init``: the file's architecture and statistics, the model
+    section's ``dtype`` (else ``train_dtype``) and ``backend``, the union of the file's elements and those of
+    ``data_e0`` (the new data's E0s, eV), with the file's E0 for its elements when ``keep_file_e0s`` (else the new
+    data's for every element it has)."""
+    config = dict(init.config)
+    config["dtype"] = model_section.get("dtype", train_dtype)
+    if "backend" in model_section:
+        config["backend"] = model_section["backend"]
+    zs = sorted(set(init.atomic_numbers) | set(data_e0))
+    e0 = init.e0s
+    e0.update({z: v for z, v in data_e0.items() if z not in e0} if keep_file_e0s else data_e0)
+    config.update({"atomic_numbers": zs, "atomic_energies": [e0[z] for z in zs]})
+    return config
 
 
 def extended_state(init: InitModel, model: nn.Module) -> dict[str, torch.Tensor]:

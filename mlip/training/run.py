@@ -34,7 +34,13 @@ from mlip.models import build_model, convert_model, save_model
 from mlip.models.adapters import has_adapters, merge_adapters
 from mlip.models.heads import model_with_head
 from mlip.training.config import RunConfig
-from mlip.training.finetune import InitModel, extended_state, new_element_e0s, read_init_model
+from mlip.training.finetune import (
+    InitModel,
+    extended_state,
+    init_model_config,
+    new_element_e0s,
+    read_init_model,
+)
 from mlip.training.metrics import evaluate
 from mlip.training.module import PotentialModule
 from mlip.training.plots import parity_plot
@@ -193,21 +199,6 @@ def check_label_coverage(counts: dict[str, int | None], n_frames: int, cfg: RunC
             )
 
 
-def _init_model_config(init: InitModel, cfg: RunConfig, data_e0: dict[int, float]) -> dict:
-    """The model config of a run that starts from ``init``: the file's architecture and statistics, the
-    config's dtype and backend, the union of the elements, and ``E_0`` from the file for its elements (from the new
-    data's ``data_e0`` for new elements, or for all data elements when ``data.e0s`` is set)."""
-    config = dict(init.config)
-    config["dtype"] = cfg.model.get("dtype", cfg.train.dtype)
-    if "backend" in cfg.model:
-        config["backend"] = cfg.model["backend"]
-    zs = sorted(set(init.atomic_numbers) | set(data_e0))
-    e0 = init.e0s
-    e0.update(data_e0 if cfg.data.e0s is not None else {z: v for z, v in data_e0.items() if z not in e0})
-    config.update({"atomic_numbers": zs, "atomic_energies": [e0[z] for z in zs]})
-    return config
-
-
 def prepare_data(cfg: RunConfig, init: InitModel | None = None) -> PreparedData:
     """Read and split the data, resolve E0s and fill in the model statistics not set by the user; with ``init``
     (``train.init_from``), build on that model instead (:mod:`mlip.training.finetune`) and sample the replay
@@ -224,7 +215,9 @@ def prepare_data(cfg: RunConfig, init: InitModel | None = None) -> PreparedData:
         check_label_coverage(counts, len(train), cfg)
         if init is not None:
             data_e0 = dict(zip(model_config["atomic_numbers"], model_config["atomic_energies"]))
-            model_config = _init_model_config(init, cfg, data_e0)
+            model_config = init_model_config(
+                init, cfg.model, cfg.train.dtype, data_e0, keep_file_e0s=cfg.data.e0s is None
+            )
         return _with_replay(
             PreparedData(train=train, valid=valid, tests=tests, model_config=model_config, init=init), cfg
         )
@@ -245,7 +238,9 @@ def prepare_data(cfg: RunConfig, init: InitModel | None = None) -> PreparedData:
     else:
         e0 = resolve_e0(spec, frames=train_frames, isolated=isolated, atomic_numbers=zs)
     if init is not None:
-        model_config = _init_model_config(init, cfg, e0)
+        model_config = init_model_config(
+            init, cfg.model, cfg.train.dtype, e0, keep_file_e0s=cfg.data.e0s is None
+        )
         zs = list(model_config["atomic_numbers"])
     r_max = float(model_config.get("r_max", 5.0))
     if d.config_type_weights:

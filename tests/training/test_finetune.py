@@ -251,3 +251,20 @@ def test_fine_tuning_an_imported_mace_torch_model(tmp_path):
     assert tuned.config.first_interaction == "agnostic"  # mace-torch's block layout carried over
     assert tuned.atomic_numbers == [1, 6, 8, 14, 29, 79]
     assert metrics["valid"]["forces_rmse_mev_per_A"] > 0
+
+
+def test_init_model_config_keeps_or_replaces_the_file_e0s():
+    from mlip.training.finetune import init_model_config
+
+    init = InitModel(path="m.pt", config={"name": "mace", "atomic_numbers": [29, 79], "atomic_energies": [-1.0, -2.0],
+                                          "dtype": "float64", "channels": 8}, state={})  # fmt: skip
+    kept = init_model_config(init, {}, "float32", {13: -3.0, 29: -9.0}, keep_file_e0s=True)
+    assert kept["atomic_numbers"] == [13, 29, 79]
+    assert kept["atomic_energies"] == [-3.0, -1.0, -2.0]  # the file's Cu and Au, the new data's Al
+    assert kept["dtype"] == "float32"
+    assert kept["channels"] == 8
+    replaced = init_model_config(
+        init, {"dtype": "float64"}, "float32", {13: -3.0, 29: -9.0}, keep_file_e0s=False
+    )
+    assert replaced["atomic_energies"] == [-3.0, -9.0, -2.0]  # the new data's wherever it has them
+    assert replaced["dtype"] == "float64"
