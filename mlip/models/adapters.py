@@ -26,7 +26,6 @@ adapted model is exactly as equivariant as the base model.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from dataclasses import dataclass
 from enum import Enum
@@ -36,6 +35,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from mlip.errors import MLIPInputError
+from mlip.models.selection import match_parameters
 
 __all__ = [
     "AdapterKind",
@@ -178,14 +178,6 @@ class TuckerAdapter(nn.Module):
         return weight + self.delta()
 
 
-def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
-    *path, attr = name.split(".")
-    module = model
-    for part in path:
-        module = getattr(module, part) if not part.isdigit() else module[int(part)]
-    return module, attr
-
-
 def attach_adapters(model: nn.Module, config: AdapterConfig) -> dict:
     """Freeze ``model``'s parameters, attach adapters to the targets, unfreeze ``config.trainable``; in place.
 
@@ -198,15 +190,11 @@ def attach_adapters(model: nn.Module, config: AdapterConfig) -> dict:
     base_count = sum(p.numel() for p in params.values())
     explicit = config.targets is not None
     patterns = config.targets if explicit else DEFAULT_TARGETS[config.kind]
-    targets: list[str] = []
-    for pattern in patterns:
-        hit = [n for n, p in params.items() if fnmatch.fnmatchcase(n, pattern) and p.ndim >= 2]
-        if explicit and not hit:
-            raise MLIPInputError(
-                f"train.adapter.targets: pattern {pattern!r} matches no weight of two or more axes of the "
-                f"{model.config.name} model (e.g. {next(iter(params))!r})"
-            )
-        targets += [n for n in hit if n not in targets]
+    matches = match_parameters(
+        model, patterns, key="train.adapter.targets", required=explicit, where=lambda n, p: p.ndim >= 2,
+        what="weight of two or more axes",
+    )  # fmt: skip
+    targets = list(dict.fromkeys(n for hit in matches.values() for n in hit))
     if not targets:
         raise MLIPInputError(f"no {config.kind.value} adapter target in the {model.config.name} model")
     for p in model.parameters():
@@ -214,20 +202,17 @@ def attach_adapters(model: nn.Module, config: AdapterConfig) -> dict:
     cls = LoRA if config.kind is AdapterKind.LORA else TuckerAdapter
     adapted = {}
     for name in targets:
-        module, attr = _owner(model, name)
+        owner, _, attr = name.rpartition(".")
+        module = model.get_submodule(owner)
         adapter = cls(params[name].detach(), config.rank, config.factor)
         parametrize.register_parametrization(module, attr, adapter, unsafe=False)
         adapted[name] = sum(p.numel() for p in adapter.parameters())
-    for pattern in config.trainable:
-        hit = [
-            p
-            for n, p in model.named_parameters()
-            if fnmatch.fnmatchcase(n, pattern) and "parametrizations" not in n
-        ]
-        if not hit:
-            raise MLIPInputError(f"train.adapter.trainable: pattern {pattern!r} matches no parameter")
-        for p in hit:
-            p.requires_grad_(True)
+    selected = match_parameters(
+        model, config.trainable, key="train.adapter.trainable", where=lambda n, p: "parametrizations" not in n
+    )
+    for names in selected.values():
+        for name in names:
+            model.get_parameter(name).requires_grad_(True)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {
         "kind": config.kind.value,

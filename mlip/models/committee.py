@@ -16,14 +16,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from mlip.errors import MLIPFileNotFoundError, MLIPInputError
+from mlip.errors import MLIPInputError
 from mlip.fileio import torch_save_atomic
-from mlip.models.io import build_from_payload, check_payload, model_payload
+from mlip.models.io import build_from_payload, check_payload, load_file, model_payload
 
-__all__ = ["COMMITTEE_FORMAT", "save_committee", "load_committee", "is_committee_file", "load_models"]
+__all__ = ["COMMITTEE_FORMAT", "save_committee", "load_committee", "load_models"]
 
 #: The ``format`` entry of a committee file.
 COMMITTEE_FORMAT = "mlip-committee"
@@ -55,31 +54,10 @@ def save_committee(models: list[nn.Module], path: str | Path, *, provenance: dic
     torch_save_atomic(payload, path)
 
 
-def _read(path: Path):
-    if not path.is_file():
-        raise MLIPFileNotFoundError(f"no model file at {path}")
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:
-        reason = " ".join(str(err).split())[:200]
-        raise MLIPInputError(
-            f"{path} is not a readable mlip model file (corrupted, truncated or not a torch file: {reason})"
-        ) from err
-
-
-def is_committee_file(path: str | Path) -> bool:
-    """Whether ``path`` is a committee file (reads it)."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    payload = _read(path)
-    return isinstance(payload, dict) and payload.get("format") == COMMITTEE_FORMAT
-
-
 def load_committee(path: str | Path, device="cpu", dtype: str | None = None) -> list[nn.Module]:
     """The members of a committee file, each checked and built as :func:`~mlip.models.load_model` does."""
     path = Path(path)
-    payload = _read(path)
+    payload = load_file(path)
     if not isinstance(payload, dict) or payload.get("format") != COMMITTEE_FORMAT:
         raise MLIPInputError(
             f"{path} is not an mlip committee file (no 'format': '{COMMITTEE_FORMAT}' entry)"
@@ -113,7 +91,7 @@ def _members(payload: dict, path: Path, device, dtype) -> list[nn.Module]:
 def load_models(path: str | Path, device="cpu", dtype: str | None = None) -> list[nn.Module]:
     """The model of a model file as a list of one, or the members of a committee file (the file is read once)."""
     path = Path(path)
-    payload = _read(path)
+    payload = load_file(path)
     if isinstance(payload, dict) and payload.get("format") == COMMITTEE_FORMAT:
         return _members(payload, path, device, dtype)
     return [

@@ -39,6 +39,7 @@ READ_VERSIONS = (1, 2)
 __all__ = [
     "payload_checksum",
     "read_model_file",
+    "load_file",
     "check_payload",
     "model_payload",
     "build_from_payload",
@@ -90,18 +91,24 @@ def model_payload(model: nn.Module, *, provenance: dict | None = None) -> dict:
     }
 
 
-def read_model_file(path: str | Path) -> dict:
-    """The checked contents of a model file (the dict of the module docstring); errors name ``path``."""
-    path = Path(path)
+def load_file(path: Path):
+    """``torch.load`` of a model or committee file (``weights_only``: no code runs); a missing or unreadable file
+    is an error naming ``path``."""
     if not path.is_file():
         raise MLIPFileNotFoundError(f"no model file at {path}")
     try:
-        payload = torch.load(str(path), map_location="cpu", weights_only=True)
+        return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:
         reason = " ".join(str(err).split())[:200]
         raise MLIPInputError(
             f"{path} is not a readable mlip model file (corrupted, truncated or not a torch file: {reason})"
         ) from err
+
+
+def read_model_file(path: str | Path) -> dict:
+    """The checked contents of a model file (the dict of the module docstring); errors name ``path``."""
+    path = Path(path)
+    payload = load_file(path)
     if isinstance(payload, dict) and payload.get("format") == "mlip-committee":
         n = len(payload.get("members") or [])
         raise MLIPInputError(
@@ -113,23 +120,22 @@ def read_model_file(path: str | Path) -> dict:
 
 def check_payload(payload, *, where: str) -> dict:
     """Check a model payload (the dict of the module docstring) read from ``where``; returns it."""
-    path = where
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise MLIPInputError(f"{path} is not an mlip model file (no 'format': '{FORMAT}' entry)")
+        raise MLIPInputError(f"{where} is not an mlip model file (no 'format': '{FORMAT}' entry)")
     version = payload.get("format_version")
     if version not in READ_VERSIONS:
         raise MLIPInputError(
-            f"{path} has model-file format version {version}; this mlip reads version {FORMAT_VERSION} "
+            f"{where} has model-file format version {version}; this mlip reads version {FORMAT_VERSION} "
             f"(and {', '.join(str(v) for v in READ_VERSIONS if v != FORMAT_VERSION)})"
         )
     config, state = payload.get("config"), payload.get("state_dict")
     if not isinstance(config, dict) or not isinstance(state, dict):
-        raise MLIPInputError(f"{path} is damaged: its config or weights are missing")
+        raise MLIPInputError(f"{where} is damaged: its config or weights are missing")
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise MLIPInputError(f"{path} is damaged: its weights are not a mapping of names to tensors")
+        raise MLIPInputError(f"{where} is damaged: its weights are not a mapping of names to tensors")
     if version >= 2 and payload.get("checksum") != payload_checksum(config, state):
         raise MLIPInputError(
-            f"{path} is damaged: its checksum does not match its contents (altered or truncated)"
+            f"{where} is damaged: its checksum does not match its contents (altered or truncated)"
         )
     return payload
 

@@ -14,6 +14,7 @@ resumes from it, the rest start; without ``--resume`` a run directory that holds
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from mlip.errors import MLIPInputError
@@ -49,8 +50,6 @@ def run_committee(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = N
     member_metrics = []
     for k, member_dir in enumerate(members):
         if (member_dir / "model.pt").is_file() and (member_dir / "metrics.json").is_file():
-            import json
-
             member_metrics.append(json.loads((member_dir / "metrics.json").read_text()))
             continue
         has_ckpt = (member_dir / "checkpoints" / "last.ckpt").is_file()

@@ -10,7 +10,7 @@ the new elements keep their fresh initialisation. New elements take their ``E_0`
 isolated-atom frames when there are any, else from a least-squares fit of the new data's energies with the file's
 ``E_0`` held fixed. With ``data.e0s`` set explicitly, every element's ``E_0`` comes from the new data instead.
 
-Parameter selection (:func:`match_parameters`) reads shell-style patterns (``fnmatch``) against parameter names
+Parameter selection (:func:`mlip.models.selection.match_parameters`) reads shell-style patterns (``fnmatch``) against parameter names
 (``model.named_parameters()``: ``interactions.0.linear.weights.1``, ``products.1.contraction.weight``,
 ``readouts.*``): ``train.freeze`` stops the gradients of the matched parameters, ``train.lr_groups``
 (``{pattern: lr}``, first match wins) gives them their own learning rate. A pattern that matches no parameter is
@@ -19,7 +19,6 @@ refused with the names it could have matched, since a misspelt pattern would oth
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from torch import nn
 
 from mlip.errors import MLIPInputError
 from mlip.models.io import read_model_file
+from mlip.models.selection import match_parameters
 
 __all__ = [
     "OVERRIDABLE_KEYS",
@@ -38,7 +38,6 @@ __all__ = [
     "check_init_compatible",
     "extended_state",
     "new_element_e0s",
-    "match_parameters",
     "parameter_groups",
 ]
 
@@ -182,22 +181,6 @@ def new_element_e0s(
     )
     e0, *_ = np.linalg.lstsq(counts, residual, rcond=None)
     return {z: float(e) for z, e in zip(added, e0)}
-
-
-def match_parameters(model: nn.Module, patterns: list[str], *, key: str) -> dict[str, list[str]]:
-    """``{pattern: [parameter names it matches]}``; a pattern matching nothing is an error naming ``key``."""
-    names = [n for n, _ in model.named_parameters()]
-    matches = {}
-    for pattern in patterns:
-        hit = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-        if not hit:
-            tops = sorted({n.split(".")[0] for n in names})
-            raise MLIPInputError(
-                f"{key}: pattern {pattern!r} matches no parameter of the {model.config.name} model (names look like "
-                f"{names[1]!r}; top-level groups {tops})"
-            )
-        matches[pattern] = hit
-    return matches
 
 
 def parameter_groups(model: nn.Module, lr: float, lr_groups: dict[str, float]) -> list[dict]:

@@ -12,10 +12,11 @@ from mlip.errors import MLIPInputError
 from mlip.models import build_model
 from mlip.models.adapters import AdapterConfig, attach_adapters
 from mlip.models.heads import EnergyHead
+from mlip.models.selection import match_parameters
 from mlip.training.config import TrainConfig
 from mlip.training.e0_refit import refit_atomic_energies
 from mlip.training.ema import EMA
-from mlip.training.finetune import match_parameters, parameter_groups
+from mlip.training.finetune import parameter_groups
 from mlip.training.losses import LossKinds, loss_terms, weighted_loss
 from mlip.training.metrics import ErrorAccumulator
 from mlip.training.schedule import BudgetCosine, budget_progress, scaled_lr
