@@ -32,6 +32,17 @@ The LAMMPS box ``(xlo..xhi, ylo..yhi, zlo..zhi, xy, xz, yz)`` is the cell with r
 the model. The neighbour list is mlip's (:func:`mlip.data.atoms_to_graph`), built from the positions each call,
 so small and triclinic cells need no ghost-atom settings. One MPI rank: ``fix external`` sees only a rank's own
 atoms, and a many-rank run is refused (the ML-IAP path, ``docs/lammps.md``, runs across ranks).
+
+Errors stop the run. LAMMPS calls the callback through ctypes, which prints and then ignores a Python exception, so
+a model error (overlapping atoms, NaN positions) would leave that step's forces at zero and let the run go on. The
+driver therefore defines an internal variable ``mlip_model_error`` and a ``fix mlip_model_error all halt 1
+v_mlip_model_error > 0.5 error hard``: a failed evaluation sets the variable, prints ``LAMMPSDriver: step N: ...``
+to stderr (and LAMMPS's log), keeps the exception in ``driver.error``, and the halt fix ends the step with a LAMMPS
+error, which ``lmp.command("run ...")`` raises as a Python exception (``Fix halt condition for fix-id
+mlip_model_error met on step N``). A failure in a run's setup (its first evaluation) halts at the end of the run's
+first step, the earliest point where a fix can stop LAMMPS. :meth:`LAMMPSDriver.command` runs a command and raises
+the model's own error instead. (LAMMPS refuses commands issued during a run, and an error raised through its
+library interface inside a callback aborts the MPI process, so a halt fix is the way to stop cleanly.)
 """
 
 from __future__ import annotations
@@ -113,8 +124,22 @@ class LAMMPSDriver:
             raise MLIPInputError(
                 f"LAMMPSDriver: the input has {ntypes} atom types, elements= names {len(elements)}"
             )
-        self.calls, self.last = 0, None
+        self.calls, self.last, self.error = 0, None, None
+        self.halt_id = "mlip_model_error" if fix_id == "mlip" else f"{fix_id}_model_error"
+        lmp.command(f"variable {self.halt_id} internal 0")
+        lmp.command(f"fix {self.halt_id} all halt 1 v_{self.halt_id} > 0.5 error hard message no")
         lmp.set_fix_external_callback(fix_id, _callback, self)
+
+    def command(self, cmd: str) -> None:
+        """``lmp.command(cmd)``, raising the model's exception (chained to LAMMPS's halt error) when an evaluation
+        failed during it."""
+        self.error = None
+        try:
+            self.lmp.command(cmd)
+        except Exception as err:
+            if self.error is not None:
+                raise self.error from err
+            raise
 
     def atoms(self, x: np.ndarray) -> Atoms:
         """The local atoms (positions ``x [n, 3]`` Å from the callback) as ASE ``Atoms`` in LAMMPS's frame."""
@@ -143,7 +168,21 @@ class LAMMPSDriver:
 
 
 def _callback(driver: LAMMPSDriver, ntimestep, nlocal, tag, x, f) -> None:
-    driver.answer(x, f)
+    """Answer one step; any exception stops the run (module docstring) instead of being dropped by ctypes.
+
+    The halt variable is cleared only at a run's setup call (thermo ``elapsed`` 0), so that a failure in setup
+    still halts the run after its first step even if that step's evaluation succeeds."""
+    lmp = driver.lmp
+    if lmp.get_thermo("elapsed") == 0:
+        lmp.set_internal_variable(driver.halt_id, 0.0)
+    try:
+        driver.answer(x, f)
+    except Exception as err:  # noqa: BLE001 - every failure must halt LAMMPS; ctypes would drop it
+        driver.error = err
+        message = f"LAMMPSDriver: step {ntimestep}: {type(err).__name__}: {' '.join(str(err).split())}"
+        print(message, file=sys.stderr, flush=True)
+        lmp.lib.lammps_error(lmp.lmp, 0, message.encode())  # a warning: into LAMMPS's screen and log
+        lmp.set_internal_variable(driver.halt_id, 1.0)
 
 
 def _element_map(elements: list[str], known: list[int]) -> np.ndarray:

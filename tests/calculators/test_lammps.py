@@ -127,3 +127,44 @@ def test_bad_element_map_units_and_types_are_clear_errors(tmp_path, model):
     lmp = _lammps(tmp_path, atoms, ["Cu", "Au"], units="real")
     with pytest.raises(MLIPInputError, match="units metal"):
         LAMMPSDriver(lmp, model, elements=["Cu", "Au"])
+
+
+@pytest.mark.parametrize("source", ["module", "artefact"])
+def test_a_model_error_stops_the_run(tmp_path, model, source, capfd):
+    """Issue 33 (1): ctypes dropped the callback's exception and ``run 5`` went on with pe 0 and zero forces."""
+    atoms = bulk("Cu", "fcc", a=3.7, cubic=True)
+    atoms.numbers[1] = 79
+    atoms.positions[1] = atoms.positions[0] + [0.05, 0.0, 0.0]  # two atoms 0.05 Å apart
+    lmp = _lammps(tmp_path, atoms, ["Cu", "Au"])
+    if source == "artefact":
+        from mlip.calculators.export import export_model
+
+        export_model(model, tmp_path / "m.pt2")
+    driver = LAMMPSDriver(lmp, model if source == "module" else tmp_path / "m.pt2", elements=["Cu", "Au"])
+    lmp.commands_string("fix nve all nve\ntimestep 0.001")
+    with pytest.raises(Exception, match="fix-id mlip_model_error met on step 1 "):
+        lmp.command("run 5")
+    assert lmp.extract_global("ntimestep") == 1  # setup failed: stopped after the first step, not after 5
+    assert isinstance(driver.error, MLIPInputError)
+    assert "LAMMPSDriver: step 0: MLIPInputError" in capfd.readouterr().err
+    with pytest.raises(MLIPInputError, match="0.05"):
+        driver.command("run 5")  # the model's own error
+    # moved apart, the same LAMMPS instance runs again with real forces
+    lmp.command("set atom 2 x 0.0 y 1.85 z 1.85")
+    driver.command("run 2")
+    assert lmp.extract_global("ntimestep") == 4  # the second failed setup (at 1) halted at 2
+    assert driver.error is None
+    assert lmp.get_thermo("pe") != 0.0
+    # any exception inside a run (here the evaluation's third call) stops the run at that step
+    evaluate, calls = driver._evaluate, []
+
+    def failing(atoms):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("injected failure")
+        return evaluate(atoms)
+
+    driver._evaluate = failing
+    with pytest.raises(RuntimeError, match="injected failure"):
+        driver.command("run 10")
+    assert lmp.extract_global("ntimestep") == 6  # setup at 4, step 5, step 6 fails
