@@ -23,6 +23,7 @@ import errno
 import json
 import os
 import secrets
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "append_bytes",
     "atomic_path",
     "atomic_write",
+    "check_not_input",
     "check_output_dir",
     "check_output_file",
     "file_identity",
@@ -61,6 +63,12 @@ def _open_tmp(path: Path, mode: str) -> IO:
     if mode == "ab":
         return open(path, mode, buffering=0)  # one write() is one system call: a kill cannot split it
     return open(path, mode) if "b" in mode else open(path, mode, encoding="utf-8")
+
+
+def _write_note(fd: int, data: bytes) -> None:
+    """Replace the contents of the open lock file ``fd`` by ``data`` (a seam for the full-disk tests)."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -109,6 +117,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     (and the directory ``fsync``\ ed), on an exception removed, ``path`` left as it was. An ``OSError`` (full disk,
     no permission) is raised as :class:`~mlip.errors.MLIPOutputError`."""
     path = Path(path)
+    _refuse_special(path, "output file", MLIPOutputError)
     existed = path.exists()
     tmp = _tmp_path(path)
     tmp = tmp.with_name(tmp.name + path.suffix)
@@ -217,12 +226,46 @@ def check_output_dir(path: str | Path, *, what: str = "output directory") -> Pat
     return path
 
 
-def check_output_file(path: str | Path, *, what: str = "output file") -> Path:
-    """Check that ``path`` can be written (its directory exists and is writable, it is not a directory) before
-    the work that produces it starts."""
+def _refuse_special(path: Path, what: str, error: type = MLIPInputError) -> None:
+    """Refuse an existing ``path`` that is not a regular file (a device, a FIFO, a socket, or a symbolic link to
+    one): replacing it by rename would turn ``/dev/null`` into a regular file. A symbolic link to a regular file is
+    allowed (the rename replaces the link, never its target)."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as err:
+        raise error(f"cannot write {what} {path}: {err.strerror or err}") from err
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{what} {path} is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
+        raise error(f"{what} {path} is {kind}; mlip writes only regular files (give a file name)")
+
+
+def check_not_input(output: str | Path, inputs, *, what: str = "output file") -> None:
+    """Refuse an ``output`` that is the same file as one of ``inputs`` (after symbolic links and hard links;
+    ``None`` entries are skipped): writing it would destroy the input before or while it is read."""
+    output = Path(output)
+    for source in inputs:
+        if source is None:
+            continue
+        source = Path(source)
+        same = False
+        with contextlib.suppress(OSError):
+            same = os.path.samefile(output, source)
+        if same or output.resolve() == source.resolve():
+            raise MLIPInputError(
+                f"{what} {output} is the input {source}; writing it would destroy the input (choose another name)"
+            )
+
+
+def check_output_file(path: str | Path, *, what: str = "output file", inputs: tuple | list = ()) -> Path:
+    """Check that ``path`` can be written (its directory exists and is writable; it is absent or a regular file,
+    not a directory or a device; it is none of ``inputs``) before the work that produces it starts."""
     path = Path(path)
-    if path.is_dir():
-        raise MLIPInputError(f"{what} {path} is a directory")
+    _refuse_special(path, what)
+    check_not_input(path, inputs, what=what)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise MLIPInputError(f"cannot write {what} {path}: the directory {parent} does not exist")
@@ -252,7 +295,18 @@ class FileLock:
     def acquire(self) -> FileLock:
         import fcntl
 
-        fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(str(self.path), flags, 0o644)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise MLIPInputError(
+                    f"lock file {self.path} is a symbolic link; mlip does not follow it (remove it and rerun)"
+                ) from err
+            raise MLIPOutputError(f"cannot create lock file {self.path}: {err.strerror or err}") from err
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise MLIPInputError(f"lock file {self.path} is not a regular file (remove it and rerun)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -267,8 +321,11 @@ class FileLock:
             ) from None
         started = datetime.datetime.now().isoformat(timespec="seconds")
         note = f"pid {os.getpid()}, started {started}: {' '.join(sys.argv)[:300]}"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, note.encode(), 0)
+        try:
+            _write_note(fd, note.encode())
+        except OSError as err:
+            os.close(fd)
+            raise _output_error(self.path, err, None) from err
         self._fd = fd
         return self
 

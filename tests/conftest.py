@@ -54,8 +54,17 @@ def full_disk(monkeypatch):
     import mlip.fileio as fileio
 
     state = {"budget": 100}
-    original = fileio._open_tmp
+    original, write_note = fileio._open_tmp, fileio._write_note
+
+    def note(fd, data):  # the lock file's holder note draws on the same budget
+        if len(data) > state["budget"]:
+            state["budget"] = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        state["budget"] -= len(data)
+        write_note(fd, data)
+
     monkeypatch.setattr(fileio, "_open_tmp", lambda path, mode: _FullDisk(original(path, mode), state))
+    monkeypatch.setattr(fileio, "_write_note", note)
     return state
 
 

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlip.calculators.export import export_model
     from mlip.models import load_model
 
-    out = check_output_file(Path(args.output), what="output file")
+    out = check_output_file(Path(args.output), what="output file", inputs=[args.model])
     model = load_model(args.model)
     if args.target == "lammps-mliap":
         return _write_mliap(model, out, args.dtype)

@@ -15,7 +15,14 @@ from pathlib import Path
 import torch
 from ase import Atoms
 
-from mlip.calculators.export import CONTRACT_VERSION, FORMAT, INPUTS, META_FILE, contract_inputs
+from mlip.calculators.export import (
+    CONTRACT_VERSION,
+    FORMAT,
+    INPUTS,
+    META_FILE,
+    content_digest,
+    contract_inputs,
+)
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
 
 _DTYPES = {
@@ -27,8 +34,9 @@ _DTYPES = {
 __all__ = ["read_metadata", "ExportedModel"]
 
 
-def read_metadata(path: str | Path) -> dict:
-    """The artefact's ``mlip_export.json`` (checked: format and contract version), without loading the program."""
+def read_metadata(path: str | Path, *, verify: bool = True) -> dict:
+    """The artefact's ``mlip_export.json`` (checked: format, contract version and, with ``verify``, the SHA-256
+    of the whole contents, :func:`~mlip.calculators.export.content_digest`), without loading the program."""
     path = Path(path)
     if not path.is_file():
         raise MLIPFileNotFoundError(f"no exported model at {path}")
@@ -36,7 +44,10 @@ def read_metadata(path: str | Path) -> dict:
         with zipfile.ZipFile(path) as zf:
             name = next((n for n in zf.namelist() if n.endswith(f"extra/{META_FILE}")), None)
             meta = json.loads(zf.read(name)) if name else None
-    except (zipfile.BadZipFile, OSError, json.JSONDecodeError) as err:
+            digest = content_digest(zf, meta) if verify and isinstance(meta, dict) else None
+    except zipfile.BadZipFile as err:
+        raise MLIPInputError(f"{path} is damaged (truncated or altered): {err}") from None
+    except (OSError, ValueError, EOFError, UnicodeDecodeError, KeyError) as err:
         raise MLIPInputError(f"{path} is not a readable exported mlip model ({err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise MLIPInputError(f"{path} is not an exported mlip model (no {META_FILE} with format {FORMAT!r})")
@@ -45,6 +56,13 @@ def read_metadata(path: str | Path) -> dict:
             f"{path} follows export contract version {meta.get('contract_version')}; this mlip runs version "
             f"{CONTRACT_VERSION} (export the model file again with this mlip)"
         )
+    if verify and "sha256" not in meta:
+        raise MLIPInputError(
+            f"{path} has no checksum (sha256) in its {META_FILE}: written by an older mlip or altered; export the "
+            "model file again"
+        )
+    if verify and digest != meta["sha256"]:
+        raise MLIPInputError(f"{path} does not match its checksum (truncated or altered); export it again")
     return meta
 
 
@@ -79,6 +97,10 @@ class ExportedModel:
                     f"runs in {self.dtype} inside), got {got}"
                 )
         positions, cell, pbc, z, edge_index, shifts = inputs
+        if positions.dim() != 2 or positions.shape[0] == 0:
+            raise MLIPInputError(
+                f"{self.path}: positions must be [N, 3] with N >= 1, got {tuple(positions.shape)}"
+            )
         n, e = positions.shape[0], edge_index.shape[-1]
         expected = {"positions": (n, 3), "cell": (3, 3), "pbc": (3,), "atomic_numbers": (n,),
                     "edge_index": (2, e), "edge_shifts": (e, 3)}  # fmt: skip
@@ -87,6 +109,11 @@ class ExportedModel:
                 raise MLIPInputError(
                     f"{self.path}: {name} must be {expected[name]}, got {tuple(value.shape)}"
                 )
+        if e and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
+            raise MLIPInputError(
+                f"{self.path}: edge_index holds atom indices from {int(edge_index.min())} to "
+                f"{int(edge_index.max())}; they must lie in [0, {n}) for {n} atoms"
+            )
         unknown = sorted(set(z.tolist()) - set(self.atomic_numbers))
         if unknown:
             raise MLIPInputError(

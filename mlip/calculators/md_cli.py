@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         raise MLIPInputError(f"{out}: the trajectory is written as extended XYZ; name it .extxyz or .xyz")
     if not src.exists():
         raise MLIPInputError(f"no such input file: {src}")
-    check_output_file(out, what="trajectory file")
+    check_output_file(out, what="trajectory file", inputs=[src, args.model])
+    for side in (out.with_name(out.name + ".log"), out.with_name(out.name + ".md.json")):
+        check_output_file(side, what="output file", inputs=[src, args.model])
     from mlip.data.sources import iter_atoms
 
     structures = list(iter_atoms(src))
@@ -151,7 +153,8 @@ def _loop(run, out: Path, start: int, settings: MDSettings, progress: bool) -> N
 
 
 def _write(out: Path, snapshots, step: int, settings: MDSettings) -> None:
-    """Append one interval: the frames first, then the log lines (a resume trusts the frames)."""
+    """Append one interval: the frames first, then the log lines (a resume trusts the frames and rebuilds any log
+    line a kill between the two writes lost, :func:`_cut_log`)."""
     time_ps = step * settings.timestep_fs / 1000
     buf, lines = io.StringIO(), []
     for k, snap in enumerate(snapshots):
@@ -159,13 +162,19 @@ def _write(out: Path, snapshots, step: int, settings: MDSettings) -> None:
         atoms.info.update(md_step=step, md_time_ps=time_ps, md_system=k, md_epot=snap.epot, md_ekin=snap.ekin,
                           md_temperature=snap.temperature_K, md_pressure=snap.pressure_GPa)  # fmt: skip
         ase.io.write(buf, atoms, format="extxyz")
-        lines.append(f"{step},{time_ps:.6f},{k},{snap.epot:.10f},{snap.ekin:.10f},{snap.epot + snap.ekin:.10f},"
-                     f"{snap.temperature_K:.4f},{snap.pressure_GPa:.6f}\n")  # fmt: skip
+        lines.append(_log_line(atoms.info))
     append_bytes(out, buf.getvalue().encode())
     log = out.with_name(out.name + ".log")
     if not log.exists():
         append_bytes(log, LOG_HEADER.encode())
     append_bytes(log, "".join(lines).encode())
+
+
+def _log_line(info: dict) -> str:
+    """The log line of one frame, from the ``md_*`` values it carries."""
+    epot, ekin = float(info["md_epot"]), float(info["md_ekin"])
+    return (f"{int(info['md_step'])},{float(info['md_time_ps']):.6f},{int(info['md_system'])},{epot:.10f},"
+            f"{ekin:.10f},{epot + ekin:.10f},{float(info['md_temperature']):.4f},{float(info['md_pressure']):.6f}\n")  # fmt: skip
 
 
 def _resume(out: Path, record: dict, structures: list) -> int:
@@ -200,19 +209,25 @@ def _resume(out: Path, record: dict, structures: list) -> int:
         buf = io.StringIO()
         ase.io.write(buf, kept, format="extxyz")
         fh.write(buf.getvalue().encode())
-    _cut_log(log, step)
+    _cut_log(log, kept)
     for k, frame in enumerate(last):
         structures[k] = frame
     print(f"continuing {out} from step {step}", file=sys.stderr)
     return step
 
 
-def _cut_log(log: Path, step: int) -> None:
+def _cut_log(log: Path, frames: list) -> None:
+    """Make the log agree with the kept trajectory ``frames``: one line per frame, in their order; a line the log
+    holds is kept as written, a line it lost (a kill between a frame and its log line) is rebuilt from the frame."""
     lines = log.read_text().splitlines(keepends=True) if log.is_file() else []
-    kept = [LOG_HEADER] + [ln for ln in lines[1:] if ln.endswith("\n") and int(ln.split(",", 1)[0]) <= step]
+    held = {}
+    for ln in lines[1:]:
+        fields = ln.split(",", 3)
+        if ln.endswith("\n") and len(fields) == 4:
+            held[(int(fields[0]), int(fields[2]))] = ln
+    kept = [LOG_HEADER]
+    for frame in frames:
+        key = (int(frame.info["md_step"]), int(frame.info["md_system"]))
+        kept.append(held.get(key) or _log_line(frame.info))
     with atomic_write(log, "w") as fh:
         fh.write("".join(kept))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

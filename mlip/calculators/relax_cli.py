@@ -174,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     if not src.exists():
         raise MLIPInputError(f"no such input file: {src}")
     fmt = output_format(out)
-    check_output_file(out, what="output file")
+    check_output_file(out, what="output file", inputs=[src, args.model])
+    for side in _partial_paths(out):
+        check_output_file(side, what="output file", inputs=[src, args.model])
     calc = MLIPCalculator(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
     settings = {
         "input": file_identity(src),

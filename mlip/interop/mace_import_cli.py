@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     source = Path(args.model)
     if not source.is_file():
         raise MLIPInputError(f"{source}: no such file")
-    out = check_output_file(Path(args.output), what="output file")
+    out = check_output_file(Path(args.output), what="output file", inputs=[source])
     from mlip.interop.mace_import import model_from_export
     from mlip.models import save_model
 

@@ -99,10 +99,26 @@ def load_file(path: Path):
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:
+        if _is_exported_artefact(path):
+            raise MLIPInputError(
+                f"{path} is an exported artefact (mlip-export), not a model file: run it with "
+                "mlip.calculators.exported.ExportedModel or LAMMPSDriver, or give the model.pt it was exported from"
+            ) from None
         reason = " ".join(str(err).split())[:200]
         raise MLIPInputError(
             f"{path} is not a readable mlip model file (corrupted, truncated or not a torch file: {reason})"
         ) from err
+
+
+def _is_exported_artefact(path: Path) -> bool:
+    """Whether ``path`` is a zip holding ``extra/mlip_export.json`` (an ``mlip-export`` program)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("extra/mlip_export.json") for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def read_model_file(path: str | Path) -> dict:

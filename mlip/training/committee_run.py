@@ -22,6 +22,7 @@ from mlip.fileio import DirectoryLock, check_output_dir, write_json_atomic
 from mlip.models import load_model
 from mlip.models.committee import save_committee
 from mlip.training.config import RunConfig
+from mlip.training.run_dir import check_inputs_are_not_outputs
 
 __all__ = ["run_committee", "member_config", "committee_scores"]
 
@@ -40,6 +41,7 @@ def run_committee(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = N
     n = cfg.train.committee
     cfg.check_inputs_exist()
     check_output_dir(run_dir, what="run directory")
+    check_inputs_are_not_outputs(run_dir, cfg.input_files())
     if resume not in (None, "last"):
         raise MLIPInputError("a committee resumes with --resume (each member from its own last checkpoint)")
     members = [run_dir / f"member_{k}" for k in range(n)]

@@ -234,6 +234,11 @@ class TrainConfig:
             from mlip.models.adapters import AdapterConfig
 
             AdapterConfig.from_dict(self.adapter)
+        if self.adapter is not None and self.init_from is None:
+            raise MLIPInputError(
+                "train.adapter needs train.init_from (adapters fine-tune a trained model; on a new model they "
+                "would train on frozen random weights)"
+            )
         if self.init_refit_e0s and self.init_from is None:
             raise MLIPInputError(
                 "train.init_refit_e0s needs train.init_from (the model whose E0s are re-fitted)"
@@ -318,12 +323,16 @@ class RunConfig:
                 "data.replay_file needs train.init_from: the replay head starts as the pretrained model's head"
             )
 
-    def check_inputs_exist(self) -> None:
-        """Refuse a config naming a data or model file that does not exist (before any file is read)."""
+    def input_files(self) -> dict[str, str]:
+        """``{"data.<key>" or "train.init_from": path}`` of every file or directory the run reads."""
         files = self.data.input_files()
         if self.train.init_from is not None:
             files["train.init_from"] = self.train.init_from
-        for key, path in files.items():
+        return files
+
+    def check_inputs_exist(self) -> None:
+        """Refuse a config naming a data or model file that does not exist (before any file is read)."""
+        for key, path in self.input_files().items():
             if not Path(path).exists():
                 raise MLIPFileNotFoundError(f"{key}: no such file or directory: {path}")
 

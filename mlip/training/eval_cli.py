@@ -151,7 +151,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.out:
-        check_output_file(args.out, what="--out")
+        check_output_file(args.out, what="--out", inputs=[*args.model, *args.files])
     for f in args.files:
         if not Path(f).exists():
             raise MLIPInputError(f"no such file: {f}")

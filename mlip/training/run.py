@@ -48,6 +48,7 @@ from mlip.training.replay import load_replay, replay_loader
 from mlip.training.run_dir import (
     AtomicCheckpointIO,
     HistoryCSVLogger,
+    check_inputs_are_not_outputs,
     check_resumable,
     prepare_run_dir,
     remove_stale_temporaries,
@@ -347,6 +348,7 @@ def run_training(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = No
     run_dir = Path(run_dir)
     cfg.check_inputs_exist()
     check_output_dir(run_dir, what="run directory")
+    check_inputs_are_not_outputs(run_dir, cfg.input_files())
     primary = _is_primary_process()
     lock = DirectoryLock(run_dir, "training") if primary else contextlib.nullcontext()
     with lock:

@@ -29,18 +29,30 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
-from mlip.fileio import TMP_MARK, append_bytes, fsync_dir, torch_save_atomic, write_text_atomic
+from mlip.fileio import (
+    TMP_MARK,
+    append_bytes,
+    check_not_input,
+    fsync_dir,
+    torch_save_atomic,
+    write_text_atomic,
+)
 
 __all__ = [
     "AtomicCheckpointIO",
     "HistoryCSVLogger",
+    "check_inputs_are_not_outputs",
     "check_resumable",
     "checkpoint_step",
     "prepare_run_dir",
     "remove_stale_temporaries",
     "resolve_checkpoint",
     "RUN_MARKERS",
+    "RUN_OUTPUTS",
 ]
+
+RUN_OUTPUTS = ("model.pt", "model_replay_head.pt", "committee.pt", "metrics.json", "parity.png")
+"""The result files a run (or a committee) writes into ``RUN_DIR``; none of them may be one of its inputs."""
 
 RUN_MARKERS = ("checkpoints/last.ckpt", "model.pt", "metrics.json", "logs/metrics.csv", "logs/hparams.yaml")
 """Files whose presence means a directory already holds a training run (so does a non-empty ``tensorboard/``)."""
@@ -56,6 +68,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError("storage_options are not supported by AtomicCheckpointIO")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         torch_save_atomic(checkpoint, path)
+
+
+def check_inputs_are_not_outputs(run_dir: Path, inputs: dict[str, str]) -> None:
+    """Refuse a config whose input (``{"train.init_from": path, ...}``) is a file the run will write
+    (:data:`RUN_OUTPUTS`, after symbolic links): ``train.init_from: RUN_DIR/model.pt`` would be replaced."""
+    for key, path in inputs.items():
+        for name in RUN_OUTPUTS:
+            try:
+                check_not_input(Path(run_dir) / name, [path])
+            except MLIPInputError:
+                raise MLIPInputError(
+                    f"{key}: {path} is the run's own {name} in {run_dir}, which the run would overwrite; "
+                    "copy it elsewhere or choose another --run-dir"
+                ) from None
 
 
 def resolve_checkpoint(run_dir: Path, resume: str | None) -> Path | None:

@@ -186,3 +186,128 @@ def test_long_range_models_are_refused(tmp_path):
     with pytest.raises(MLIPInputError, match="long-range"):
         export_model(model, tmp_path / "lr.pt2")
     assert not (tmp_path / "lr.pt2").exists()
+
+
+def _flip_byte_in(path, dst, entry_suffix: str) -> None:
+    """Copy ``path`` to ``dst`` with one byte changed in the middle of the data of the first entry whose name
+    ends with ``entry_suffix`` (the zip's CRC and every header left as they were)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        info = next(i for i in zf.infolist() if i.filename.endswith(entry_suffix))
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = (
+        int.from_bytes(raw[info.header_offset + 26 : info.header_offset + 28], "little"),
+        int.from_bytes(raw[info.header_offset + 28 : info.header_offset + 30], "little"),
+    )
+    start = info.header_offset + 30 + name_len + extra_len
+    raw[start + info.compress_size // 2] ^= 0x40
+    dst.write_bytes(bytes(raw))
+
+
+def test_a_damaged_artefact_is_refused(mace_artefact, tmp_path):
+    """Issue 33 (8): one flipped byte inside a stored weight loaded silently and changed the energy."""
+    _, root = mace_artefact
+    _flip_byte_in(root / "model.pt2", tmp_path / "damaged.pt2", "data/weights/weight_3")
+    with pytest.raises(MLIPInputError, match=r"damaged\.pt2 .*(damaged|checksum)"):
+        ExportedModel(tmp_path / "damaged.pt2")
+    meta = read_metadata(root / "model.pt2")
+    assert len(meta["sha256"]) == 64
+
+
+def test_altered_metadata_is_refused(mace_artefact, tmp_path):
+    """A cutoff changed in the metadata (a valid zip, CRCs rewritten) no longer matches the recorded SHA-256."""
+    import zipfile
+
+    _, root = mace_artefact
+    src, dst = zipfile.ZipFile(root / "model.pt2"), zipfile.ZipFile(tmp_path / "edited.pt2", "w")
+    for item in src.infolist():
+        data = src.read(item)
+        if item.filename.endswith("extra/mlip_export.json"):
+            meta = json.loads(data)
+            meta["r_max"] = 2.0
+            data = json.dumps(meta).encode()
+        dst.writestr(item, data)
+    dst.close()
+    with pytest.raises(MLIPInputError, match="does not match its checksum"):
+        ExportedModel(tmp_path / "edited.pt2")
+    names = zipfile.ZipFile(root / "model.pt2").namelist()
+    assert all(n.startswith("archive/") for n in names)  # not the temporary file's name
+
+
+def test_exported_model_checks_atom_count_and_edge_indices(mace_artefact):
+    """Issue 33 (11): zero atoms and out-of-range edge indices gave PyTorch's RuntimeError / IndexError."""
+    _, root = mace_artefact
+    art = ExportedModel(root / "model.pt2")
+    inputs = list(contract_inputs(methanol_like(), art.r_max))
+    empty = [inputs[0][:0], inputs[1], inputs[2], inputs[3][:0], inputs[4][:, :0], inputs[5][:0]]
+    with pytest.raises(MLIPInputError, match=r"N >= 1"):
+        art(*empty)
+    for bad in (-1, len(inputs[0])):
+        edges = inputs[4].clone()
+        edges[0, 0] = bad
+        with pytest.raises(MLIPInputError, match=r"edge_index holds atom indices .* must lie in \[0, 6\)"):
+            art(*inputs[:4], edges, inputs[5])
+
+
+def test_a_pt2_given_as_a_model_file_names_the_right_loader(mace_artefact):
+    from mlip.calculators import MLIPCalculator
+
+    _, root = mace_artefact
+    with pytest.raises(MLIPInputError, match="exported artefact.*ExportedModel"):
+        MLIPCalculator(root / "model.pt2")
+
+
+def test_a_real_parity_failure_is_one_line(tmp_path, monkeypatch, capsys):
+    """Issue 33 (13): a program that disagrees with the eager model is refused in one line (it was a RuntimeError
+    traceback), and nothing is written."""
+    import mlip.calculators.export as export
+
+    torch.manual_seed(0)
+    save_model(tiny_mace(torch.float64, channels=4, max_ell=1, correlation=2), tmp_path / "m.pt")
+    trace = export.trace_program
+
+    def off_by_a_bit(model, *, dtype=None):
+        program = trace(model, dtype=dtype)
+        module = program.module()
+
+        class Off:
+            def module(self):
+                return lambda *a: {k: v * (1 + 1e-8) for k, v in module(*a).items()}
+
+        return Off()
+
+    monkeypatch.setattr(export, "trace_program", off_by_a_bit)
+    assert export_main([str(tmp_path / "m.pt"), str(tmp_path / "m.pt2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mlip-export: error: export: the traced program's energy differs")
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "m.pt2").exists()
+
+
+def test_float32_parity_bound_follows_the_models_own_rounding(monkeypatch):
+    """The float32 bound is max(1e-6, 2 x the eager float32-vs-float64 distance): a program exactly as far from
+    the float32 model as float32 itself is from float64 passes, twice as far plus a margin fails."""
+    import mlip.calculators.export as export
+
+    torch.manual_seed(0)
+    model = convert_model(tiny_mace(torch.float64), dtype=torch.float32)
+    inputs = contract_inputs(export._grid_sample(model.atomic_numbers, (2, 2, 3), 2.2, seed=1), model.r_max)
+    f32 = export._Program(convert_model(model, dtype="float32", backend="torch").eval())(*inputs)
+    f64 = export._Program(convert_model(model, dtype="float64", backend="torch").eval())(*inputs)
+
+    class Fixed:
+        def __init__(self, outs):
+            self.outs = outs
+
+        def module(self):
+            return lambda *a: self.outs
+
+    # the float64 model's outputs: the float32 program is off by exactly the float32 model's own distance
+    export._check_against_eager(Fixed({k: v.float() for k, v in f64.items()}), model, "float32")
+    scale = float(f32["energy"].abs().max())
+    own = float((f32["energy"] - f64["energy"]).abs().max()) / scale
+    shift = {k: v.detach().clone() for k, v in f32.items()}
+    shift["energy"] = shift["energy"] + scale * max(1e-6, 2 * own) * 1.5
+    with pytest.raises(MLIPInputError, match="energy differs"):
+        export._check_against_eager(Fixed(shift), model, "float32")

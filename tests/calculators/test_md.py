@@ -151,3 +151,29 @@ def test_bad_input_is_one_line_exit_2(tmp_path, model, capsys, extra, structures
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "md.extxyz").exists()
+
+
+def test_a_kill_between_a_frame_and_its_log_line_loses_no_log_line(tmp_path, model, monkeypatch):
+    """Issue 33 (9): the resumed log had steps 0 10 30 40 while the trajectory had 0 10 20 30 40."""
+    import mlip.calculators.md_cli as cli
+
+    write(tmp_path / "in.xyz", cu(0))
+    out = tmp_path / "md.extxyz"
+    argv = [str(tmp_path / "in.xyz"), str(out), "--model", model, "--steps", "40", "--interval", "10"]
+    original = cli.append_bytes
+
+    def dies_before_the_log_of_step_20(path, data):
+        if path.name.endswith(".log") and data.startswith(b"20,"):
+            raise KeyboardInterrupt  # as a kill -9 right after the frame of step 20 was appended
+        original(path, data)
+
+    monkeypatch.setattr(cli, "append_bytes", dies_before_the_log_of_step_20)
+    assert md_main(argv) == 130
+    monkeypatch.setattr(cli, "append_bytes", original)
+    assert md_main(argv) == 0
+    steps = [a.info["md_step"] for a in read(out, ":")]
+    assert steps == [0, 10, 20, 30, 40]
+    rows = log_rows(out)
+    assert rows[:, 0].tolist() == steps
+    frame20 = read(out, 2)
+    assert rows[2, 3] == pytest.approx(frame20.info["md_epot"], abs=1e-9)
