@@ -93,6 +93,7 @@ def no_training(monkeypatch):
         ("data.replay_fraction=0", ["data.replay_fraction"]),
         ("data.replay_file=old.xyz", ["data.replay_file needs train.init_from"]),
         ("train.adapter={kind: dora}", ["train.adapter.kind", "dora"]),
+        ("train.adapter={kind: lora, rank: 2}", ["train.adapter needs train.init_from"]),
         ("train.init_refit_e0s=true", ["train.init_refit_e0s needs train.init_from"]),
     ],
 )

@@ -8,7 +8,8 @@ NumPy arrays in ASE's units and signs, per frame: ``energy`` (eV), ``forces`` ``
 model with a long-range term).
 
 A frame that cannot be evaluated (an element the model does not know, overlapping atoms, NaN positions, a singular
-cell) is reported by its index: ``on_error="raise"`` (default) stops with a one-line :class:`MLIPInputError`
+cell, or one the model itself refuses, such as a slab given to a long-range model: a refused batch is evaluated
+again frame by frame) is reported by its input index: ``on_error="raise"`` (default) stops with a one-line :class:`MLIPInputError`
 naming it, after nothing else was lost (earlier results are in the error's ``results``); ``on_error="skip"``
 records ``(index, reason)`` in :attr:`Predictions.failures`, leaves ``None`` in its place and goes on.
 """
@@ -106,16 +107,26 @@ def iter_predict(
     net = _model(model, device, dtype)
     bar = _progress(progress)
 
+    def name_of(index: int) -> str:
+        return names[index] if names is not None else f"frame {index}"
+
     def graphs():
         for index, atoms in enumerate(frames):
-            name = names[index] if names is not None else f"frame {index}"
-            graph = _graph(net, atoms, name, on_error, failures, index)
+            graph = _graph(net, atoms, name_of(index), on_error, failures, index)
             if graph is not None:
                 yield (index, atoms), graph
 
+    def refused(tag, err: MLIPError) -> None:  # the model refused this frame on its own (evaluated alone)
+        index = tag[0]
+        reason = " ".join(str(err).split())
+        if reason.startswith("structure 0 "):  # the model's own name for the only structure of its batch
+            reason = "it " + reason.removeprefix("structure 0 ")
+        _fail(name_of(index), reason, on_error, failures, index)
+
     batches = batched_outputs(
-        net, graphs(), device=device, max_atoms=max_atoms, max_edges=max_edges, compute_stress=True
-    )
+        net, graphs(), device=device, max_atoms=max_atoms, max_edges=max_edges, compute_stress=True,
+        on_model_error=refused,
+    )  # fmt: skip
     for tags, _, out in batches:  # a frame that cannot be read raises after the batch before it is yielded
         yield from _split(tags, out)
         if bar is not None:
@@ -152,12 +163,16 @@ def _graph(net, atoms, name: str, on_error: str, failures, index: int) -> dict |
         net.species.check(graph[K.ATOMIC_NUMBERS])
         return graph
     except MLIPError as err:
-        reason = " ".join(str(err).split()).removeprefix(f"{name}: ")
-        if on_error == "raise":
-            raise PredictionError(f"{name}: {reason}", Predictions()) from None
-        if failures is not None:
-            failures.append((index, reason))
+        _fail(name, " ".join(str(err).split()).removeprefix(f"{name}: "), on_error, failures, index)
         return None
+
+
+def _fail(name: str, reason: str, on_error: str, failures, index: int) -> None:
+    """Record frame ``index`` as left out (``on_error="skip"``) or raise a :class:`PredictionError` naming it."""
+    if on_error == "raise":
+        raise PredictionError(f"{name}: {reason}", Predictions())
+    if failures is not None:
+        failures.append((index, reason))
 
 
 def _split(tags, out) -> Iterator[tuple[int, dict]]:

@@ -10,7 +10,7 @@ its own. Memory therefore follows the budget, not the number of structures, and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -18,6 +18,7 @@ from torch import nn
 
 from mlip import keys as K
 from mlip.data import collate
+from mlip.errors import MLIPError
 
 __all__ = ["batched_outputs", "Graph"]
 
@@ -33,6 +34,7 @@ def batched_outputs(
     max_edges: int | None = None,
     max_frames: int | None = None,
     compute_stress: bool | None = None,
+    on_model_error: Callable[[Any, MLIPError], None] | None = None,
 ) -> Iterator[tuple[list[Any], Graph, Graph]]:
     """``(tags, batch, outputs)`` for consecutive batches of ``graphs``, in input order.
 
@@ -44,6 +46,10 @@ def batched_outputs(
         max_atoms, max_edges, max_frames: the budget of one batch (``None``: no limit on that count).
         compute_stress: ``True``/``False``; ``None`` computes it for a batch where some graph has a stress label
             (``STRESS_WEIGHT > 0``).
+        on_model_error: when given, a batch that the model refuses (an :class:`~mlip.errors.MLIPError` from its
+            forward, e.g. a slab given to a long-range model) is evaluated again one graph at a time, and for each
+            graph the model refuses on its own ``on_model_error(tag, error)`` is called (it may raise) and the
+            graph is left out; without it the error propagates.
 
     Returns (yields):
         ``tags`` (``list``, one per graph of the batch), ``batch`` (the collated graphs on ``device``) and the
@@ -69,7 +75,7 @@ def batched_outputs(
             break
         except BaseException:
             if pending:
-                yield _run(model, pending, device, compute_stress)
+                yield from _checked(model, pending, device, compute_stress, on_model_error)
             raise
         n, e = int(item[1][K.POSITIONS].shape[0]), int(item[1][K.EDGE_INDEX].shape[1])
         full = (
@@ -78,12 +84,37 @@ def batched_outputs(
             or (max_frames is not None and len(pending) >= max_frames)
         )
         if pending and full:
-            yield _run(model, pending, device, compute_stress)
+            yield from _checked(model, pending, device, compute_stress, on_model_error)
             pending, atoms_in, edges_in = [], 0, 0
         pending.append(item)
         atoms_in, edges_in = atoms_in + n, edges_in + e
     if pending:
+        yield from _checked(model, pending, device, compute_stress, on_model_error)
+
+
+def _checked(
+    model, pending, device, compute_stress, on_model_error
+) -> Iterator[tuple[list[Any], Graph, Graph]]:
+    """The batch's outputs; with ``on_model_error``, a refused batch is split into single graphs (see above)."""
+    if on_model_error is None:
         yield _run(model, pending, device, compute_stress)
+        return
+    try:
+        result = _run(model, pending, device, compute_stress)
+    except MLIPError as err:
+        if len(pending) == 1:
+            on_model_error(pending[0][0], err)
+            return
+    else:
+        yield result
+        return
+    for item in pending:
+        try:
+            result = _run(model, [item], device, compute_stress)
+        except MLIPError as err:
+            on_model_error(item[0], err)
+            continue
+        yield result
 
 
 def _run(model, pending, device, compute_stress) -> tuple[list[Any], Graph, Graph]:

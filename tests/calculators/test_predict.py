@@ -108,3 +108,47 @@ def test_charges_of_a_long_range_model_and_float32(model):
     f64 = predict(model, _frames()[:2])
     assert f32[1]["energy"] == pytest.approx(f64[1]["energy"], rel=1e-5)
     assert next(model.parameters()).dtype == torch.float64  # the module passed in is not converted
+
+
+@pytest.mark.parametrize("max_atoms", [8, 4096])
+def test_a_frame_the_model_refuses_is_skipped_by_its_input_index(max_atoms):
+    """Issue 33 (6): a slab given to a long-range model stopped predict(on_error='skip'), and with max_atoms=8 the
+    message named the index inside the batch ("structure 0") instead of the input index (2)."""
+    torch.manual_seed(1)
+    lr = tiny_mace(torch.float64, long_range={"kind": "auto"}).eval()
+    frames = [methanol_like(), cu_au_bulk(), cu_slab(), methanol_like(seed=1)]
+    out = predict(lr, frames, on_error="skip", max_atoms=max_atoms)
+    assert [i for i, _ in out.failures] == [2]
+    assert "pbc=[True, True, False]" in out.failures[0][1]
+    assert out.results[2] is None
+    for i in (0, 1, 3):
+        alone = predict(lr, [frames[i]])[0]
+        assert out.results[i]["energy"] == pytest.approx(alone["energy"], rel=1e-10)
+        np.testing.assert_allclose(out.results[i]["forces"], alone["forces"], atol=1e-10)
+    with pytest.raises(PredictionError, match=r"^frame 2: it has pbc=\[True, True, False\]") as err:
+        predict(lr, frames, max_atoms=max_atoms)
+    assert err.value.results[0] is not None  # what came before is kept
+
+
+def test_mlip_eval_skips_a_frame_the_model_refuses(tmp_path, capsys):
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    from mlip.models import save_model
+    from mlip.training.eval_cli import main as eval_main
+
+    torch.manual_seed(1)
+    save_model(tiny_mace(torch.float64, long_range={"kind": "auto"}), tmp_path / "lr.pt")
+    frames = [methanol_like(), cu_au_bulk(), cu_slab(), methanol_like(seed=1)]
+    for a in frames:
+        a.calc = SinglePointCalculator(a, energy=-1.0, forces=np.zeros((len(a), 3)))
+    write(tmp_path / "x.extxyz", frames)
+    rc = eval_main(["--model", str(tmp_path / "lr.pt"), str(tmp_path / "x.extxyz"), "--max-atoms", "8",
+                    "--out", str(tmp_path / "m.json")])  # fmt: skip
+    assert rc == 1
+    assert "x.extxyz[2] left out" in capsys.readouterr().err
+    import json
+
+    metrics = json.loads((tmp_path / "m.json").read_text())["x.extxyz"]
+    assert metrics["failed"] == [2]
+    assert metrics["n_frames"] == 3

@@ -140,6 +140,12 @@ def test_replay_needs_init_from():
         _cfg(data={"replay_file": "x.xyz"})
 
 
+def test_adapters_need_init_from():
+    """Issue 33 (12): adapters on a new model trained on frozen random weights without a word."""
+    with pytest.raises(MLIPInputError, match="train.adapter needs train.init_from"):
+        _cfg(adapter={"kind": "lora", "rank": 2})
+
+
 def test_init_from_another_backbone_is_refused(pretrained, tmp_path):
     cfg = _cfg(model={"name": "facet"}, init_from=str(pretrained))
     with pytest.raises(MLIPInputError, match=r"is a 'mace' model, but model.name is 'facet'"):
