@@ -273,6 +273,16 @@ def check_output_file(path: str | Path, *, what: str = "output file", inputs: tu
         raise MLIPInputError(f"cannot write {what} {path}: the directory {parent} is not writable")
     if path.exists() and not os.access(path, os.W_OK):
         raise MLIPInputError(f"cannot write {what} {path}: the file is read-only")
+    probe = _tmp_path(
+        path
+    )  # what the atomic write will do: create a file beside it (catches /proc, read-only mounts)
+    try:
+        fd = os.open(str(probe), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as err:
+        raise MLIPInputError(f"cannot write {what} {path}: {err.strerror or err}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
     return path
 
 

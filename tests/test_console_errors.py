@@ -271,3 +271,68 @@ def test_mlip_eval_reports_a_bad_frame_and_scores_the_rest(files, tmp_path, caps
     metrics = json.loads(out.read_text())["mixed.xyz"]
     assert metrics["n_frames"] == 2
     assert metrics["failed"] == [1]
+
+
+def _cu_files(tmp_path):
+    import torch
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    from mlip.models import save_model
+    from mlip.testing.models import tiny_mace
+
+    torch.manual_seed(0)
+    save_model(tiny_mace(torch.float64, channels=4, max_ell=1, correlation=2), tmp_path / "m.pt")
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.calc = SinglePointCalculator(atoms, energy=-1.0, forces=atoms.positions * 0.0)
+    write(tmp_path / "x.extxyz", atoms)
+    return str(tmp_path / "m.pt"), str(tmp_path / "x.extxyz")
+
+
+@pytest.mark.parametrize("device", ["banana", "cuda:0", "cuda"])
+def test_an_unusable_device_is_one_line(tmp_path, capsys, device):
+    """Issue 33 (10): --device cuda on a CPU-only torch and --device banana gave tracebacks (predict an
+    AssertionError)."""
+    import torch
+
+    from mlip.calculators.md_cli import main as md_main
+    from mlip.calculators.predict import predict
+    from mlip.calculators.relax_cli import main as relax_main
+    from mlip.errors import MLIPInputError
+    from mlip.training.eval_cli import main as eval_main
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    m, x = _cu_files(tmp_path)
+    for run in (
+        lambda: relax_main([x, str(tmp_path / "r.extxyz"), "--model", m, "--device", device]),
+        lambda: md_main([x, str(tmp_path / "md.extxyz"), "--model", m, "--steps", "2", "--device", device]),
+        lambda: eval_main(["--model", m, x, "--device", device]),
+    ):
+        assert run() == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert "device" in err, err
+    with pytest.raises(MLIPInputError, match="device"):
+        predict(m, [], device=device)
+
+
+def test_mace_python_that_cannot_run_and_an_unwritable_export_are_one_line(tmp_path, capsys):
+    """Issue 33 (10): --mace-python naming a directory or a non-executable file (PermissionError), and
+    mlip-export into /proc."""
+    from mlip.calculators.export_cli import main as export_main
+    from mlip.interop.mace_import_cli import main as import_main
+
+    m, _ = _cu_files(tmp_path)
+    plain = tmp_path / "python"
+    plain.write_text("not a program\n")
+    for python, needle in ((tmp_path, "is a directory"), (plain, "is not executable")):
+        assert import_main([m, str(tmp_path / "o.pt"), "--mace-python", str(python)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert needle in err, err
+    assert export_main([m, "/proc/self/model.pt2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "cannot write output file /proc/self/model.pt2" in err

@@ -12,7 +12,7 @@ from torch import nn
 from mlip import keys as K
 from mlip.data import VerletNeighborList, atoms_to_graph, collate
 from mlip.errors import MLIPInputError
-from mlip.models import convert_model, parse_dtype
+from mlip.models import convert_model, parse_device, parse_dtype
 from mlip.models.committee import load_models
 
 __all__ = ["MLIPCalculator"]
@@ -72,6 +72,7 @@ class MLIPCalculator(Calculator):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        device = parse_device(device)
         self.members = None
         self.dispersion = None
         if dispersion is not None:
@@ -92,7 +93,7 @@ class MLIPCalculator(Calculator):
             self.neighbors = VerletNeighborList(skin)
         except ValueError as err:
             raise MLIPInputError(f"MLIPCalculator: {err}") from None
-        self.device = torch.device(device)
+        self.device = parse_device(device)
         if isinstance(model, nn.Module):
             model = _as_requested(model, dtype, self.device, copy=compile)
         else:

@@ -29,7 +29,7 @@ def d3_calculator(kind: str, xc: str, device: str = "cpu", cutoff: float | None 
     """torch-dftd's ASE calculator for ``kind`` (:data:`DISPERSION`) and functional ``xc``, with the two-body sum cut
     at ``cutoff`` Å (default 95 Bohr, the dftd3 program's) and smoothed to zero there (torch-dftd's ``"poly"``
     smoothing), so that forces and stress are exactly the derivatives of the energy (a hard cutoff makes the energy
-    jump when a pair crosses it). Unknown names and a missing torch-dftd raise :class:`~mlip.errors.MLIPInputError`."""
+    jump when a pair crosses it). ``xc`` is case-insensitive. Unknown names and a missing torch-dftd raise :class:`~mlip.errors.MLIPInputError`."""
     if kind not in DISPERSION:
         raise MLIPInputError(f"dispersion must be one of {sorted(DISPERSION)} or None, got {kind!r}")
     try:
@@ -39,6 +39,7 @@ def d3_calculator(kind: str, xc: str, device: str = "cpu", cutoff: float | None 
     except ImportError as err:
         raise MLIPInputError(f"dispersion={kind!r} needs torch-dftd: pip install 'mlip[d3]'") from err
     damping = DISPERSION[kind]
+    xc = xc.lower() if isinstance(xc, str) else xc  # torch-dftd's table is lower case; "PBE" means "pbe"
     try:
         get_dftd3_default_params(damping, xc)
     except (KeyError, AssertionError, ValueError) as err:

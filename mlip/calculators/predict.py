@@ -22,13 +22,13 @@ from pathlib import Path
 
 import ase
 import numpy as np
-import torch
 from torch import nn
 
 from mlip import keys as K
 from mlip.data import atoms_to_graph
 from mlip.errors import MLIPError, MLIPInputError
 from mlip.models.batched import batched_outputs
+from mlip.models.config import parse_device
 
 __all__ = ["PredictionError", "Predictions", "iter_predict", "predict"]
 
@@ -143,7 +143,7 @@ def _model(model, device, dtype) -> nn.Module:
         return load_model(model, device=device, dtype=dtype)
     if not isinstance(model, nn.Module):
         raise MLIPInputError(f"model must be a model file or an mlip nn.Module, got {type(model).__name__}")
-    return _as_requested(model, dtype, torch.device(device))
+    return _as_requested(model, dtype, parse_device(device))
 
 
 def _progress(enabled: bool):

@@ -31,6 +31,7 @@ from torch import nn
 from mlip import keys as K
 from mlip.data import atoms_to_graph, collate
 from mlip.errors import MLIPError, MLIPInputError
+from mlip.models.config import parse_device
 
 try:
     import torch_sim as ts
@@ -79,7 +80,7 @@ class MLIPModel(ModelInterface):
 
         if isinstance(model, nn.Module) and device is None:
             device = next(model.parameters()).device
-        device = torch.device(device or "cpu")
+        device = parse_device(device or "cpu")
         name = str(dtype).replace("torch.", "") if dtype is not None else None
         self.model = _model(model, str(device), name)
         self._device = device

@@ -56,6 +56,11 @@ def _export_with(python: str, model: Path, prefix: Path) -> None:
         )
     except FileNotFoundError as err:
         raise MLIPInputError(f"--mace-python {python}: no such interpreter") from err
+    except PermissionError as err:
+        what = "is a directory" if Path(python).is_dir() else "is not executable"
+        raise MLIPInputError(f"--mace-python {python} {what}; give the path of a Python interpreter") from err
+    except OSError as err:
+        raise MLIPInputError(f"--mace-python {python} cannot be run ({err.strerror or err})") from err
     if run.returncode != 0:
         lines = [ln for ln in run.stderr.splitlines() if ln.startswith("error:")]
         detail = (

@@ -3,7 +3,7 @@
 from mlip.models.adapters import AdapterConfig, attach_adapters, merge_adapters
 from mlip.models.base import EdgePotential, NodeFeatures
 from mlip.models.committee import load_committee, save_committee
-from mlip.models.config import BackboneConfig, MACEConfig, parse_dtype
+from mlip.models.config import BackboneConfig, MACEConfig, parse_device, parse_dtype
 from mlip.models.facet import EquivariantRMSNorm, Facet, FacetConfig
 from mlip.models.heads import EnergyHead, model_with_head
 from mlip.models.interaction import InteractionBlock, ProductBlock
@@ -36,6 +36,7 @@ __all__ = [
     "build_model",
     "convert_model",
     "load_model",
+    "parse_device",
     "parse_dtype",
     "save_model",
 ]

@@ -20,6 +20,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 __all__ = [
+    "parse_device",
     "parse_dtype",
     "check_backend",
     "BackboneConfig",
@@ -41,6 +42,31 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
     if name not in _DTYPES:
         raise MLIPInputError(f"unsupported dtype {name!r}; use 'float32' or 'float64'")
     return _DTYPES[name]
+
+
+def parse_device(device: str | torch.device) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` (or any device this torch build has) -> ``torch.device``, checked to
+    exist here: an unknown name or a CUDA device on a CPU-only torch is a one-line :class:`MLIPInputError`
+    (torch raises ``RuntimeError`` or ``AssertionError`` only when the first tensor is moved there)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise MLIPInputError(f"unknown device {device!r}; use 'cpu' or 'cuda' (or 'cuda:N')") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MLIPInputError(
+            f"device {str(device)!r}: this torch ({torch.__version__}) sees no CUDA device; use --device cpu"
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise MLIPInputError(f"device {str(device)!r}: there are {torch.cuda.device_count()} CUDA devices")
+    try:
+        torch.empty(0, device=dev)
+    except (RuntimeError, AssertionError) as err:
+        raise MLIPInputError(
+            f"device {str(device)!r} cannot be used here ({' '.join(str(err).split())})"
+        ) from None
+    return dev
 
 
 def check_backend(cfg, field_name: str, torch_only: bool) -> None:

@@ -28,7 +28,7 @@ from torch import nn
 
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
 from mlip.fileio import torch_save_atomic
-from mlip.models.config import parse_dtype
+from mlip.models.config import parse_device, parse_dtype
 from mlip.models.registry import build_model
 
 FORMAT = "mlip-model"
@@ -178,6 +178,7 @@ def build_from_payload(payload: dict, *, where: str, device="cpu", dtype: str | 
     if dtype is not None:
         config["dtype"] = str(dtype).replace("torch.", "")
         parse_dtype(config["dtype"])
+    device = parse_device(device)
     return _build_and_load(config, payload["state_dict"], where=where).to(device).eval()
 
 
@@ -215,5 +216,5 @@ def convert_model(
         config["backend"] = str(backend)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     new = _build_and_load(config, state, where=f"a {type(model).__name__}")
-    device = device if device is not None else next(model.parameters()).device
+    device = parse_device(device) if device is not None else next(model.parameters()).device
     return new.to(device).train(model.training)
