@@ -90,3 +90,86 @@ def test_relaxation_on_a_full_disk_continues_when_there_is_space(tmp_path, full_
     full_disk["budget"] = UNLIMITED
     assert relax_main(argv) == 0
     assert [a.info["relax_index"] for a in read(tmp_path / "out.xyz", ":")] == [0, 1, 2, 3]
+
+
+def _model_and_cells(tmp_path, n=2):
+    torch.manual_seed(0)
+    save_model(tiny_mace(torch.float64, channels=4, max_ell=1, correlation=2), tmp_path / "model.pt")
+    frames = []
+    for seed in range(n):
+        a = bulk("Cu", "fcc", a=3.7, cubic=True)
+        a.rattle(0.05, seed=seed)
+        frames.append(a)
+    write(tmp_path / "in.xyz", frames)
+    return str(tmp_path / "model.pt"), str(tmp_path / "in.xyz")
+
+
+def test_export_on_a_full_disk_keeps_the_previous_artefact(tmp_path, full_disk, capsys):
+    """Issue 33 (7): torch's zip writer aborted the interpreter (SIGABRT) when the disk filled."""
+    from mlip.calculators.export_cli import main as export_main
+    from mlip.calculators.exported import ExportedModel
+
+    full_disk["budget"] = UNLIMITED
+    model, _ = _model_and_cells(tmp_path)
+    out = tmp_path / "model.pt2"
+    assert export_main([model, str(out)]) == 0
+    before = out.read_bytes()
+    full_disk["budget"] = 50_000
+    assert export_main([model, str(out), "--dtype", "float32"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("mlip-export: error: cannot write")
+    assert "no space left on device; the previous model.pt2 is unchanged" in err[-1]
+    assert out.read_bytes() == before
+    ExportedModel(out)  # still whole, checksum and all
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+@pytest.mark.parametrize("script", ["md", "relax"])
+def test_a_full_disk_at_the_lock_file_is_one_line(tmp_path, full_disk, capsys, script):
+    """Issue 33 (7): mlip-md and mlip-relax ended in an OSError traceback from the lock file's write."""
+    from mlip.calculators.md_cli import main as md_main
+
+    full_disk["budget"] = UNLIMITED
+    model, src = _model_and_cells(tmp_path)
+    out = tmp_path / "out.extxyz"
+    argv = [src, str(out), "--model", model] + (["--steps", "4", "--interval", "2"] if script == "md" else [])
+    run = md_main if script == "md" else relax_main
+    full_disk["budget"] = 0
+    assert run(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert ".out.extxyz.lock: no space left on device" in err[0]
+    full_disk["budget"] = UNLIMITED
+    assert run(argv) == 0
+
+
+def test_training_with_a_full_disk_at_the_lock_file_is_one_line(tmp_path, full_disk, capsys):
+    import yaml
+
+    from mlip.training.cli import main as train_main
+
+    full_disk["budget"] = 0
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"emt_frames": 8}, "train": {"max_epochs": 1}}))
+    assert train_main(["--config", str(tmp_path / "c.yaml"), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "run/.lock: no space left on device" in err[0]
+
+
+def test_md_on_a_full_disk_continues_when_there_is_space(tmp_path, full_disk):
+    from mlip.calculators.md_cli import main as md_main
+
+    full_disk["budget"] = UNLIMITED
+    model, src = _model_and_cells(tmp_path)
+    base = [src, "--model", model, "--steps", "40", "--interval", "10", "--engine", "torchsim"]
+    assert md_main([base[0], str(tmp_path / "whole.extxyz"), *base[1:]]) == 0
+    full_disk["budget"] = 6000  # the lock, the settings and a few frames
+    assert md_main([base[0], str(tmp_path / "part.extxyz"), *base[1:]]) == 2
+    full_disk["budget"] = UNLIMITED
+    assert md_main([base[0], str(tmp_path / "part.extxyz"), *base[1:]]) == 0
+    whole, part = read(tmp_path / "whole.extxyz", ":"), read(tmp_path / "part.extxyz", ":")
+    assert [a.info["md_step"] for a in part] == [a.info["md_step"] for a in whole]
+    for a, b in zip(whole, part):
+        np.testing.assert_allclose(b.positions, a.positions, atol=1e-8)
+    log = (tmp_path / "part.extxyz.log").read_text().splitlines()
+    assert [int(ln.split(",")[0]) for ln in log[1:]] == [a.info["md_step"] for a in part]
