@@ -7,8 +7,9 @@ this process and the worker processes it forks (the counter lives in shared memo
 worker processes die with it, as on a node failure). ``BUDGET`` < 0 never kills: the job runs to
 its end and prints the bytes it wrote as ``WROTE <n>``.
 
-Jobs: ``train ARGS`` (train.py's command line), ``preprocess ARGS`` (mlip-preprocess's), ``save PATH N`` (N
-alternating ``save_model`` calls of two models to one file).
+Jobs: ``train ARGS`` (train.py's command line), ``preprocess ARGS`` (mlip-preprocess's), ``md ARGS``,
+``relax ARGS``, ``export ARGS`` (mlip-md's, mlip-relax's, mlip-export's), ``save PATH N`` (N alternating
+``save_model`` calls of two models to one file).
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ def main() -> int:
         from mlip.training.cli import main as run
     elif job == "preprocess":
         from mlip.data.preprocess import main as run
+    elif job == "md":
+        from mlip.calculators.md_cli import main as run
+    elif job == "relax":
+        from mlip.calculators.relax_cli import main as run
+    elif job == "export":
+        from mlip.calculators.export_cli import main as run
     elif job == "save":
         rc = _save_loop(args[0], int(args[1]))
         print(f"WROTE {_WROTE.value}", flush=True)

@@ -182,3 +182,82 @@ def test_a_model_file_killed_mid_save_is_the_old_or_the_new_one(tmp_path):
         assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
         seeds.append(seed)
     print(f"model saves: {total} bytes for 6 saves; the file after each kill held model {seeds}")
+
+
+# ---- mlip-md, mlip-relax, mlip-export ----------------------------------------------------------------------------
+
+
+def _cells(tmp_path, n):
+    from ase.build import bulk
+    from ase.io import write
+
+    frames = []
+    for seed in range(n):
+        a = bulk("Cu", "fcc", a=3.7, cubic=True)
+        a.rattle(0.05, seed=seed)
+        frames.append(a)
+    write(tmp_path / "in.xyz", frames)
+    torch.manual_seed(0)
+    from mlip.models import save_model
+
+    save_model(tiny_mace(torch.float64, **SMALL), tmp_path / "model.pt")
+
+
+@pytest.mark.parametrize("engine", ["torchsim"])  # the ASE engine writes through the same _write and _resume
+def test_md_killed_mid_write_continues_with_log_and_trajectory_agreeing(tmp_path, engine):
+    """Issue 33 (9): a kill between a frame and its log line lost the log line."""
+    from ase.io import read
+
+    _cells(tmp_path, 1 if engine == "ase" else 2)
+    args = ["in.xyz", "OUT", "--model", "model.pt", "--steps", "30", "--interval", "5", "--engine", engine]
+    total = _wrote(_crash(-1, "md", *[a.replace("OUT", "whole.extxyz") for a in args], cwd=tmp_path))
+    whole = read(tmp_path / "whole.extxyz", ":")
+    report = []
+    for k, budget in enumerate(_budgets(total, 1, salt=30)):
+        out = f"part{k}.extxyz"
+        killed = _crash(budget, "md", *[a.replace("OUT", out) for a in args], cwd=tmp_path)
+        assert killed.returncode == -9
+        done = _crash(-1, "md", *[a.replace("OUT", out) for a in args], cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        part = read(tmp_path / out, ":")
+        assert [a.info["md_step"] for a in part] == [a.info["md_step"] for a in whole]
+        for a, b in zip(whole, part):
+            np.testing.assert_allclose(b.positions, a.positions, atol=1e-8)
+        rows = (tmp_path / f"{out}.log").read_text().splitlines()[1:]
+        assert [(int(r.split(",")[0]), int(r.split(",")[2])) for r in rows] == [
+            (a.info["md_step"], a.info["md_system"]) for a in part
+        ]
+        report.append(budget)
+    print(f"mlip-md ({engine}): {total} bytes; killed at {report}, each rerun equal to the uninterrupted run")
+
+
+def test_relax_killed_mid_write_continues_to_the_same_result(tmp_path):
+    from ase.io import read
+
+    _cells(tmp_path, 3)
+    args = ["in.xyz", "OUT", "--model", "model.pt", "--engine", "ase", "--fmax", "0.1", "--steps", "200"]
+    total = _wrote(_crash(-1, "relax", *[a.replace("OUT", "whole.extxyz") for a in args], cwd=tmp_path))
+    whole = read(tmp_path / "whole.extxyz", ":")
+    for k, budget in enumerate(_budgets(total, 1, salt=40)):
+        out = f"part{k}.extxyz"
+        assert _crash(budget, "relax", *[a.replace("OUT", out) for a in args], cwd=tmp_path).returncode == -9
+        done = _crash(-1, "relax", *[a.replace("OUT", out) for a in args], cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        part = read(tmp_path / out, ":")
+        assert [a.info["relax_index"] for a in part] == [0, 1, 2]
+        for a, b in zip(whole, part):
+            np.testing.assert_allclose(b.positions, a.positions, atol=1e-10)
+
+
+def test_export_killed_mid_write_leaves_the_old_artefact(tmp_path):
+    from mlip.calculators.exported import ExportedModel
+
+    _cells(tmp_path, 1)
+    out = tmp_path / "model.pt2"
+    total = _wrote(_crash(-1, "export", "model.pt", out.name, cwd=tmp_path))
+    before = out.read_bytes()
+    (budget,) = _budgets(total, 1, salt=50)
+    assert _crash(budget, "export", "model.pt", out.name, "--dtype", "float32", cwd=tmp_path).returncode == -9
+    assert out.read_bytes() == before
+    ExportedModel(out)
+    print(f"mlip-export: {total} bytes; killed at {budget}, the previous artefact intact")
