@@ -47,7 +47,14 @@ def read_metadata(path: str | Path, *, verify: bool = True) -> dict:
             digest = content_digest(zf, meta) if verify and isinstance(meta, dict) else None
     except zipfile.BadZipFile as err:
         raise MLIPInputError(f"{path} is damaged (truncated or altered): {err}") from None
-    except (OSError, ValueError, EOFError, UnicodeDecodeError, KeyError) as err:
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        NotImplementedError,
+        RuntimeError,
+    ) as err:  # zipfile's others
         raise MLIPInputError(f"{path} is not a readable exported mlip model ({err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise MLIPInputError(f"{path} is not an exported mlip model (no {META_FILE} with format {FORMAT!r})")

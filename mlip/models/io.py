@@ -117,8 +117,8 @@ def _is_exported_artefact(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as zf:
             return any(n.endswith("extra/mlip_export.json") for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError):
+        return False  # not a readable zip (damaged names, unknown compression, ...): not an artefact
 
 
 def read_model_file(path: str | Path) -> dict:

@@ -67,6 +67,17 @@ def read(kind: str, path: str) -> str:
 
         model = mlip.load_model(path)
         return _digest(v.detach().double().numpy() for _, v in sorted(model.state_dict().items()))
+    if kind == "exported":  # an mlip-export artefact: its metadata and its outputs on one fixed structure
+        import json
+
+        from ase.build import bulk
+
+        from mlip.calculators.exported import ExportedModel
+
+        art = ExportedModel(path)
+        out = art.compute(bulk("Cu", "fcc", a=3.6, cubic=True))
+        meta = json.dumps(art.meta, sort_keys=True)
+        return _digest([out[k].detach().double().numpy() for k in sorted(out)]) + meta
     raise ValueError(f"unknown kind {kind}")
 
 

@@ -1,10 +1,10 @@
 """Fuzzing every reader with damaged copies of real files: random truncations and byte flips of files built from
 ``../shared/data`` (extxyz, ASE db, ASE trajectory, MPtrj JSON, fairchem aselmdb, legacy OC20 LMDB, preprocessed
-shards, model files).
+shards, model files, exported artefacts).
 
 Every case must end in a clear error (:class:`mlip.errors.MLIPError`) or a result read without error; never a
 crash of the interpreter, a hang, or another exception. For the formats mlip writes itself (preprocessed shards,
-model files), which carry checksums, a result read without error must also equal the original: damage is never
+model files, .pt2 artefacts), which carry checksums, a result read without error must also equal the original: damage is never
 read as other numbers. Text and foreign binary formats without checksums (extxyz, JSON, sqlite, ASE trajectory,
 LMDB) cannot tell a flipped digit from a real value; their "changed" outcomes are counted and printed, not failed.
 
@@ -28,6 +28,7 @@ import torch
 from ase.io import read, write
 
 import mlip
+from mlip.calculators.export import export_model
 from mlip.data.aselmdb import write_aselmdb
 from mlip.data.preprocess import preprocess
 from mlip.models import save_model
@@ -37,7 +38,7 @@ from mlip.testing.oc20_lmdb import write_pyg_lmdb
 CHILD = Path(__file__).with_name("fuzz_child.py")
 SEED = int(os.environ.get("MLIP_FUZZ_SEED", "7"))
 CASES = int(os.environ.get("MLIP_FUZZ_CASES", "24"))
-CHECKSUMMED = {"preprocessed", "model"}
+CHECKSUMMED = {"preprocessed", "model", "exported"}
 
 
 def _originals(shared: Path, root: Path) -> dict[str, tuple[str, Path]]:
@@ -52,7 +53,9 @@ def _originals(shared: Path, root: Path) -> dict[str, tuple[str, Path]]:
     write_pyg_lmdb(root / "oc20.lmdb", oc20, sid=1000156)
     preprocess([root / "mo.extxyz"], root / "store", shard_size=2)
     torch.manual_seed(0)
-    save_model(tiny_mace(torch.float32, channels=4, max_ell=2, correlation=2), root / "model.pt")
+    model = tiny_mace(torch.float32, channels=4, max_ell=2, correlation=2)
+    save_model(model, root / "model.pt")
+    export_model(model, root / "model.pt2")
     return {
         "extxyz": ("frames", root / "mo.extxyz"),
         "ase-db": ("frames", root / "mo.db"),
@@ -62,6 +65,7 @@ def _originals(shared: Path, root: Path) -> dict[str, tuple[str, Path]]:
         "legacy-lmdb": ("frames", root / "oc20.lmdb"),
         "preprocessed": ("preprocessed", root / "store"),
         "model": ("model", root / "model.pt"),
+        "exported": ("exported", root / "model.pt2"),
     }
 
 
@@ -162,6 +166,6 @@ def test_the_clear_errors_name_the_file(outcomes):
 
 def test_every_format_was_damaged(outcomes):
     per_format = Counter(c["format"] for c in outcomes)
-    assert len(per_format) == 8
+    assert len(per_format) == 9
     assert min(per_format.values()) == CASES
     assert sum(c["outcome"] == "error" for c in outcomes) > len(outcomes) / 4  # the damage is mostly noticed
