@@ -177,11 +177,20 @@ class ASERun(MDRun):
             pressure = -float(stress[:3].mean()) / units.GPa
         frame = a.copy()
         frame.calc = None
-        return [Snapshot(frame, epot, ekin, _temperature(ekin, len(a)), pressure)]
+        return [Snapshot(frame, epot, ekin, _temperature(ekin, len(a) - _n_fixed(a)), pressure)]
 
 
 def _temperature(ekin: float, n_atoms: int) -> float:
-    return 2.0 * ekin / (3.0 * n_atoms * units.kB)
+    """Kelvin of ``ekin`` eV over ``3 n_atoms`` degrees of freedom (the atoms free to move)."""
+    return 2.0 * ekin / (3.0 * max(n_atoms, 1) * units.kB)
+
+
+def _n_fixed(atoms: ase.Atoms) -> int:
+    """The number of atoms ``FixAtoms`` constraints hold."""
+    from ase.constraints import FixAtoms
+
+    held = {int(i) for c in atoms.constraints if isinstance(c, FixAtoms) for i in c.get_indices()}
+    return len(held)
 
 
 def make_run(structures: list[ase.Atoms], calculator, settings: MDSettings, *, engine: str) -> MDRun:

@@ -2,7 +2,12 @@
 
 Integrators (``torch_sim.integrators``): NVE ``nve`` (velocity Verlet), NVT ``nvt_langevin`` (friction γ), NPT
 ``npt_langevin`` (Langevin piston at the external pressure; atoms and cell with friction γ, the piston time
-``pdamp``). Units at this boundary: TorchSim's metal units are ASE's (eV, Å, amu, time in Å·√(amu/eV)), so ``dt =
+``pdamp``). Fixed atoms (ASE's ``FixAtoms``, as ``mlip-md`` reads them from ``move_mask``) stay exactly where they
+are in NVE and NVT: the model's forces on them are zeroed, their mass is made :data:`FIXED_MASS` inside the
+integrator (so Langevin's noise moves them by about 1e-12 Å within a step), and after every step their positions
+are put back and their momenta zeroed, as ASE's ``FixAtoms`` does. Other constraints, and fixed atoms in NPT (where
+the cell scales every position), are refused. Temperatures count ``3 (n - n_fixed)`` degrees of freedom. Units at
+this boundary: TorchSim's metal units are ASE's (eV, Å, amu, time in Å·√(amu/eV)), so ``dt =
 timestep_fs · ase.units.fs``, ``kT = T · ase.units.kB``, pressures in eV/Å³ (``GPa · ase.units.GPa``).
 """
 
@@ -27,7 +32,29 @@ from mlip.calculators.md import (
 from mlip.calculators.torchsim import MLIPModel, state_to_atoms
 from mlip.errors import MLIPInputError
 
-__all__ = ["TorchSimRun"]
+__all__ = ["FIXED_MASS", "TorchSimRun", "fixed_mask"]
+
+FIXED_MASS = 1e20
+"""amu: the integrator's mass of a fixed atom (its thermal velocity is ~1e-10 of a real atom's)."""
+
+
+def fixed_mask(structures: list[ase.Atoms]) -> np.ndarray:
+    """``[N_total]`` bool: the atoms ``FixAtoms`` holds, over the structures in order; any other ASE constraint is
+    refused (one line naming the structure)."""
+    from ase.constraints import FixAtoms
+
+    masks = []
+    for k, atoms in enumerate(structures):
+        mask = np.zeros(len(atoms), dtype=bool)
+        for constraint in atoms.constraints:
+            if not isinstance(constraint, FixAtoms):
+                raise MLIPInputError(
+                    f"structure {k}: the TorchSim engine applies FixAtoms only, not {type(constraint).__name__} "
+                    "(run it alone with --engine ase)"
+                )
+            mask[constraint.get_indices()] = True
+        masks.append(mask)
+    return np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
 
 
 class TorchSimRun(MDRun):
@@ -46,12 +73,25 @@ class TorchSimRun(MDRun):
             raise MLIPInputError(
                 "the TorchSim engine runs structures that are all fully periodic or all free (one pbc flag per batch)"
             )
+        fixed = fixed_mask(structures)
+        if fixed.any() and settings.ensemble is Ensemble.NPT:
+            raise MLIPInputError(
+                "NPT with fixed atoms (FixAtoms) is not supported: the barostat scales every position; use NVT"
+            )
         self.model = MLIPModel(model, device=device)
         self.settings = settings
         dtype = self.model.dtype
         state = ts.io.atoms_to_state(structures, self.model.device, dtype)
-        momenta = [initial_momenta(a, settings, settings.seed + k) for k, a in enumerate(structures)]
-        state.momenta = torch.tensor(np.concatenate(momenta), dtype=dtype, device=self.model.device)
+        momenta = np.concatenate(
+            [initial_momenta(a, settings, settings.seed + k) for k, a in enumerate(structures)]
+        )
+        momenta[fixed] = 0.0
+        state.momenta = torch.tensor(momenta, dtype=dtype, device=self.model.device)
+        self._fixed = torch.as_tensor(fixed, device=self.model.device) if fixed.any() else None
+        if self._fixed is not None:
+            self.model.fixed = self._fixed
+            state.masses = torch.where(self._fixed, torch.full_like(state.masses, FIXED_MASS), state.masses)
+            self._fixed_positions = state.positions[self._fixed].clone()
         s = settings
         as_t = lambda x: torch.tensor(x, dtype=dtype, device=self.model.device)  # noqa: E731
         common = dict(
@@ -71,12 +111,16 @@ class TorchSimRun(MDRun):
     def advance(self, n: int) -> None:
         for _ in range(n):
             self.state = self._update(self.state)
+            if self._fixed is not None:  # as ASE's FixAtoms: positions put back, momenta zero
+                self.state.positions[self._fixed] = self._fixed_positions
+                self.state.momenta[self._fixed] = 0.0
 
     def snapshots(self) -> list[Snapshot]:
         st = self.state
         counts = torch.bincount(st.system_idx, minlength=st.n_systems).tolist()
         momenta = st.momenta.detach().to("cpu", torch.float64).numpy()
         masses = st.masses.detach().to("cpu", torch.float64).numpy()
+        fixed = np.zeros(len(masses), dtype=bool) if self._fixed is None else self._fixed.cpu().numpy()
         ekin_atom = 0.5 * (momenta**2).sum(axis=1) / masses
         frames = state_to_atoms(st)
         periodic = frames[0].pbc.all()
@@ -93,6 +137,7 @@ class TorchSimRun(MDRun):
             if periodic:
                 volume = abs(np.linalg.det(atoms.cell.array))
                 pressure = (-np.trace(stress[b]) / 3 + 2 * ekin / (3 * volume)) / units.GPa
-            out.append(Snapshot(frame, float(st.energy[b]), ekin, _temperature(ekin, n), float(pressure)))
+            free = n - int(fixed[start : start + n].sum())
+            out.append(Snapshot(frame, float(st.energy[b]), ekin, _temperature(ekin, free), float(pressure)))
             start += n
         return out

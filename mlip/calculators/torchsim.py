@@ -88,6 +88,7 @@ class MLIPModel(ModelInterface):
         self._compute_stress = bool(compute_stress)
         self._compute_forces = bool(compute_forces)
         self._memory_scales_with = "n_atoms_x_density"
+        self.fixed: torch.Tensor | None = None  # [N] bool: atoms whose forces are zeroed (fixed atoms in MD)
 
     @ModelInterface.compute_stress.setter
     def compute_stress(self, value: bool) -> None:
@@ -121,6 +122,8 @@ class MLIPModel(ModelInterface):
         results = {"energy": out[K.ENERGY].detach().to(out_device, out_dtype)}
         if self._compute_forces:
             results["forces"] = out[K.FORCES].detach().to(out_device, out_dtype)
+            if self.fixed is not None:
+                results["forces"][self.fixed.to(out_device)] = 0.0
         if want_stress:
             results["stress"] = out[K.STRESS].detach().to(out_device, out_dtype)
         if K.CHARGES in out:

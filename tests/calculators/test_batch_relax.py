@@ -69,3 +69,37 @@ def test_bad_structures_are_reported_and_the_others_finish(net):
     assert "constraints" in results[5].error
     not_converged = next(relax_many([(7, cells()[1])], MLIPModel(net), fmax=1e-6, steps=3))
     assert (not_converged.converged, not_converged.steps, not_converged.error) == (False, 3, None)
+
+
+def test_fixed_atoms_stay_fixed_in_a_batched_relaxation(tmp_path):
+    """Issue 33 (2): batched mlip-relax hands structures with FixAtoms to the ASE optimiser, which keeps them."""
+    from ase.build import fcc111
+    from ase.constraints import FixAtoms
+    from ase.io import read, write
+
+    from mlip.calculators.relax_cli import main as relax_main
+    from mlip.models import save_model
+    from mlip.testing.models import tiny_mace
+
+    torch.manual_seed(0)
+    save_model(tiny_mace(torch.float64, channels=4, max_ell=1, correlation=2), tmp_path / "m.pt")
+    slabs = []
+    for seed in range(3):
+        slab = fcc111("Cu", size=(2, 2, 3), vacuum=5.0)
+        slab.pbc = True
+        slab.rattle(0.05, seed=seed)
+        if seed != 1:  # a constrained, an unconstrained and a constrained one
+            slab.set_constraint(FixAtoms(indices=[a.index for a in slab if a.tag == 3]))
+        slabs.append(slab)
+    write(tmp_path / "in.extxyz", slabs)
+    argv = [str(tmp_path / "in.extxyz"), str(tmp_path / "out.extxyz"), "--model", str(tmp_path / "m.pt"),
+            "--fmax", "0.05"]  # fmt: skip
+    assert relax_main(argv) in (0, 1)  # engine auto: TorchSim for the free one, ASE for the constrained ones
+    out = {a.info["relax_index"]: a for a in read(tmp_path / "out.extxyz", ":")}
+    assert sorted(out) == [0, 1, 2]
+    for k in (0, 2):
+        held = slabs[k].constraints[0].get_indices()
+        np.testing.assert_allclose(out[k].positions[held], slabs[k].positions[held], rtol=0, atol=1e-7)
+    assert np.abs(out[1].positions - slabs[1].positions).max() > 1e-3  # the free one relaxed
+    assert relax_main([*argv[:1], str(tmp_path / "ts.extxyz"), *argv[2:], "--engine", "torchsim"]) == 1
+    assert [a.info["relax_index"] for a in read(tmp_path / "ts.extxyz", ":")] == [1]  # refused, never moved

@@ -177,3 +177,48 @@ def test_a_kill_between_a_frame_and_its_log_line_loses_no_log_line(tmp_path, mod
     assert rows[:, 0].tolist() == steps
     frame20 = read(out, 2)
     assert rows[2, 3] == pytest.approx(frame20.info["md_epot"], abs=1e-9)
+
+
+def _fixed_slabs(n):
+    from ase.build import fcc111
+    from ase.constraints import FixAtoms
+
+    slabs = []
+    for seed in range(n):
+        slab = fcc111("Cu", size=(2, 2, 3), vacuum=5.0)
+        slab.pbc = True  # as the issue's reproduction: a slab written with pbc=True
+        slab.rattle(0.02, seed=seed)
+        slab.set_constraint(FixAtoms(indices=[a.index for a in slab if a.tag == 3]))  # the bottom layer
+        slabs.append(slab)
+    return slabs
+
+
+@pytest.mark.parametrize(("engine", "n"), [("torchsim", 2), ("ase", 1)])
+def test_fixed_atoms_stay_fixed(tmp_path, model, engine, n):
+    """Issue 33 (2): the TorchSim engine moved FixAtoms atoms by 0.06-0.09 Å in 50 fs of NVT at 600 K."""
+    slabs = _fixed_slabs(n)
+    write(tmp_path / "in.extxyz", slabs)
+    out = tmp_path / "md.extxyz"
+    argv = [str(tmp_path / "in.extxyz"), str(out), "--model", model, "--ensemble", "nvt", "--temperature", "600",
+            "--steps", "50", "--interval", "10", "--engine", engine]  # fmt: skip
+    assert md_main(argv) == 0
+    frames = read(out, ":")
+    assert frames[-1].constraints  # the output still says which atoms are fixed
+    for frame in frames:
+        k = frame.info["md_system"]
+        held = slabs[k].constraints[0].get_indices()
+        free = np.setdiff1d(np.arange(len(frame)), held)
+        np.testing.assert_allclose(
+            frame.positions[held], slabs[k].positions[held], rtol=0, atol=1e-7
+        )  # extxyz digits
+        assert np.abs(frame.get_momenta()[held]).max() == 0.0
+        if frame.info["md_step"] == 50:
+            assert np.abs(frame.positions[free] - slabs[k].positions[free]).max() > 0.01  # the others move
+
+
+def test_fixed_atoms_in_npt_on_torchsim_are_refused(tmp_path, model, capsys):
+    write(tmp_path / "in.extxyz", _fixed_slabs(2))
+    argv = [str(tmp_path / "in.extxyz"), str(tmp_path / "md.extxyz"), "--model", model, "--ensemble", "npt",
+            "--steps", "10"]  # fmt: skip
+    assert md_main(argv) == 2
+    assert "NPT with fixed atoms" in capsys.readouterr().err
