@@ -3,7 +3,9 @@
 ``relax_many(structures, model)`` keeps a batch of systems under an atom budget (``max_atoms``) on the device. Each
 iteration checks every system's convergence (every force, and with ``relax_cell`` every cell-filter force, below
 ``fmax``; the test of ASE's optimisers), hands back the finished ones (converged, or out of ``steps``) with their
-step counts, fills the batch up with new structures, and takes one FIRE step of all of them. The optimiser is
+step counts, fills the batch up with new structures, and takes one FIRE step of all of them. A structure's path does
+not depend on which others share its batch (:func:`_step`), so ``max_atoms`` and a resumed run give the same minima
+and step counts. The optimiser is
 TorchSim's: ``torch_sim.optimizers.fire`` or, with ``relax_cell``, ``frechet_cell_fire`` (the cell as a matrix
 logarithm scaled by the number of atoms, ASE's ``FrechetCellFilter``), both in their ``ase_fire`` flavour (ASE's
 FIRE update: a 0.2 Å step cap, masses unused), so minima and step counts are comparable with
@@ -128,7 +130,7 @@ def _run_pool(queue, model, *, fmax, steps, relax_cell, max_atoms) -> Iterator[R
             state = ts.concatenate_states([parts[k] for k in keep])
             active, taken = [active[k] for k in keep], [taken[k] for k in keep]
         try:
-            state = update_fn(state.clone())  # a clone: ``state`` stays as it was if one system fails
+            state = _step(update_fn, state, taken)  # on a copy: ``state`` stays as it was if one system fails
         except (
             StateSystemError
         ) as err:  # one system went bad mid-run (atoms collapsed): drop it, keep the rest
@@ -141,6 +143,30 @@ def _run_pool(queue, model, *, fmax, steps, relax_cell, max_atoms) -> Iterator[R
             active, taken = [active[k] for k in keep], [taken[k] for k in keep]
             continue
         taken = [t + 1 for t in taken]
+
+
+def _step(update_fn, state, taken: list[int]):
+    """One FIRE step of every system, each exactly as if it were alone.
+
+    TorchSim's ASE-flavoured FIRE marks a system that has not stepped yet by NaN velocities and, when any system
+    of the batch has them, skips the power test (the ``dt``/``alpha`` update and the velocity mixing) for *every*
+    system in that step, so a system's path depended on when others joined its batch. New systems are appended at
+    the end of the state (``taken == 0``), so the batch is stepped as two states, the running ones and the new
+    ones, when both are present."""
+    import torch_sim as ts
+
+    from mlip.calculators.torchsim import StateSystemError
+
+    n_old = sum(1 for t in taken if t > 0)
+    if n_old == 0 or n_old == len(taken):
+        return update_fn(state.clone())
+    parts = state.clone().split()
+    old = update_fn(ts.concatenate_states(parts[:n_old]))
+    try:
+        new = update_fn(ts.concatenate_states(parts[n_old:]))
+    except StateSystemError as err:  # its index in the whole batch
+        raise StateSystemError(n_old + err.system, err.reason) from None
+    return ts.concatenate_states([old, new])
 
 
 def _converged(state, fmax: float, relax_cell: bool) -> torch.Tensor:

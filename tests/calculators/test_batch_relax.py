@@ -103,3 +103,62 @@ def test_fixed_atoms_stay_fixed_in_a_batched_relaxation(tmp_path):
     assert np.abs(out[1].positions - slabs[1].positions).max() > 1e-3  # the free one relaxed
     assert relax_main([*argv[:1], str(tmp_path / "ts.extxyz"), *argv[2:], "--engine", "torchsim"]) == 1
     assert [a.info["relax_index"] for a in read(tmp_path / "ts.extxyz", ":")] == [1]  # refused, never moved
+
+
+def _many_cells(n):
+    out = []
+    for k in range(n):
+        a = bulk("Cu", "fcc", a=3.65 + 0.02 * (k % 3), cubic=True) * (1, 1, 1 + k % 2)
+        a.rattle(0.06, seed=10 + k)
+        out.append(a)
+    return out
+
+
+def test_a_relaxation_does_not_depend_on_its_batch(net, tmp_path, monkeypatch):
+    """Issue 33 (3): minima and step counts changed with --max-atoms (up to 1.6 meV, 0.043 Å) and after a resume,
+    because TorchSim's FIRE skipped every system's power test in a step where another system joined."""
+    structures = _many_cells(10)
+    model = MLIPModel(net)
+    runs = {}
+    for max_atoms in (8, 20, 1000):
+        results = sorted(relax_many(enumerate(structures), model, fmax=0.02, steps=300, max_atoms=max_atoms),
+                         key=lambda r: r.index)  # fmt: skip
+        runs[max_atoms] = results
+    ref = runs[1000]
+    assert all(r.converged for r in ref)
+    for max_atoms in (8, 20):
+        for a, b in zip(ref, runs[max_atoms]):
+            assert a.steps == b.steps, (max_atoms, a.index)
+            np.testing.assert_allclose(b.atoms.positions, a.atoms.positions, rtol=0, atol=1e-10)
+            assert b.atoms.get_potential_energy() == pytest.approx(a.atoms.get_potential_energy(), abs=1e-10)
+
+    # killed after three structures and resumed: the same minima and step counts as in one go
+    from ase.io import read, write
+
+    import mlip.calculators.batch_relax as br
+    from mlip.calculators.relax_cli import main as relax_main
+    from mlip.models import save_model
+
+    save_model(net, tmp_path / "m.pt")
+    write(tmp_path / "in.xyz", structures)
+    argv = [str(tmp_path / "in.xyz"), str(tmp_path / "out.extxyz"), "--model", str(tmp_path / "m.pt"),
+            "--engine", "torchsim", "--fmax", "0.02", "--steps", "300", "--max-atoms", "20"]  # fmt: skip
+    assert relax_main([argv[0], str(tmp_path / "whole.extxyz"), *argv[2:]]) == 0
+    original, seen = br.relax_many, []
+
+    def interrupted(*args, **kwargs):
+        for result in original(*args, **kwargs):
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+            seen.append(result.index)
+            yield result
+
+    monkeypatch.setattr(br, "relax_many", interrupted)
+    assert relax_main(argv) == 130
+    monkeypatch.setattr(br, "relax_many", original)
+    assert relax_main(argv) == 0
+    whole = read(tmp_path / "whole.extxyz", ":")
+    resumed = read(tmp_path / "out.extxyz", ":")
+    assert [a.info["relax_steps"] for a in resumed] == [a.info["relax_steps"] for a in whole]
+    for a, b in zip(whole, resumed):
+        np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-10)
