@@ -16,8 +16,9 @@ fixed rule (no fitting):
 * **Symmetric contraction.** mace-torch's basis ``U^{(ν)}[M, i_1..i_ν, k]`` and mlip's
   (:mod:`mlip.kernels.symmetric_basis`, coefficients of sorted monomials) span the same space of equivariant
   polynomials. Writing mace-torch's as monomial coefficients (``V[M, t, k] = Σ_{perm} U[M, perm(t), k]``), the change
-  of basis ``T`` solves ``U_mlip T = V`` exactly (least squares with a residual check: 1e-9 for float64 models,
-  1e-5 for float32 ones, whose ``U`` mace-torch stores rounded to float32), and the weights map
+  of basis ``T`` solves ``U_mlip T = V`` exactly (least squares with a residual check judged by the precision ``U``
+  carries: 1e-9 for a float64 ``U``, 1e-5 for one equal to its float32 rounding, as in a model built in float32,
+  stored so, or converted with ``.double()``), and the weights map
   as ``W_mlip = T W_mace`` per element and channel.
 * **Readouts.** e3nn's ``NonLinearReadoutBlock`` (``normalize2mom``-scaled SiLU, ``H = 16 × heads`` hidden units)
   selects the chosen head's hidden block and output column.
@@ -126,10 +127,13 @@ def _config(desc: dict, head: int) -> MACEConfig:
     )  # fmt: skip
 
 
-def model_from_export(prefix: str | Path, *, head: str | None = None) -> MACE:
+def model_from_export(prefix: str | Path, *, head: str | None = None, report: dict | None = None) -> MACE:
     """The mlip :class:`~mlip.models.MACE` computing what the exported mace-torch model computes (float64).
 
     ``head``: the head to import for a multi-head model (default: the first; mace-torch's ``"Default"``).
+    ``report``: a dict that receives ``basis_precision`` (``"float64"``, or ``"float32"`` when any of mace-torch's
+    ``U`` matrices carries only float32 precision) and ``basis_residual`` (the largest relative residual of the
+    change of basis): what the conversion reached.
     """
     desc, arrays = read_export(prefix)
     _check_supported(desc, str(prefix))
@@ -140,7 +144,10 @@ def model_from_export(prefix: str | Path, *, head: str | None = None) -> MACE:
         raise MLIPInputError(f"{prefix}: no head {head!r}; the model's heads are {heads}")
     h = heads.index(head)
     model = MACE(_config(desc, h))
-    _Loader(model, desc, arrays, h).load()
+    loader = _Loader(model, desc, arrays, h)
+    loader.load()
+    if report is not None:
+        report.update(basis_precision=loader.basis_precision, basis_residual=loader.basis_residual)
     return model
 
 
@@ -153,7 +160,13 @@ class _Loader:
         self.perm = [z_mace.index(z) for z in model.atomic_numbers]  # mlip element index -> mace's
         self.n_el = len(z_mace)
         self.channels = model.config.channels
-        self.basis_tol = 1e-9 if desc.get("dtype") == "float64" else 1e-5
+        # the precision mace-torch's U matrices carry, whatever the model's dtype: float32 when every one equals its
+        # float32 rounding (built in float32, stored so, or converted with .double()); one U with float64 digits
+        # means they were computed in float64 (a simple U, all small rationals, can equal its rounding either way)
+        us = [np.asarray(arrays[k], dtype=np.float64) for k in arrays if ".U_matrix_" in k]
+        carries64 = any(not np.array_equal(u, u.astype(np.float32).astype(np.float64)) for u in us)
+        self.basis_precision = "float64" if carries64 else "float32"
+        self.basis_residual = 0.0
 
     def t(self, key: str) -> torch.Tensor:
         if key not in self.a:
@@ -310,9 +323,10 @@ class _Loader:
                 )
                 idx = (nu - 1) * len(desc.irreps_out) + j
                 basis = desc.bases[idx]
-                change = _basis_change(
-                    basis, u, where=f"layer {t}, {ir_out}, degree {nu}", tol=self.basis_tol
+                change, residual = _basis_change(
+                    basis, u, where=f"layer {t}, {ir_out}, degree {nu}", precision=self.basis_precision
                 )
+                self.basis_residual = max(self.basis_residual, residual)
                 o0, o1 = desc.weight_offsets[idx], desc.weight_offsets[idx + 1]
                 weight[:, o0:o1].copy_(torch.einsum("pk,zkc->zpc", change, w_mace)[self.perm])
         _copy_linear(
@@ -371,14 +385,20 @@ def _monomial_coefficients(u: torch.Tensor, monomials: torch.Tensor) -> torch.Te
     return out
 
 
-def _basis_change(basis, u_mace: torch.Tensor, *, where: str, tol: float) -> torch.Tensor:
-    """``T [n_mlip, n_mace]`` with ``U_mlip T = V_mace`` (see the module docstring); refuses a residual above
-    ``tol`` relative (1e-9 for a float64 model; a float32 model's ``U`` is stored rounded to float32, 1e-5)."""
+def _basis_change(basis, u_mace: torch.Tensor, *, where: str, precision: str) -> tuple[torch.Tensor, float]:
+    """``(T [n_mlip, n_mace], relative residual)`` with ``U_mlip T = V_mace`` (see the module docstring). The
+    residual is judged by the ``precision`` mace-torch's ``U`` matrices actually carry, whatever the model's dtype
+    (a model built in float32, saved so, or converted with ``.double()`` as mace-torch's calculator does for
+    ``default_dtype="float64"``: ``"float32"``, held to 1e-5; else 1e-9)."""
+    tol = 1e-9 if precision == "float64" else 1e-5
     v = _monomial_coefficients(u_mace, basis.monomials)
     a = basis.U.reshape(-1, basis.U.shape[-1])
     b = v.reshape(-1, v.shape[-1])
     change = torch.linalg.lstsq(a, b).solution
-    residual = (a @ change - b).abs().max().item()
-    if residual > tol * max(1.0, b.abs().max().item()):
-        raise MLIPInputError(f"{where}: mace-torch's basis is not in mlip's span (residual {residual:.1e})")
-    return change
+    residual = (a @ change - b).abs().max().item() / max(1.0, b.abs().max().item())
+    if residual > tol:
+        raise MLIPInputError(
+            f"{where}: mace-torch's basis is not in mlip's span (relative residual {residual:.1e}, bound {tol:.0e} "
+            f"for a U of {precision} precision)"
+        )
+    return change, residual

@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mlip-import-mace-") as tmp:
         prefix = Path(args.keep_export) if args.keep_export else Path(tmp) / "export"
         _export_with(args.mace_python, source, prefix)
-        model = model_from_export(prefix, head=args.head)
+        report: dict = {}
+        model = model_from_export(prefix, head=args.head, report=report)
     save_model(model, out)
     cfg = model.config
     print(
@@ -90,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{cfg.num_interactions} layers, {len(cfg.atomic_numbers)} elements, r_max {cfg.r_max:g} Å"
         + (", ZBL" if cfg.pair_repulsion else "")
         + (", Agnesi transform" if cfg.distance_transform else "")
+        + f"; change of basis residual {report['basis_residual']:.1e} (U of {report['basis_precision']} precision"
+        + (
+            "; expect about 1e-7 relative parity with mace-torch"
+            if report["basis_precision"] == "float32"
+            else ""
+        )
+        + ")"
     )
     return 0
 

@@ -18,9 +18,10 @@ from mlip.interop.mace_import import model_from_export, read_export
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mace"
 # MACE-MP-0 medium's and MACE-OFF small's hyperparameters, a tiny model, and a tiny one with MACE-MP-0b's ZBL and
-# Agnesi transform and two heads, and the tiny one stored in float32 (as the foundation models ship)
+# Agnesi transform and two heads, and the tiny one stored in float32 (as the foundation models ship), with generic
+# (unrounded) float64 weights, and built in float32 then converted with .double() (issue 33)
 CASES = [("mp0_medium", None), ("off_small", None), ("tiny", None), ("tiny_mp0b", "mp"), ("tiny_mp0b", "pbe"),
-         ("tiny_f32", None)]  # fmt: skip
+         ("tiny_f32", None), ("tiny_f64_generic", None), ("tiny_f32_doubled", None)]  # fmt: skip
 
 
 def _reference(name: str) -> dict:
@@ -47,13 +48,33 @@ def test_imported_model_equals_mace_torch(name, head):
         if "stress" in item:
             stress = np.asarray(item["stress"])
             tol = 1e-6 * np.abs(stress).max()
-            if name == "tiny_f32":
+            if name in ("tiny_f32", "tiny_f32_doubled"):
                 # a float32 file holds mace-torch's Bessel frequencies n pi / r_max rounded to float32, and
                 # mace-torch computes with those; mlip recomputes them exactly. Here the cell is near its equilibrium
                 # (|stress| <= 7e-5 eV/A^3), so that rounding shows as 1.5e-10 eV/A^3 (measured): 2e-6 of the
                 # stress, 2e-8 GPa. Energies and forces meet 1e-6 relative.
                 tol = 1e-9
             assert np.abs(out["stress"] - stress).max() <= tol, key
+
+
+def test_float64_parity_with_generic_weights_and_the_precision_of_float32_bases():
+    """Issue 33 (14, 15): a model built in float32 and converted with .double() was refused (residual 3.3e-08 against
+    1e-9); generic float64 weights meet float64 parity (the docs' claim, measured here); what float32-precision bases
+    reach is reported and measured."""
+    for name, precision, residual, e_tol, f_tol in (
+        ("tiny_f64_generic", "float64", 1e-12, 1e-12, 1e-12),
+        ("tiny_f32_doubled", "float32", 1e-6, 5e-8, 1e-6),
+    ):
+        report: dict = {}
+        model = model_from_export(FIXTURES / name, report=report)
+        assert report["basis_precision"] == precision
+        assert report["basis_residual"] < residual
+        ref = _reference(name)
+        results = predict(model, [_atoms(item) for item in ref.values()]).results
+        for item, out in zip(ref.values(), results):
+            assert abs(out["energy"] - item["energy"]) < e_tol
+            forces = np.asarray(item["forces"])
+            assert np.abs(out["forces"] - forces).max() < f_tol * np.abs(forces).max()
 
 
 def test_an_imported_model_saves_and_loads_as_any_mlip_model(tmp_path):
