@@ -82,7 +82,9 @@ class MLIPCalculator(Calculator):
         if isinstance(model, (str, Path)):  # a model file, or a committee file (mlip.models.committee)
             models = load_models(model, device=device, dtype=dtype)
             model = models if len(models) > 1 else models[0]
-        if isinstance(model, (list, tuple)):
+        if isinstance(model, (list, tuple)):  # a committee file in the list brings all of its members
+            model = [m for item in model for m in (load_models(item, device=device, dtype=dtype)
+                                                   if isinstance(item, (str, Path)) else [item])]  # fmt: skip
             if len(model) < 2:
                 raise MLIPInputError(f"a committee needs at least 2 models, got {len(model)}")
             options = dict(compile=compile, skin=skin, chunk_atoms=chunk_atoms)

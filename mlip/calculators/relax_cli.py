@@ -200,7 +200,7 @@ def _run(args, src: Path, out: Path, fmt: str, calc, settings: dict) -> int:
         from mlip.calculators.torchsim import MLIPModel
 
         for_ase: list[tuple[int, object]] = []
-        batched = _route(pending, for_ase) if args.requested_engine == "auto" else pending
+        batched = _route(pending, for_ase, args.relax_cell) if args.requested_engine == "auto" else pending
         model = MLIPModel(calc.model, device=args.device)
         for result in relax_many(batched, model, fmax=args.fmax, steps=args.steps, relax_cell=args.relax_cell,
                                  max_atoms=args.max_atoms):  # fmt: skip
@@ -245,11 +245,15 @@ def _read_inputs(src: Path):
             raise MLIPInputError(f"{path}: cannot read it as a structure file ({err})") from None
 
 
-def _route(items, aside: list):
-    """Yield the structures for TorchSim; put those only ASE can relax (ASE constraints, mixed periodicity) in
-    ``aside``, to run after (read lazily, in order)."""
+def _route(items, aside: list, relax_cell: bool = False):
+    """Yield the structures for TorchSim; put those only ASE can relax (ASE constraints, mixed periodicity, and with
+    ``relax_cell`` anything not fully periodic) in ``aside``, to run after (read lazily, in order)."""
     for index, atoms in items:
-        if atoms.constraints or (atoms.pbc.any() and not atoms.pbc.all()):
+        if (
+            atoms.constraints
+            or (atoms.pbc.any() and not atoms.pbc.all())
+            or (relax_cell and not atoms.pbc.all())
+        ):
             aside.append((index, atoms))
         else:
             yield index, atoms
@@ -259,9 +263,13 @@ def _relax_one(args, calc, index: int, atoms):
     """One structure through ASE, as a :class:`~mlip.calculators.batch_relax.RelaxResult`."""
     from mlip.calculators.batch_relax import RelaxResult
 
+    cell = args.relax_cell and bool(atoms.pbc.all())
+    if args.relax_cell and not cell:  # a molecule or a slab: its positions are relaxed, its cell kept
+        print(f"mlip-relax: [{index}] is not periodic in all three directions: positions relaxed, cell kept",
+              file=sys.stderr)  # fmt: skip
     try:
         relaxed, ok, steps = relax(
-            atoms, calc, fmax=args.fmax, steps=args.steps, relax_cell=args.relax_cell,
+            atoms, calc, fmax=args.fmax, steps=args.steps, relax_cell=cell,
             optimizer=args.optimizer, return_steps=True,
         )  # fmt: skip
     except MLIPError as err:

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from mlip.errors import MLIPInputError
 from mlip.interop.e3nn import from_e3nn_irreps, from_e3nn_layout, to_e3nn_irreps, to_e3nn_layout
 from mlip.kernels import Irrep, Irreps
 from mlip.kernels.backend import Backend
@@ -242,7 +243,15 @@ class ChannelwiseTensorProduct(_E3nnLayout):
         cls, tp: o3.TensorProduct, *, backend: Backend | str = Backend.AUTO
     ) -> ChannelwiseTensorProduct:
         """The drop-in for an existing e3nn ``TensorProduct`` (its irreps and instructions; the normalisation
-        is read off e3nn's per-instruction factors, so any of e3nn's options carries over)."""
+        is read off e3nn's per-instruction factors, so any of e3nn's options carries over). Only a product with
+        per-edge weights (``shared_weights=False``, ``internal_weights=False``) has a drop-in: a shared-weights one
+        is refused rather than its weights dropped."""
+        if tp.shared_weights or tp.internal_weights:
+            raise MLIPInputError(
+                "from_e3nn: this TensorProduct has shared (internal) weights, which ChannelwiseTensorProduct does not "
+                "hold; build the e3nn product with shared_weights=False, internal_weights=False and pass its weights "
+                "per edge (tp.weight expanded to [E, weight_numel])"
+            )
         ins = [(i.i_in1, i.i_in2, i.i_out, i.connection_mode, i.has_weight, 1.0) for i in tp.instructions]
         new = cls(
             tp.irreps_in1,

@@ -237,3 +237,28 @@ def test_two_relaxations_into_one_output_are_refused(tmp_path, capsys):
     with FileLock(tmp_path / ".out.xyz.lock", out, "mlip-relax run"):  # another run holds it
         assert relax_main([str(tmp_path / "in.xyz"), str(out), "--model", str(model)]) == 2
     assert "in use by another mlip-relax run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["ase", "auto"])
+def test_relax_cell_relaxes_the_positions_of_molecules_and_slabs(tmp_path, capsys, engine):
+    """Issue 33 (noticed): --relax-cell skipped molecules and slabs instead of relaxing their positions."""
+    from ase.build import fcc111
+
+    model = _model_file(tmp_path)
+    slab = fcc111("Cu", size=(2, 2, 2), vacuum=5.0)
+    slab.rattle(0.05, seed=1)
+    cluster = bulk("Cu", "fcc", a=3.7, cubic=True)
+    cluster.pbc, cluster.cell = False, None
+    cluster.rattle(0.05, seed=2)
+    cell = bulk("Cu", "fcc", a=3.7, cubic=True)
+    cell.rattle(0.05, seed=3)
+    write(tmp_path / "in.extxyz", [slab, cluster, cell])
+    argv = [str(tmp_path / "in.extxyz"), str(tmp_path / "out.extxyz"), "--model", str(model), "--relax-cell",
+            "--fmax", "0.05", "--steps", "300", "--engine", engine]  # fmt: skip
+    assert relax_main(argv) == 0
+    err = capsys.readouterr().err
+    assert "[0] is not periodic in all three directions: positions relaxed, cell kept" in err
+    out = read(tmp_path / "out.extxyz", ":")
+    assert [a.info["relax_index"] for a in out] == [0, 1, 2]
+    np.testing.assert_allclose(out[0].cell.array, slab.cell.array)
+    assert np.abs(out[0].positions - slab.positions).max() > 1e-3

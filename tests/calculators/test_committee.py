@@ -60,3 +60,22 @@ def test_a_committee_of_one_and_its_hessian_are_refused(members):
     calc = MLIPCalculator(members[:2])
     with pytest.raises(MLIPInputError, match="committee"):
         calc.get_hessian(molecule("H2O"))
+
+
+def test_a_committee_file_in_a_list_brings_all_its_members(tmp_path):
+    """Issue 33 (noticed): a committee file inside a list counted as one member."""
+    import torch
+
+    from mlip.calculators import MLIPCalculator
+    from mlip.models import save_model
+    from mlip.models.committee import save_committee
+    from mlip.testing.models import tiny_mace
+
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(tiny_mace(torch.float64, channels=4, max_ell=1, correlation=2))
+    save_committee(models[:2], tmp_path / "committee.pt")
+    save_model(models[2], tmp_path / "third.pt")
+    calc = MLIPCalculator([tmp_path / "committee.pt", tmp_path / "third.pt"])
+    assert len(calc.members) == 3

@@ -132,3 +132,13 @@ def test_wrong_inputs_are_refused_with_the_reason():
     tp = ChannelwiseTensorProduct(IN1, SH, f"{C}x0e", [(0, 0, 0, "uvu", True)])
     with pytest.raises(ValueError, match="weight must be"):
         tp(torch.zeros(2, IN1.dim), torch.zeros(2, SH.dim), torch.zeros(2, 1))
+
+
+def test_a_shared_weights_product_is_refused_not_stripped_of_its_weights():
+    """Issue 33 (noticed): from_e3nn of a shared-weights TensorProduct dropped its weights without a word."""
+    from mlip.errors import MLIPInputError
+
+    irreps_out, ins = nequip_instructions(IN1, SH, TARGET)
+    shared = o3.TensorProduct(IN1, SH, irreps_out, ins, shared_weights=True, internal_weights=True)
+    with pytest.raises(MLIPInputError, match="shared .internal. weights"):
+        ChannelwiseTensorProduct.from_e3nn(shared)
