@@ -4,7 +4,7 @@ A console script's ``main(argv)`` is wrapped by :func:`console_main`:
 
 * an :class:`~mlip.errors.MLIPError` (bad config, data, model file, argument; an output that cannot be written)
   prints ``PROG: error: MESSAGE`` on one line to stderr and returns 2, like argparse's own usage errors;
-* ``KeyboardInterrupt`` prints ``PROG: interrupted`` and returns 130;
+* ``KeyboardInterrupt`` prints ``PROG: interrupted`` (and the hint it carries, e.g. how to resume) and returns 130;
 * anything else is a bug: its traceback is shown as usual.
 
 ``--debug`` (or ``MLIP_DEBUG=1`` in the environment) shows the traceback of user errors too.
@@ -47,10 +47,11 @@ def console_main(prog: str) -> Callable[[Callable[[list[str]], int]], Callable[[
                     raise
                 print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
                 return 2
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as err:
                 if debug:
                     raise
-                print(f"{prog}: interrupted", file=sys.stderr)
+                hint = _one_line(str(err)) if isinstance(err, KeyboardInterrupt) and err.args else ""
+                print(f"{prog}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
                 return 130
 
         return run

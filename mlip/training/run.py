@@ -50,6 +50,7 @@ from mlip.training.run_dir import (
     HistoryCSVLogger,
     check_inputs_are_not_outputs,
     check_resumable,
+    fit_or_interrupt,
     prepare_run_dir,
     remove_stale_temporaries,
     resolve_checkpoint,
@@ -403,7 +404,9 @@ def _train(cfg: RunConfig, run_dir: Path, checkpoint: Path | None) -> dict | Non
         train_loader = CombinedLoader({"main": train_loader, "replay": replay}, mode="min_size")
     if init is not None and cfg.train.init_refit_e0s and checkpoint is None:
         module.refit_e0s(make_loader(data.train, batch_size=d.valid_batch_size, shuffle=False))
-    trainer.fit(
+    fit_or_interrupt(
+        trainer,
+        run_dir,
         module,
         train_loader,
         make_loader(data.valid, batch_size=d.valid_batch_size, shuffle=False),

@@ -44,6 +44,7 @@ __all__ = [
     "check_inputs_are_not_outputs",
     "check_resumable",
     "checkpoint_step",
+    "fit_or_interrupt",
     "prepare_run_dir",
     "remove_stale_temporaries",
     "resolve_checkpoint",
@@ -82,6 +83,19 @@ def check_inputs_are_not_outputs(run_dir: Path, inputs: dict[str, str]) -> None:
                     f"{key}: {path} is the run's own {name} in {run_dir}, which the run would overwrite; "
                     "copy it elsewhere or choose another --run-dir"
                 ) from None
+
+
+def fit_or_interrupt(trainer, run_dir: Path, *args, **kwargs) -> None:
+    """``trainer.fit(*args, **kwargs)``; a Ctrl-C, which Lightning turns into ``sys.exit(1)`` after its graceful
+    shutdown, is raised as ``KeyboardInterrupt`` saying how to continue (the console script exits 130)."""
+    try:
+        trainer.fit(*args, **kwargs)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        raise KeyboardInterrupt(
+            f"continue with --resume --run-dir {run_dir} (from its last checkpoint)"
+        ) from None
 
 
 def resolve_checkpoint(run_dir: Path, resume: str | None) -> Path | None:

@@ -32,3 +32,29 @@ def test_a_malformed_override_is_refused():
         raw_config(parse_args(["train.lr"]))
     with pytest.raises(SystemExit):
         parse_args(["--trainer.devices", "two"])
+
+
+def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path, monkeypatch, capsys):
+    """Issue 33 (noticed): after Ctrl-C, train.py exited 1 (Lightning's sys.exit) without saying how to go on."""
+    from mlip.training.cli import main
+    from mlip.training.module import PotentialModule
+
+    original, steps = PotentialModule.training_step, []
+
+    def interrupted(self, *args, **kwargs):
+        steps.append(1)
+        if len(steps) == 3:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PotentialModule, "training_step", interrupted)
+    cfg = tmp_path / "c.yaml"
+    tiny = {"name": "mace", "r_max": 4.0, "channels": 4, "max_ell": 1, "correlation": 2, "radial_mlp": [8]}
+    cfg.write_text(yaml.safe_dump({"model": tiny, "data": {"emt_frames": 12, "emt_test_frames": 2, "batch_size": 4},
+                                   "train": {"max_epochs": 3, "progress_bar": False}}))  # fmt: skip
+    assert main(["--config", str(cfg), "--run-dir", str(tmp_path / "run")]) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        err
+        == f"train.py: interrupted; continue with --resume --run-dir {tmp_path / 'run'} (from its last checkpoint)"
+    )
