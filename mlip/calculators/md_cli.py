@@ -10,7 +10,8 @@ TorchSim; see :mod:`mlip.calculators.md`) and writes, every ``--interval`` steps
 
 Both are appended as the run goes (one ``write`` and an ``fsync`` per interval). A rerun with the same input, model
 and settings after an interruption continues from the last interval every structure completed (the files are cut
-back to it; NVE continues the same trajectory exactly, thermostats draw new noise); a rerun with others is refused.
+back to it; NVE continues the same trajectory exactly, thermostats draw new noise); a rerun with a larger
+``--steps`` extends a finished run the same way; a rerun with other settings is refused.
 ``OUT.extxyz.md.json`` records the settings. Exit status 0 when the run finished, 2 for a user error (a negative
 temperature, a zero time step, NPT for a molecule, an element the model does not know, an unreadable input).
 """
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     calc = MLIPCalculator(args.model, device=args.device, dtype=args.dtype, skin=args.skin)
     _check_frames(structures, calc, src)
     record = {"input": file_identity(src), "model": file_identity(args.model), "engine": engine,
-              "dtype": args.dtype, **{k: str(v) for k, v in vars(settings).items()}}  # fmt: skip
+              "dtype": args.dtype, **{k: str(v) for k, v in vars(settings).items() if k != "steps"}}  # fmt: skip
     with FileLock(out.with_name(f".{out.name}.lock"), out, "mlip-md run"):
         start = _resume(out, record, structures)
         if start >= settings.steps:
@@ -189,6 +190,10 @@ def _resume(out: Path, record: dict, structures: list) -> int:
         previous = json.loads(sidecar.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError):
         previous = None
+    if isinstance(previous, dict):
+        previous.pop(
+            "steps", None
+        )  # --steps may grow: a finished run is extended (sidecars of older mlip had it)
     if previous != record:
         changed = sorted(k for k in record if not isinstance(previous, dict) or previous.get(k) != record[k])
         raise MLIPInputError(

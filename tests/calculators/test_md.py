@@ -222,3 +222,17 @@ def test_fixed_atoms_in_npt_on_torchsim_are_refused(tmp_path, model, capsys):
             "--steps", "10"]  # fmt: skip
     assert md_main(argv) == 2
     assert "NPT with fixed atoms" in capsys.readouterr().err
+
+
+def test_a_finished_run_is_extended_by_a_larger_steps(tmp_path, model):
+    """Issue 33 (noticed): a finished mlip-md run could not be extended to more steps."""
+    write(tmp_path / "in.xyz", cu())
+    base = [str(tmp_path / "in.xyz"), "--model", model, "--interval", "10", "--ensemble", "nve"]
+    assert md_main([base[0], str(tmp_path / "long.extxyz"), *base[1:], "--steps", "40"]) == 0
+    assert md_main([base[0], str(tmp_path / "md.extxyz"), *base[1:], "--steps", "20"]) == 0
+    assert md_main([base[0], str(tmp_path / "md.extxyz"), *base[1:], "--steps", "40"]) == 0
+    long, extended = read(tmp_path / "long.extxyz", ":"), read(tmp_path / "md.extxyz", ":")
+    assert [a.info["md_step"] for a in extended] == [0, 10, 20, 30, 40]
+    for a, b in zip(long, extended):
+        np.testing.assert_allclose(b.positions, a.positions, atol=1e-7)
+    assert log_rows(tmp_path / "md.extxyz")[:, 0].tolist() == [0, 10, 20, 30, 40]
