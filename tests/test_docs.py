@@ -61,16 +61,24 @@ EXPORT = "mlip-export runs/mine/model.pt model.pt2"
 
 
 @pytest.fixture(scope="session")
-def quick_run(tmp_path_factory) -> Path:
+def quick_run(tmp_path_factory, worker_id) -> Path:
     """``runs/mine`` as the pages' named command makes it, run as a reader would: ``python train.py`` from an
-    empty directory."""
+    empty directory (once for all pytest-xdist workers, under a file lock)."""
     import subprocess
     import sys
 
-    root = tmp_path_factory.mktemp("quick")
-    done = subprocess.run([sys.executable, str(ROOT / "train.py"), *shlex.split(QUICK)[2:]], cwd=root,
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    from filelock import FileLock
+
+    shared = (
+        tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    )
+    root = shared / "docs-quick-run"
+    with FileLock(str(shared / "docs-quick-run.lock")):
+        if not (root / "runs" / "mine" / "model.pt").is_file():
+            root.mkdir(exist_ok=True)
+            done = subprocess.run([sys.executable, str(ROOT / "train.py"), *shlex.split(QUICK)[2:]], cwd=root,
+                                  capture_output=True, text=True, timeout=900)  # fmt: skip
+            assert done.returncode == 0, done.stderr[-3000:]
     return root / "runs" / "mine"
 
 

@@ -81,6 +81,7 @@ __all__ = [
     "trace_program",
     "metadata",
     "export_model",
+    "save_artefact",
     "FORMAT",
     "CONTRACT_VERSION",
     "INPUTS",
@@ -192,13 +193,21 @@ def export_model(model: nn.Module, path: str | Path, *, dtype: str | None = None
     program = trace_program(model, dtype=dtype)
     _check_against_eager(program, model, dtype)
     meta = metadata(model, dtype)
+    save_artefact(program, meta, path)
+    return meta
+
+
+def save_artefact(program: torch.export.ExportedProgram, meta: dict, path: str | Path) -> None:
+    """Write ``program`` with ``meta`` (to which its ``sha256``, :func:`content_digest`, is added) to ``path``: the
+    archive is built in memory and written through :func:`mlip.fileio.atomic_write` (whole or not at all; a full
+    disk is an :class:`~mlip.errors.MLIPOutputError` and the previous file is kept)."""
+    meta.pop("sha256", None)
     meta["sha256"] = content_digest(zipfile.ZipFile(io.BytesIO(_archive(program, meta))), meta)
     data = _archive(program, meta)
     if content_digest(zipfile.ZipFile(io.BytesIO(data)), meta) != meta["sha256"]:  # pragma: no cover - a bug
         raise RuntimeError("export: torch.export.save wrote different bytes for the same program")
     with atomic_write(path, "wb") as fh:
         fh.write(data)
-    return meta
 
 
 def _archive(program: torch.export.ExportedProgram, meta: dict) -> bytes:

@@ -258,31 +258,35 @@ def test_a_pt2_given_as_a_model_file_names_the_right_loader(mace_artefact):
         MLIPCalculator(root / "model.pt2")
 
 
-def test_a_real_parity_failure_is_one_line(tmp_path, monkeypatch, capsys):
-    """Issue 33 (13): a program that disagrees with the eager model is refused in one line (it was a RuntimeError
-    traceback), and nothing is written."""
+class _Fixed:
+    """A stand-in for a traced program whose module returns fixed outputs."""
+
+    def __init__(self, outs):
+        self.outs = outs
+
+    def module(self):
+        return lambda *a: self.outs
+
+
+def _eager_outputs(model, dtype):
+    import mlip.calculators.export as export
+
+    inputs = contract_inputs(export._grid_sample(model.atomic_numbers, (2, 2, 3), 2.2, seed=1), model.r_max)
+    return export._Program(convert_model(model, dtype=dtype, backend="torch").eval())(*inputs)
+
+
+def test_a_real_parity_failure_is_a_user_error_naming_the_output():
+    """Issue 33 (13): a program that disagrees with the eager model raised RuntimeError (a traceback from
+    mlip-export); it is an MLIPInputError, one line from the console script."""
     import mlip.calculators.export as export
 
     torch.manual_seed(0)
-    save_model(tiny_mace(torch.float64, channels=4, max_ell=1, correlation=2), tmp_path / "m.pt")
-    trace = export.trace_program
-
-    def off_by_a_bit(model, *, dtype=None):
-        program = trace(model, dtype=dtype)
-        module = program.module()
-
-        class Off:
-            def module(self):
-                return lambda *a: {k: v * (1 + 1e-8) for k, v in module(*a).items()}
-
-        return Off()
-
-    monkeypatch.setattr(export, "trace_program", off_by_a_bit)
-    assert export_main([str(tmp_path / "m.pt"), str(tmp_path / "m.pt2")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("mlip-export: error: export: the traced program's energy differs")
-    assert len(err.splitlines()) == 1
-    assert not (tmp_path / "m.pt2").exists()
+    model = tiny_mace(torch.float64, channels=4, max_ell=1, correlation=2)
+    off = {k: v.detach() * (1 + 1e-8) for k, v in _eager_outputs(model, "float64").items()}
+    with pytest.raises(
+        MLIPInputError, match=r"^export: the traced program's energy differs .* bound 1\.0e-10"
+    ):
+        export._check_against_eager(_Fixed(off), model, "float64")
 
 
 def test_float32_parity_bound_follows_the_models_own_rounding(monkeypatch):
@@ -292,22 +296,12 @@ def test_float32_parity_bound_follows_the_models_own_rounding(monkeypatch):
 
     torch.manual_seed(0)
     model = convert_model(tiny_mace(torch.float64), dtype=torch.float32)
-    inputs = contract_inputs(export._grid_sample(model.atomic_numbers, (2, 2, 3), 2.2, seed=1), model.r_max)
-    f32 = export._Program(convert_model(model, dtype="float32", backend="torch").eval())(*inputs)
-    f64 = export._Program(convert_model(model, dtype="float64", backend="torch").eval())(*inputs)
-
-    class Fixed:
-        def __init__(self, outs):
-            self.outs = outs
-
-        def module(self):
-            return lambda *a: self.outs
-
+    f32, f64 = _eager_outputs(model, "float32"), _eager_outputs(model, "float64")
     # the float64 model's outputs: the float32 program is off by exactly the float32 model's own distance
-    export._check_against_eager(Fixed({k: v.float() for k, v in f64.items()}), model, "float32")
+    export._check_against_eager(_Fixed({k: v.float() for k, v in f64.items()}), model, "float32")
     scale = float(f32["energy"].abs().max())
     own = float((f32["energy"] - f64["energy"]).abs().max()) / scale
     shift = {k: v.detach().clone() for k, v in f32.items()}
     shift["energy"] = shift["energy"] + scale * max(1e-6, 2 * own) * 1.5
     with pytest.raises(MLIPInputError, match="energy differs"):
-        export._check_against_eager(Fixed(shift), model, "float32")
+        export._check_against_eager(_Fixed(shift), model, "float32")

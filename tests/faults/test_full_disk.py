@@ -104,21 +104,22 @@ def _model_and_cells(tmp_path, n=2):
     return str(tmp_path / "model.pt"), str(tmp_path / "in.xyz")
 
 
-def test_export_on_a_full_disk_keeps_the_previous_artefact(tmp_path, full_disk, capsys):
-    """Issue 33 (7): torch's zip writer aborted the interpreter (SIGABRT) when the disk filled."""
-    from mlip.calculators.export_cli import main as export_main
+def test_export_on_a_full_disk_keeps_the_previous_artefact(tmp_path, full_disk):
+    """Issue 33 (7): torch's zip writer aborted the interpreter (SIGABRT) when the disk filled; the artefact is now
+    built in memory and written through mlip's one seam (mlip-export then prints the MLIPOutputError in one line,
+    tests/test_console_errors.py)."""
+    from mlip.calculators.export import metadata, save_artefact, trace_program
     from mlip.calculators.exported import ExportedModel
 
     full_disk["budget"] = UNLIMITED
-    model, _ = _model_and_cells(tmp_path)
-    out = tmp_path / "model.pt2"
-    assert export_main([model, str(out)]) == 0
+    torch.manual_seed(0)
+    model = tiny_mace(torch.float64, channels=4, max_ell=1, correlation=2)
+    program, out = trace_program(model), tmp_path / "model.pt2"
+    save_artefact(program, metadata(model, "float64"), out)
     before = out.read_bytes()
     full_disk["budget"] = 50_000
-    assert export_main([model, str(out), "--dtype", "float32"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("mlip-export: error: cannot write")
-    assert "no space left on device; the previous model.pt2 is unchanged" in err[-1]
+    with pytest.raises(MLIPOutputError, match="no space left on device; the previous model.pt2 is unchanged"):
+        save_artefact(program, metadata(model, "float64") | {"note": "another"}, out)
     assert out.read_bytes() == before
     ExportedModel(out)  # still whole, checksum and all
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
