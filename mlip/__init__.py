@@ -4,8 +4,7 @@ Layers (each imports only from those above it): :mod:`mlip.keys`; :mod:`mlip.ker
 :mod:`mlip.nn`; :mod:`mlip.models`; :mod:`mlip.training` and :mod:`mlip.calculators`.
 """
 
-#: The package version (PEP 440).
-__version__ = "0.1.0"
+from mlip.version import __version__  # the package version (PEP 440)
 
 
 def load_model(path, device="cpu", dtype=None):

@@ -164,8 +164,8 @@ def trace_program(model: nn.Module, *, dtype: str | None = None) -> torch.export
 
 def metadata(model: nn.Module, dtype: str) -> dict:
     """What the artefact records beside the program (``mlip_export.json``)."""
-    from mlip import __version__
     from mlip.models.io import FORMAT_VERSION
+    from mlip.version import __version__
 
     return {
         "format": FORMAT,

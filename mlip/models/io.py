@@ -72,7 +72,7 @@ def save_model(model: nn.Module, path: str | Path, *, provenance: dict | None = 
 
 def model_payload(model: nn.Module, *, provenance: dict | None = None) -> dict:
     """The dict :func:`save_model` writes (module docstring) for ``model``."""
-    from mlip import __version__
+    from mlip.version import __version__
 
     config = model.config.to_dict()
     prov = {"mlip_version": __version__, "date": datetime.datetime.now(datetime.timezone.utc).isoformat()}

@@ -107,7 +107,7 @@ def load_frames(cfg) -> tuple[list[Frame], list[Frame], dict[str, list[Frame]], 
     """Train, validation and test frames plus isolated-atom energies, as configured."""
     keys = _label_keys(cfg)
     if cfg.train_file is None and cfg.builtin == "tosi_fumi_nacl":
-        from mlip.data.nacl import generate_nacl_dataset
+        from mlip.datasets.nacl import generate_nacl_dataset
 
         frames = generate_nacl_dataset(cfg.nacl_frames, seed=cfg.seed)
         tests = {

@@ -5,7 +5,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-from mlip.data.nacl import TosiFumiNaCl, generate_nacl_dataset
+from mlip.datasets.nacl import TosiFumiNaCl, generate_nacl_dataset
 from mlip.longrange import K_E
 
 MADELUNG_NACL = 1.747564594633182
@@ -87,3 +87,20 @@ def test_every_kind_is_generated_and_labelled():
         assert (f.stress is not None) == bool(f.atoms.pbc.all())
     with pytest.raises(ValueError, match="unknown NaCl configuration"):
         generate_nacl_dataset(2, kinds=("gas",))
+
+
+def test_the_old_import_paths_work_and_mlip_data_stays_below_long_range():
+    """Issue 34 (first step): the NaCl generator moved to mlip.datasets; mlip.data.nacl and mlip.data.TosiFumiNaCl
+    still work, and importing mlip.data does not import mlip.longrange."""
+    import subprocess
+    import sys
+
+    import mlip.data
+    import mlip.datasets
+    from mlip.data.nacl import generate_nacl_dataset as old
+
+    assert old is mlip.datasets.generate_nacl_dataset
+    assert mlip.data.TosiFumiNaCl is mlip.datasets.TosiFumiNaCl
+    code = "import mlip.data, sys; print([m for m in sys.modules if m.startswith('mlip.longrange')])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
