@@ -10,7 +10,7 @@ Each size runs in a fresh subprocess (its peak resident memory, ``ru_maxrss``, i
 weights: speed and memory do not depend on them), one warm-up call and one timed call through
 :class:`mlip.MLIPCalculator`. Sizes after the first whose peak would pass ``--limit-gb`` by linear extrapolation
 are not attempted (reported as such). ``--chunk-atoms N`` evaluates in spatial blocks of about N atoms with their
-halos (``MLIPCalculator(chunk_atoms=N)``, :mod:`mlip.calculators.chunked`): the same results, memory set by N. Prints atoms, edges, seconds per call, peak GB, and GB per 1,000 atoms.
+halos (``MLIPCalculator(chunk_atoms=N)``, :mod:`mlip.inference.chunked`): the same results, memory set by N. Prints atoms, edges, seconds per call, peak GB, and GB per 1,000 atoms.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from mlip.calculators.predict import predict
+from mlip.inference.predict import predict
 from mlip.interop.mace_import import model_from_export
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "mace"

@@ -16,15 +16,15 @@ def load_model(path, device="cpu", dtype=None):
 
 def predict(model, frames, **options):
     """Energies, forces, stress (and charges) of many structures, batched (see
-    :func:`mlip.calculators.predict.predict`)."""
-    from mlip.calculators.predict import predict as _predict
+    :func:`mlip.inference.predict.predict`)."""
+    from mlip.inference.predict import predict as _predict
 
     return _predict(model, frames, **options)
 
 
 def hessian(atoms, model, **options):
-    """``[3N, 3N]`` Hessian of the energy (eV/Å²) by autograd (see :func:`mlip.calculators.hessian.hessian`)."""
-    from mlip.calculators.hessian import hessian as _hessian
+    """``[3N, 3N]`` Hessian of the energy (eV/Å²) by autograd (see :func:`mlip.inference.hessian.hessian`)."""
+    from mlip.inference.hessian import hessian as _hessian
 
     return _hessian(atoms, model, **options)
 

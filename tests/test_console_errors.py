@@ -297,9 +297,9 @@ def test_an_unusable_device_is_one_line(tmp_path, capsys, device):
     import torch
 
     from mlip.calculators.md_cli import main as md_main
-    from mlip.calculators.predict import predict
     from mlip.calculators.relax_cli import main as relax_main
     from mlip.errors import MLIPInputError
+    from mlip.inference.predict import predict
     from mlip.training.eval_cli import main as eval_main
 
     if device.startswith("cuda") and torch.cuda.is_available():

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from ase.calculators.calculator import Calculator, all_changes
 from torch import nn
 
 from mlip import keys as K
 from mlip.data import VerletNeighborList, atoms_to_graph, collate
 from mlip.errors import MLIPInputError
-from mlip.models import convert_model, parse_device, parse_dtype
+from mlip.inference import chunked_evaluate, hessian, resolve_model
+from mlip.models import parse_device
 from mlip.models.committee import load_models
 
 __all__ = ["MLIPCalculator"]
@@ -36,7 +36,7 @@ class MLIPCalculator(Calculator):
             fresh list, so results agree to rounding. ``0`` builds a new list every call. ``nl_builds`` counts
             the builds.
         chunk_atoms: for structures with more atoms than this, evaluate in spatial blocks of about this many atoms
-            with their halos (:func:`mlip.calculators.chunked.chunked_evaluate`): the same results to rounding,
+            with their halos (:func:`mlip.inference.chunked.chunked_evaluate`): the same results to rounding,
             peak memory set by the block instead of the structure (local models only). ``None``: never.
         dispersion: ``None``, ``"d3bj"`` or ``"d3zero"``: add DFT-D3 with that damping for the functional ``xc``
             (:mod:`mlip.calculators.dispersion`; torch-dftd, extra ``.[d3]``) to the energy, forces and stress.
@@ -97,7 +97,7 @@ class MLIPCalculator(Calculator):
             raise MLIPInputError(f"MLIPCalculator: {err}") from None
         self.device = parse_device(device)
         if isinstance(model, nn.Module):
-            model = _as_requested(model, dtype, self.device, copy=compile)
+            model = resolve_model(model, device=self.device, dtype=dtype, copy=compile)
         else:
             raise MLIPInputError(
                 f"model must be a model file or an mlip nn.Module, got {type(model).__name__}"
@@ -111,8 +111,7 @@ class MLIPCalculator(Calculator):
 
     def get_hessian(self, atoms=None) -> np.ndarray:
         """``[3N, 3N]`` Hessian (eV/Å²) of the energy at ``atoms`` (default: the calculator's), by autograd
-        (:func:`mlip.calculators.hessian.hessian`)."""
-        from mlip.calculators.hessian import hessian
+        (:func:`mlip.inference.hessian.hessian`)."""
 
         if self.members is not None:
             raise MLIPInputError("get_hessian is for a single model, not a committee")
@@ -122,7 +121,6 @@ class MLIPCalculator(Calculator):
         return hessian(atoms, self.model, device=str(self.device))
 
     def _calculate_chunked(self, properties) -> None:
-        from mlip.calculators.chunked import chunked_evaluate
 
         out = chunked_evaluate(self.model, self.atoms, chunk_atoms=self.chunk_atoms, device=str(self.device))
         self.results = {"energy": out["energy"], "free_energy": out["energy"], "forces": out["forces"]}
@@ -202,18 +200,3 @@ class MLIPCalculator(Calculator):
 
 def _voigt(s: np.ndarray) -> np.ndarray:
     return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
-
-
-def _as_requested(
-    model: nn.Module, dtype: str | None, device: torch.device, *, copy: bool = False
-) -> nn.Module:
-    """``model`` itself when it already has ``dtype`` and lives on ``device`` (and no ``copy`` is asked for),
-    else a converted copy."""
-    first = next(model.parameters())
-    want = parse_dtype(dtype) if dtype is not None else first.dtype
-    same_device = first.device.type == device.type and (
-        device.index is None or first.device.index == device.index
-    )
-    if want == first.dtype and same_device and not copy:
-        return model
-    return convert_model(model, dtype=want, device=device)

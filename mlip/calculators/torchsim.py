@@ -31,6 +31,7 @@ from torch import nn
 from mlip import keys as K
 from mlip.data import atoms_to_graph, collate
 from mlip.errors import MLIPError, MLIPInputError
+from mlip.inference.loader import resolve_model
 from mlip.models.config import parse_device
 
 try:
@@ -76,13 +77,11 @@ class MLIPModel(ModelInterface):
         compute_forces: bool = True,
     ) -> None:
         super().__init__()
-        from mlip.calculators.predict import _model
-
         if isinstance(model, nn.Module) and device is None:
             device = next(model.parameters()).device
         device = parse_device(device or "cpu")
         name = str(dtype).replace("torch.", "") if dtype is not None else None
-        self.model = _model(model, str(device), name)
+        self.model = resolve_model(model, device=device, dtype=name)
         self._device = device
         self._dtype = next(self.model.parameters()).dtype
         self._compute_stress = bool(compute_stress)

@@ -43,7 +43,7 @@ def score_file(
 ) -> tuple[dict, list[tuple[int, str]], int]:
     """``(metrics, failures, n_unlabelled)`` of the labelled ``frames`` of one file, predicted by
     :func:`mlip.predict` (batched under ``max_atoms``); ``failures`` are ``(index in the file, reason)``."""
-    from mlip.calculators.predict import iter_predict
+    from mlip.inference.predict import iter_predict
     from mlip.training.metrics import ErrorAccumulator
 
     labelled, names = _labelled(frames, name)
@@ -73,7 +73,7 @@ def score_committee(
     import numpy as np
     from scipy.stats import pearsonr, spearmanr
 
-    from mlip.calculators.predict import iter_predict
+    from mlip.inference.predict import iter_predict
     from mlip.training.metrics import ErrorAccumulator
 
     labelled, names = _labelled(frames, name)

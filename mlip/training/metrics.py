@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from mlip import keys as K
-from mlip.models.batched import batched_outputs
+from mlip.inference.batching import batched_outputs
 
 __all__ = ["ErrorAccumulator", "evaluate"]
 
@@ -140,7 +140,7 @@ def evaluate(
 ) -> ErrorAccumulator:
     """Score ``model`` on the labelled graphs of ``dataset`` (a map-style dataset or a list of graphs).
 
-    The graphs go through :func:`mlip.models.batched.batched_outputs`, the batching of :func:`mlip.predict`:
+    The graphs go through :func:`mlip.inference.batching.batched_outputs`, the batching of :func:`mlip.predict`:
     batches of at most ``max_atoms`` atoms and ``max_frames`` frames (a larger frame alone), on the model's device.
     Forces always; stress where a frame of the batch has a stress label, unless ``compute_stress`` says.
     """

@@ -12,8 +12,8 @@ import pytest
 import torch
 from ase import Atoms
 
-from mlip.calculators.predict import predict
 from mlip.errors import MLIPInputError
+from mlip.inference.predict import predict
 from mlip.interop.mace_import import model_from_export, read_export
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mace"

@@ -32,7 +32,7 @@ def _stand_in(tmp_path: Path, name: str = "tiny", *, fail: str | None = None) ->
 def test_import_writes_an_mlip_model_equal_to_the_export(tmp_path, capsys):
     from ase.build import molecule
 
-    from mlip.calculators.predict import predict
+    from mlip.inference.predict import predict
 
     src = tmp_path / "in.model"
     src.write_bytes(b"a mace-torch model")

@@ -6,8 +6,8 @@ import torch
 from ase.build import bulk, fcc111, molecule
 
 from mlip.calculators import MLIPCalculator
-from mlip.calculators.chunked import chunked_evaluate
 from mlip.errors import MLIPInputError
+from mlip.inference.chunked import chunked_evaluate
 from mlip.testing.models import tiny_facet, tiny_mace
 
 

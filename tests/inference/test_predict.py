@@ -8,8 +8,8 @@ from ase import Atoms
 
 import mlip
 from mlip.calculators import MLIPCalculator
-from mlip.calculators.predict import PredictionError, predict
 from mlip.errors import MLIPInputError
+from mlip.inference.predict import PredictionError, predict
 from mlip.testing.models import tiny_mace
 from mlip.testing.structures import cu_au_bulk, cu_slab, cu_small_cell, methanol_like
 

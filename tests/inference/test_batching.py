@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from mlip import keys as K
-from mlip.calculators.predict import iter_predict
 from mlip.data import GraphDataset, atoms_to_graph, generate_emt_dataset
-from mlip.models.batched import batched_outputs
+from mlip.inference.batching import batched_outputs
+from mlip.inference.predict import iter_predict
 from mlip.testing.models import tiny_mace
 from mlip.testing.structures import cu_au_bulk, cu_slab, methanol_like
 from mlip.training.metrics import ErrorAccumulator, evaluate
