@@ -26,9 +26,9 @@ from pathlib import Path
 
 import ase.io
 
+from mlip.calculators.appended import read_complete_frames
 from mlip.calculators.ase_calculator import MLIPCalculator
 from mlip.calculators.md import Ensemble, MDSettings, Thermostat, make_run
-from mlip.calculators.relax_cli import _done_frames
 from mlip.cli import add_debug_flag, console_main
 from mlip.errors import MLIPInputError
 from mlip.fileio import (
@@ -200,7 +200,7 @@ def _resume(out: Path, record: dict, structures: list) -> int:
             f"{out} holds another run (different {', '.join(changed) or 'settings'}); rerun with the same input, "
             f"model and options to continue it, or delete {out}, {log.name} and {sidecar.name}"
         )
-    frames = _done_frames(out)
+    frames = read_complete_frames(out)
     n = len(structures)
     groups = len(frames) // n
     if groups == 0:  # nothing usable: start again

@@ -36,13 +36,13 @@ from pathlib import Path
 import ase.io
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from mlip.calculators.appended import append_frame, read_complete_frames
 from mlip.calculators.ase_calculator import MLIPCalculator
 from mlip.calculators.relax import relax
 from mlip.cli import add_debug_flag, console_main
 from mlip.errors import MLIPError, MLIPInputError
 from mlip.fileio import (
     FileLock,
-    append_bytes,
     atomic_path,
     atomic_write,
     check_output_file,
@@ -70,26 +70,6 @@ def _partial_paths(out: Path) -> tuple[Path, Path]:
     return out.with_name(out.name + ".partial.extxyz"), out.with_name(out.name + ".partial.json")
 
 
-def _done_frames(partial: Path) -> list[ase.Atoms]:
-    """The complete structures of a partial file (a torn last one, left by a power loss, is dropped)."""
-    if not partial.is_file():
-        return []
-    frames = []
-    try:
-        for atoms in ase.io.iread(str(partial), format="extxyz"):
-            frames.append(atoms)
-    except Exception:  # a torn tail: keep the complete frames before it
-        pass
-    return frames
-
-
-def _append(partial: Path, atoms: ase.Atoms) -> None:
-    """Append one structure with a single ``write`` (a killed process cannot leave half of it) and ``fsync``."""
-    buf = io.StringIO()
-    ase.io.write(buf, atoms, format="extxyz")
-    append_bytes(partial, buf.getvalue().encode())
-
-
 def _resume_state(out: Path, settings: dict) -> list[ase.Atoms]:
     """The structures an interrupted run with the same settings finished; refuse a partial file of another run."""
     partial, sidecar = _partial_paths(out)
@@ -112,7 +92,7 @@ def _resume_state(out: Path, settings: dict) -> list[ase.Atoms]:
             f"{partial} holds structures of another run (different {', '.join(changed) or 'settings'}); rerun "
             f"with the same input, model and options to finish it, or delete {partial} and {sidecar}"
         )
-    done = _done_frames(partial)
+    done = read_complete_frames(partial)
     with atomic_write(partial, "wb") as fh:  # rewritten without a torn tail, if any
         buf = io.StringIO()
         ase.io.write(buf, done, format="extxyz")
@@ -209,7 +189,7 @@ def _run(args, src: Path, out: Path, fmt: str, calc, settings: dict) -> int:
     for i, atoms in pending:
         _record(partial, src, _relax_one(args, calc, i, atoms), counts)
     skipped, unconverged = counts["skipped"], counts["unconverged"]
-    frames = sorted(_done_frames(partial), key=lambda a: int(a.info["relax_index"]))
+    frames = sorted(read_complete_frames(partial), key=lambda a: int(a.info["relax_index"]))
     with atomic_path(out) as tmp:
         ase.io.write(str(tmp), frames, format=fmt)
     partial.unlink(missing_ok=True)
@@ -288,7 +268,7 @@ def _record(partial: Path, src: Path, result, counts: dict) -> None:
     relaxed = result.atoms
     relaxed.info.update(relax_index=i, relax_converged=result.converged, relax_steps=result.steps)
     counts["unconverged"] += not result.converged
-    _append(partial, relaxed)
+    append_frame(partial, relaxed)
     results = relaxed.calc.results
     print(
         f"[{i}] {relaxed.get_chemical_formula()}: E = {results['energy']:.6f} eV, "

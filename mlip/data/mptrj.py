@@ -23,7 +23,7 @@ from ase.data import atomic_numbers
 
 from mlip.errors import MLIPInputError
 
-__all__ = ["iter_mptrj_records", "read_mptrj", "mptrj_record_to_atoms"]
+__all__ = ["is_mptrj_json", "iter_mptrj_records", "read_mptrj", "mptrj_record_to_atoms"]
 
 _WS = " \t\n\r"
 _KBAR_TO_EV_A3 = -0.1 * units.GPa  # VASP kBar (compressive positive) -> ASE eV/Å³ (tensile positive)
@@ -168,3 +168,15 @@ def read_mptrj(
         atoms = mptrj_record_to_atoms(record, energy=energy, where=f"{Path(path).name}:{mp_id}/{frame_id}")
         atoms.info.update(mp_id=mp_id, frame_id=frame_id)
         yield atoms
+
+
+def is_mptrj_json(path: Path) -> bool:
+    """True when the file opens as MPtrj's ``{mp_id: {frame_id: {"structure", ...}}}`` (first record only)."""
+    with open(path, "rb") as fh:
+        if not fh.read(64).lstrip().startswith(b"{"):
+            return False
+    try:
+        _, _, record = next(iter(iter_mptrj_records(path, chunk_size=1 << 16)))
+    except (ValueError, StopIteration):
+        return False
+    return "structure" in record and "uncorrected_total_energy" in record

@@ -35,7 +35,9 @@ import numpy as np
 
 from mlip.data.checks import check_frame
 from mlip.data.graph import Frame
+from mlip.data.mptrj import read_mptrj
 from mlip.data.references import EnergyReferences
+from mlip.data.sources import iter_atoms
 from mlip.data.stress_check import StressTransform, apply_stress_transform
 from mlip.errors import MLIPInputError
 
@@ -237,27 +239,11 @@ def atoms_to_frame(
 def read_mptrj_json(path: str | Path, *, energy: str = "uncorrected") -> list[Frame]:
     """Every frame of an MPtrj JSON file (streamed by :func:`mlip.data.mptrj.read_mptrj`) as labelled frames
     whose ``info`` keeps ``mp_id`` and ``frame_id``. ``energy``: ``"uncorrected"`` or ``"corrected"``."""
-    from mlip.data.mptrj import read_mptrj
-
     name = Path(path).name
     return [
         atoms_to_frame(a, where=f"{name}:{a.info['mp_id']}/{a.info['frame_id']}")
         for a in read_mptrj(path, energy=energy)
     ]
-
-
-def _is_mptrj_json(path: Path) -> bool:
-    """True when the file opens as MPtrj's ``{mp_id: {frame_id: {"structure", ...}}}`` (first record only)."""
-    from mlip.data.mptrj import iter_mptrj_records
-
-    with open(path, "rb") as fh:
-        if not fh.read(64).lstrip().startswith(b"{"):
-            return False
-    try:
-        _, _, record = next(iter(iter_mptrj_records(path, chunk_size=1 << 16)))
-    except (ValueError, StopIteration):
-        return False
-    return "structure" in record and "uncorrected_total_energy" in record
 
 
 def labelled_frame(
@@ -298,8 +284,6 @@ def iter_frames(
     ``require_keys``: a label key given explicitly in ``keys`` that no frame of the file holds is an error naming
     the key and the keys the file does hold (a misspelt ``energy_key`` would otherwise leave the set unlabelled).
     """
-    from mlip.data.sources import iter_atoms
-
     keys = LabelKeys() if keys is None else keys
     name = Path(path).name
     missing = dict(keys.given()) if require_keys else {}

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import ase
 
+from mlip.data.mptrj import is_mptrj_json
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
 
 __all__ = ["iter_atoms", "lmdb_kind"]
@@ -69,12 +70,10 @@ def iter_atoms(
     """Stream the structures of ``path`` (see the module docstring for the formats). Labels sit on each
     ``Atoms``' SinglePointCalculator or in its ``info`` / ``arrays``; :func:`mlip.data.atoms_to_frame` reads them.
     ``index`` selects frames of ASE-read files only."""
-    from mlip.data.readers import _is_mptrj_json
-
     path = Path(path)
     if not path.exists():
         raise MLIPFileNotFoundError(f"no such data file: {path}")
-    if path.suffix == ".json" and _is_mptrj_json(path):
+    if path.suffix == ".json" and is_mptrj_json(path):
         from mlip.data.mptrj import read_mptrj
 
         yield from read_mptrj(path, energy=mptrj_energy)
