@@ -38,7 +38,6 @@ __all__ = [
     "MDSettings",
     "Snapshot",
     "Thermostat",
-    "make_run",
     "check_structures",
     "initial_momenta",
     "ASERun",
@@ -191,17 +190,3 @@ def _n_fixed(atoms: ase.Atoms) -> int:
 
     held = {int(i) for c in atoms.constraints if isinstance(c, FixAtoms) for i in c.get_indices()}
     return len(held)
-
-
-def make_run(structures: list[ase.Atoms], calculator, settings: MDSettings, *, engine: str) -> MDRun:
-    """An :class:`MDRun` of ``structures`` (``engine`` ``"ase"``: exactly one) with ``calculator``'s model."""
-    check_structures(structures, settings)
-    if engine == "ase":
-        if len(structures) != 1:
-            raise MLIPInputError(
-                f"the ASE engine runs one structure; the input has {len(structures)} (use --engine torchsim)"
-            )
-        return ASERun(structures[0], calculator, settings)
-    from mlip.calculators.md_torchsim import TorchSimRun
-
-    return TorchSimRun(structures, calculator.model, settings, device=str(calculator.device))

@@ -28,7 +28,8 @@ import ase.io
 
 from mlip.calculators.appended import read_complete_frames
 from mlip.calculators.ase_calculator import MLIPCalculator
-from mlip.calculators.md import Ensemble, MDSettings, Thermostat, make_run
+from mlip.calculators.md import Ensemble, MDSettings, Thermostat
+from mlip.calculators.md_run import make_run
 from mlip.cli import add_debug_flag, console_main
 from mlip.errors import MLIPInputError
 from mlip.fileio import (
