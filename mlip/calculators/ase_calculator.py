@@ -95,7 +95,7 @@ class MLIPCalculator(Calculator):
             self.neighbors = VerletNeighborList(skin)
         except ValueError as err:
             raise MLIPInputError(f"MLIPCalculator: {err}") from None
-        self.device = parse_device(device)
+        self.device = device
         if isinstance(model, nn.Module):
             model = resolve_model(model, device=self.device, dtype=dtype, copy=compile)
         else:

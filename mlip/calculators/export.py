@@ -67,6 +67,7 @@ from torch import nn
 from mlip import keys as K
 from mlip.errors import MLIPInputError
 from mlip.fileio import atomic_write
+from mlip.version import __version__
 
 FORMAT = "mlip-exported-program"
 CONTRACT_VERSION = 1
@@ -165,7 +166,6 @@ def trace_program(model: nn.Module, *, dtype: str | None = None) -> torch.export
 def metadata(model: nn.Module, dtype: str) -> dict:
     """What the artefact records beside the program (``mlip_export.json``)."""
     from mlip.models.io import FORMAT_VERSION
-    from mlip.version import __version__
 
     return {
         "format": FORMAT,

@@ -39,6 +39,7 @@ __all__ = [
     "Snapshot",
     "Thermostat",
     "check_structures",
+    "fixed_atoms",
     "initial_momenta",
     "ASERun",
 ]
@@ -176,7 +177,7 @@ class ASERun(MDRun):
             pressure = -float(stress[:3].mean()) / units.GPa
         frame = a.copy()
         frame.calc = None
-        return [Snapshot(frame, epot, ekin, _temperature(ekin, len(a) - _n_fixed(a)), pressure)]
+        return [Snapshot(frame, epot, ekin, _temperature(ekin, len(a) - int(fixed_atoms(a).sum())), pressure)]
 
 
 def _temperature(ekin: float, n_atoms: int) -> float:
@@ -184,9 +185,12 @@ def _temperature(ekin: float, n_atoms: int) -> float:
     return 2.0 * ekin / (3.0 * max(n_atoms, 1) * units.kB)
 
 
-def _n_fixed(atoms: ase.Atoms) -> int:
-    """The number of atoms ``FixAtoms`` constraints hold."""
+def fixed_atoms(atoms: ase.Atoms) -> np.ndarray:
+    """``[N]`` bool: the atoms ``FixAtoms`` constraints of ``atoms`` hold (other constraints are not looked at)."""
     from ase.constraints import FixAtoms
 
-    held = {int(i) for c in atoms.constraints if isinstance(c, FixAtoms) for i in c.get_indices()}
-    return len(held)
+    mask = np.zeros(len(atoms), dtype=bool)
+    for constraint in atoms.constraints:
+        if isinstance(constraint, FixAtoms):
+            mask[constraint.get_indices()] = True
+    return mask

@@ -27,6 +27,7 @@ from mlip.calculators.md import (
     Snapshot,
     Thermostat,
     _temperature,
+    fixed_atoms,
     initial_momenta,
 )
 from mlip.calculators.torchsim import MLIPModel, state_to_atoms
@@ -43,18 +44,14 @@ def fixed_mask(structures: list[ase.Atoms]) -> np.ndarray:
     refused (one line naming the structure)."""
     from ase.constraints import FixAtoms
 
-    masks = []
     for k, atoms in enumerate(structures):
-        mask = np.zeros(len(atoms), dtype=bool)
         for constraint in atoms.constraints:
             if not isinstance(constraint, FixAtoms):
                 raise MLIPInputError(
                     f"structure {k}: the TorchSim engine applies FixAtoms only, not {type(constraint).__name__} "
                     "(run it alone with --engine ase)"
                 )
-            mask[constraint.get_indices()] = True
-        masks.append(mask)
-    return np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
+    return np.concatenate([fixed_atoms(a) for a in structures]) if structures else np.zeros(0, dtype=bool)
 
 
 class TorchSimRun(MDRun):

@@ -30,6 +30,7 @@ from mlip.errors import MLIPFileNotFoundError, MLIPInputError
 from mlip.fileio import torch_save_atomic
 from mlip.models.config import parse_device, parse_dtype
 from mlip.models.registry import build_model
+from mlip.version import __version__
 
 FORMAT = "mlip-model"
 FORMAT_VERSION = 2
@@ -72,8 +73,6 @@ def save_model(model: nn.Module, path: str | Path, *, provenance: dict | None = 
 
 def model_payload(model: nn.Module, *, provenance: dict | None = None) -> dict:
     """The dict :func:`save_model` writes (module docstring) for ``model``."""
-    from mlip.version import __version__
-
     config = model.config.to_dict()
     prov = {"mlip_version": __version__, "date": datetime.datetime.now(datetime.timezone.utc).isoformat()}
     prov.update(provenance or {})

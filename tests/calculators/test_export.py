@@ -164,19 +164,22 @@ def test_export_refuses_other_model_format_versions_and_bad_files(mace_artefact,
         read_metadata(root / "model.pt")
 
 
-def test_artefact_of_another_contract_version_is_refused(mace_artefact, tmp_path):
+def _with_metadata(src, dst, **changes) -> None:
+    """Copy the artefact ``src`` to ``dst`` with ``changes`` made to its ``mlip_export.json`` (a valid zip: the
+    entries are written again, CRCs included)."""
     import zipfile
 
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename.endswith("extra/mlip_export.json"):
+                data = json.dumps({**json.loads(data), **changes}).encode()
+            zout.writestr(item, data)
+
+
+def test_artefact_of_another_contract_version_is_refused(mace_artefact, tmp_path):
     _, root = mace_artefact
-    src, dst = zipfile.ZipFile(root / "model.pt2"), zipfile.ZipFile(tmp_path / "v2.pt2", "w")
-    for item in src.infolist():
-        data = src.read(item)
-        if item.filename.endswith("extra/mlip_export.json"):
-            meta = json.loads(data)
-            meta["contract_version"] = 2
-            data = json.dumps(meta).encode()
-        dst.writestr(item, data)
-    dst.close()
+    _with_metadata(root / "model.pt2", tmp_path / "v2.pt2", contract_version=2)
     with pytest.raises(MLIPInputError, match="contract version 2; this mlip runs version 1"):
         ExportedModel(tmp_path / "v2.pt2")
 
@@ -220,15 +223,7 @@ def test_altered_metadata_is_refused(mace_artefact, tmp_path):
     import zipfile
 
     _, root = mace_artefact
-    src, dst = zipfile.ZipFile(root / "model.pt2"), zipfile.ZipFile(tmp_path / "edited.pt2", "w")
-    for item in src.infolist():
-        data = src.read(item)
-        if item.filename.endswith("extra/mlip_export.json"):
-            meta = json.loads(data)
-            meta["r_max"] = 2.0
-            data = json.dumps(meta).encode()
-        dst.writestr(item, data)
-    dst.close()
+    _with_metadata(root / "model.pt2", tmp_path / "edited.pt2", r_max=2.0)
     with pytest.raises(MLIPInputError, match="does not match its checksum"):
         ExportedModel(tmp_path / "edited.pt2")
     names = zipfile.ZipFile(root / "model.pt2").namelist()
