@@ -5,7 +5,8 @@
 Runs ``mlip.training.run.run_training`` for ``--epochs`` epochs in a fresh temporary run directory, with a
 Lightning callback that times every epoch (training and validation together, as ``train.max_time`` counts it),
 and prints each epoch and the median of all but the first (which includes the first graphs' warm-up). Uses only
-``run_training`` and ``run._trainer``, so the same script measures an older checkout (``PYTHONPATH=old/checkout``).
+``run_training`` and the trainer factory (``mlip.training.trainer.build_trainer``, or ``run._trainer`` before
+issue 34), so the same script measures an older checkout (``PYTHONPATH=old/checkout``).
 """
 
 from __future__ import annotations
@@ -47,14 +48,20 @@ def main() -> None:
         def on_validation_epoch_end(self, trainer, pl_module):
             times.append(time.perf_counter() - self.start)
 
-    original = run._trainer
+    try:
+        import mlip.training.trainer as owner
+
+        name = "build_trainer"
+    except ImportError:  # a checkout before issue 34
+        owner, name = run, "_trainer"
+    original = getattr(owner, name)
 
     def with_timer(c, d):
         trainer = original(c, d)
         trainer.callbacks.append(Timer())
         return trainer
 
-    run._trainer = with_timer
+    setattr(owner, name, with_timer)
     with tempfile.TemporaryDirectory() as tmp:
         run.run_training(cfg, Path(tmp) / "run")
     print(f"{args.config}: epochs {[round(t, 2) for t in times]} s")

@@ -28,7 +28,7 @@ from mlip.data.units import (
 )
 from mlip.errors import MLIPInputError
 
-__all__ = ["check_frame", "check_frames"]
+__all__ = ["check_frame", "check_frames", "require_known_elements"]
 
 _MAX_Z = 118
 
@@ -101,3 +101,18 @@ def check_frames(
         flagged |= _outside(energy, None)
     for i in np.flatnonzero(flagged):
         check_frame(frames[i], units=units)
+
+
+def require_known_elements(
+    present,
+    known,
+    *,
+    where: str,
+    message: str = "{where} contains elements {unknown} absent from the training set",
+) -> None:
+    """Refuse elements in ``present`` (atomic numbers of a data set) that are not in ``known`` (those of the
+    training set or the model): the one unknown-element check of validation, test and replay sets. ``message``
+    is formatted with ``where`` and ``unknown`` (the sorted atomic numbers)."""
+    unknown = sorted({int(z) for z in present} - {int(z) for z in known})
+    if unknown:
+        raise MLIPInputError(message.format(where=where, unknown=unknown))

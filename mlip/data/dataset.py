@@ -34,6 +34,16 @@ class GraphDataset(Dataset):
         """``[len(self)]`` atoms of every graph."""
         return np.array([len(g[K.POSITIONS]) for g in self.graphs], dtype=np.int64)
 
+    def elements(self) -> list[int]:
+        """Sorted atomic numbers present in the graphs."""
+        if not self.graphs:
+            return []
+        return torch.unique(torch.cat([g[K.ATOMIC_NUMBERS] for g in self.graphs])).tolist()
+
+    def edge_count(self) -> int:
+        """Directed edges of all graphs (``avg_num_neighbors`` is this over the atoms)."""
+        return sum(int(g[K.EDGE_INDEX].shape[1]) for g in self.graphs)
+
 
 def make_loader(dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int = 0, **kwargs) -> DataLoader:
     """A ``DataLoader`` that batches with :func:`mlip.data.batch.collate`."""

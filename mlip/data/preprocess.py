@@ -33,13 +33,14 @@ from pathlib import Path
 
 from mlip.cli import add_debug_flag, console_main
 from mlip.data.aselmdb import iter_aselmdb
-from mlip.data.checks import check_frames
+from mlip.data.checks import check_frame, check_frames
 from mlip.data.graph import Frame
 from mlip.data.lmdb_env import lmdb_files, record_keys
 from mlip.data.pyg_lmdb import iter_pyg_lmdb
-from mlip.data.readers import LabelKeys, iter_frames, labelled_frame
+from mlip.data.readers import LabelKeys, iter_frames, labelled_frame, split_isolated_atoms
 from mlip.data.references import EnergyReferences
 from mlip.data.sources import lmdb_kind
+from mlip.data.spec import DataSpec
 from mlip.data.store import (
     FORMAT,
     SETTINGS,
@@ -62,16 +63,12 @@ __all__ = ["iter_frames", "main", "preprocess", "run_settings", "claim_directory
 _WORKER: dict = {}
 
 
-def _init_worker(keys: LabelKeys, references: EnergyReferences | None) -> None:
-    _WORKER.update(keys=keys, references=references)
+def _init_worker(spec: DataSpec, references: EnergyReferences | None) -> None:
+    _WORKER.update(spec=spec, references=references)
 
 
 def _plan(
-    sources: list[str | Path],
-    shard_size: int,
-    keys: LabelKeys,
-    refs: EnergyReferences | None,
-    mptrj_energy: str,
+    sources: list[str | Path], shard_size: int, spec: DataSpec, refs: EnergyReferences | None
 ) -> Iterator[tuple]:
     """The shards to write, in order. An LMDB source (random access) becomes ``("lmdb", kind, file, keys)``
     tasks of ``shard_size`` records that a worker reads and converts itself, so reading scales with the workers;
@@ -80,9 +77,7 @@ def _plan(
     for src in sources:
         kind = lmdb_kind(src)
         if kind is None:
-            frames = iter_frames(
-                src, keys, mptrj_energy=mptrj_energy, references=refs, check=_checked_here(refs)
-            )
+            frames = spec.iter_frames(src, references=refs, check=_checked_here(refs))
             yield from (("frames", chunk) for chunk in _chunks(frames, shard_size))
             continue
         for file in lmdb_files(src, ".aselmdb" if kind == "aselmdb" else ".lmdb"):
@@ -98,15 +93,17 @@ def _checked_here(refs: EnergyReferences | None) -> bool:
 
 
 def _write_task(task: tuple, directory: Path, context: dict | None = None) -> dict:
-    """Check and write one planned shard; one already on disk is kept when it passes its checksums, else written
-    again."""
+    """Check and write one planned shard, without its isolated atoms (:func:`mlip.data.readers.is_isolated_atom`,
+    kept in the shard's ``isolated.json`` and the manifest); one already on disk is kept when it passes its
+    checksums, else written again. A task of isolated atoms only writes no shard (``n_frames`` 0)."""
     if directory.is_dir():
         try:
             return verify_shard(directory)
         except MLIPInputError:
             shutil.rmtree(directory)
     ctx = _WORKER if context is None else context
-    keys, refs = ctx["keys"], ctx["references"]
+    spec, refs = ctx["spec"], ctx["references"]
+    keys = spec.keys
     if task[0] == "frames":
         frames = task[1]
     else:
@@ -116,9 +113,20 @@ def _write_task(task: tuple, directory: Path, context: dict | None = None) -> di
         for atoms in read(file, rec):
             where = f"{file.name}[{atoms.info.get('sid', '?')}/{atoms.info.get('fid', len(frames))}]"
             frames.append(labelled_frame(atoms, keys, refs, where=where, check=_checked_here(refs)))
+    if not _checked_here(refs):
+        for f in frames:  # isolated atoms leave before the bulk check below
+            if len(f.atoms) == 1:
+                check_frame(f, units=keys.check_units)
+    frames, isolated = split_isolated_atoms(frames)
+    if not frames:
+        return {"name": directory.name, "n_frames": 0, "n_atoms": 0, "isolated": _jsonable(isolated)}
     arrays = shard_arrays(frames)
     check_frames(frames, units=keys.check_units, arrays=arrays)
-    return write_shard(frames, directory, arrays=arrays)
+    return write_shard(frames, directory, arrays=arrays, isolated=isolated)
+
+
+def _jsonable(isolated: dict[int, float]) -> dict[str, float]:
+    return {str(z): float(e) for z, e in sorted(isolated.items())}
 
 
 def _chunks(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
@@ -135,31 +143,30 @@ def _chunks(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
 _OURS = re.compile(r"^(manifest\.json|settings\.json|statistics|shard-\d{6}(\.tmp-\d+)?|\..+\.tmp-.+)$")
 
 
-def run_settings(
-    sources: list[str | Path],
-    *,
-    shard_size: int,
-    keys: LabelKeys,
-    mptrj_energy: str,
-    energy_references: str | Path | None,
-) -> dict:
+def run_settings(sources: list[str | Path], *, shard_size: int, spec: DataSpec) -> dict:
     """What determines the shards' contents: the sources' identities (:func:`mlip.fileio.file_identity`; the
-    spelling of a path does not matter, an edited file does) and every option."""
+    spelling of a path does not matter, an edited file does), the shard size and the part of the data
+    specification applied as frames are read (:meth:`mlip.data.spec.DataSpec.applied_when_read`), with the
+    reference file's identity."""
     for s in sources:
         if not Path(s).exists():
             raise MLIPFileNotFoundError(f"no such source: {s}")
-    if energy_references is not None and not Path(energy_references).is_file():
-        raise MLIPFileNotFoundError(f"no such reference-energy file: {energy_references}")
+    refs = spec.energy_references
+    if refs is not None and not Path(refs).is_file():
+        raise MLIPFileNotFoundError(f"no such reference-energy file: {refs}")
     return {
         "format": FORMAT,
         "version": VERSION,
         "sources": [file_identity(s) for s in sources],
         "shard_size": shard_size,
-        "mptrj_energy": mptrj_energy,
-        "fixed_tags": [int(t) for t in keys.fixed_tags],
-        "energy_references": None if energy_references is None else file_identity(energy_references),
-        "label_keys": {k: v for k, v in vars(keys).items() if k != "fixed_tags"},
+        **_flat(spec.applied_when_read()),
+        "energy_references": None if refs is None else file_identity(refs),
     }
+
+
+def _flat(recorded: dict) -> dict:
+    """The data specification with its label keys at the top level (so that a difference names the key)."""
+    return {**{k: v for k, v in recorded.items() if k != "label_keys"}, **recorded["label_keys"]}
 
 
 def _differences(old: dict, new: dict) -> list[str]:
@@ -221,6 +228,7 @@ def preprocess(
     *,
     shard_size: int = 10_000,
     workers: int = 1,
+    spec: DataSpec | None = None,
     keys: LabelKeys | None = None,
     mptrj_energy: str = "uncorrected",
     energy_references: str | Path | None = None,
@@ -228,41 +236,47 @@ def preprocess(
 ) -> dict:
     """Convert ``sources`` into ``out`` (see the module docstring); returns the manifest.
 
-    ``keys.fixed_tags`` marks atoms of those tags fixed (OC20: ``(0,)``); ``energy_references`` (a file read by
-    :func:`mlip.data.references.load_energy_references`) stores referenced instead of total energies;
-    ``restart`` discards what an earlier run with other settings left in ``out``.
+    ``spec`` (:class:`mlip.data.spec.DataSpec`) labels every frame, and the manifest records it (``data_spec``);
+    ``keys``, ``mptrj_energy`` and ``energy_references`` are the short form of a spec with those fields (not
+    both). ``keys.fixed_tags`` marks atoms of those tags fixed (OC20: ``(0,)``); ``energy_references`` (a file
+    read by :func:`mlip.data.references.load_energy_references`) stores referenced instead of total energies.
+    Isolated atoms are not written to the shards: the manifest keeps their energies (``isolated_atoms``,
+    ``{"Z": eV}``). ``restart`` discards what an earlier run with other settings left in ``out``.
     """
     if shard_size < 1:
         raise MLIPInputError(f"shard_size must be >= 1, got {shard_size}")
     if workers < 1:
         raise MLIPInputError(f"workers must be >= 1, got {workers}")
-    keys = LabelKeys() if keys is None else keys
-    settings = run_settings(
-        sources,
-        shard_size=shard_size,
-        keys=keys,
-        mptrj_energy=mptrj_energy,
-        energy_references=energy_references,
-    )
+    if spec is None:
+        refs_path = None if energy_references is None else str(energy_references)
+        spec = DataSpec(keys=LabelKeys() if keys is None else keys, mptrj_energy=mptrj_energy,
+                        energy_references=refs_path)  # fmt: skip
+    elif keys is not None or energy_references is not None or mptrj_energy != "uncorrected":
+        raise MLIPInputError("preprocess: give the data specification (spec) or its parts, not both")
+    settings = run_settings(sources, shard_size=shard_size, spec=spec)
     out = check_output_dir(out)
     with DirectoryLock(out, "mlip-preprocess run"):
         claim_directory(out, settings, restart=restart)
-        refs = None if energy_references is None else EnergyReferences.from_file(energy_references)
-        infos = _write_all(_plan(sources, shard_size, keys, refs, mptrj_energy), out, workers, keys, refs)
+        refs = spec.references()
+        infos = _write_all(_plan(sources, shard_size, spec, refs), out, workers, spec, refs)
+        isolated: dict[str, float] = {}
+        for info in infos:
+            isolated.update(info.pop("isolated", None) or {})
+        infos = sorted((i for i in infos if i["n_frames"] > 0), key=lambda i: i["name"])
         if not infos:
             raise MLIPInputError(f"the sources hold no frames: {', '.join(map(str, sources))}")
-        infos.sort(key=lambda s: s["name"])
+        recorded = spec.applied_when_read()
         return write_manifest(
             out,
             {
                 "sources": [str(s) for s in sources],
                 "shard_size": shard_size,
-                "mptrj_energy": mptrj_energy,
-                "fixed_tags": settings["fixed_tags"],
-                "stress_transform": StressTransform(keys.stress_transform).value,
-                "energy_references": None
-                if energy_references is None
-                else str(Path(energy_references).resolve()),
+                "data_spec": recorded,
+                "isolated_atoms": isolated,
+                "mptrj_energy": spec.mptrj_energy,
+                "fixed_tags": recorded["fixed_tags"],
+                "stress_transform": recorded["label_keys"]["stress_transform"],
+                "energy_references": recorded["energy_references"],
                 "n_frames": sum(s["n_frames"] for s in infos),
                 "n_atoms": sum(s["n_atoms"] for s in infos),
                 "shards": infos,
@@ -270,16 +284,16 @@ def preprocess(
         )
 
 
-def _write_all(tasks, out: Path, workers: int, keys: LabelKeys, refs) -> list[dict]:
+def _write_all(tasks, out: Path, workers: int, spec: DataSpec, refs) -> list[dict]:
     """Write the planned shards (at most ``2 * workers`` in flight); returns their summaries."""
     if workers <= 1:
-        context = {"keys": keys, "references": refs}
+        context = {"spec": spec, "references": refs}
         return [_write_task(task, out / shard_name(k), context) for k, task in enumerate(tasks)]
     infos: list[dict] = []
     pending: list[Future] = []
     try:
         with ProcessPoolExecutor(
-            max_workers=workers, initializer=_init_worker, initargs=(keys, refs)
+            max_workers=workers, initializer=_init_worker, initargs=(spec, refs)
         ) as pool:
             for k, task in enumerate(tasks):
                 if (out / shard_name(k)).is_dir():  # written already: checked here
@@ -339,15 +353,14 @@ def main(argv: list[str] | None = None) -> int:
         virials_key=args.virials_key, charges_key=args.charges_key, fixed_tags=tuple(args.fixed_tags),
         check_units=not args.no_unit_check, stress_transform=StressTransform(args.stress_transform),
     )  # fmt: skip
+    spec = DataSpec(keys=keys, mptrj_energy=args.mptrj_energy, energy_references=args.energy_references)
     start = time.perf_counter()
     manifest = preprocess(
         args.sources,
         args.out,
         shard_size=args.shard_size,
         workers=args.workers,
-        mptrj_energy=args.mptrj_energy,
-        keys=keys,
-        energy_references=args.energy_references,
+        spec=spec,
         restart=args.restart,
     )
     dt = time.perf_counter() - start

@@ -25,7 +25,7 @@ sign. MPtrj JSON holds kBar with VASP's sign; :func:`read_mptrj_json` converts i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +53,7 @@ __all__ = [
     "iter_frames",
     "read_frames",
     "split_isolated_atoms",
+    "is_isolated_atom",
     "ISOLATED_ATOM_TYPES",
 ]
 
@@ -334,15 +335,25 @@ def read_frames(
     )
 
 
-def split_isolated_atoms(frames: list[Frame]) -> tuple[list[Frame], dict[int, float]]:
-    """Separate isolated-atom reference frames (one atom, no periodic neighbour within the cutoff, or
-    ``config_type`` IsolatedAtom) from the rest; return ``(other frames, {Z: E0})``."""
+def is_isolated_atom(frame: Frame) -> bool:
+    """Whether ``frame`` is an isolated-atom reference (the one rule of training, preprocessing, replay and
+    evaluation): ``config_type`` IsolatedAtom (any case), or one atom without periodic boundaries. A frame marked
+    IsolatedAtom must hold one atom and an energy label."""
+    marked = frame.config_type is not None and frame.config_type.lower() in ISOLATED_ATOM_TYPES
+    if not (marked or (len(frame.atoms) == 1 and not frame.atoms.pbc.any())):
+        return False
+    if len(frame.atoms) != 1 or frame.energy is None:
+        where = frame.source or "a frame"
+        raise MLIPInputError(f"{where}: an IsolatedAtom frame must hold exactly one atom and an energy label")
+    return True
+
+
+def split_isolated_atoms(frames: Iterable[Frame]) -> tuple[list[Frame], dict[int, float]]:
+    """Separate isolated-atom reference frames (:func:`is_isolated_atom`) from the rest; return
+    ``(other frames, {Z: E0})`` (eV)."""
     rest, e0 = [], {}
     for f in frames:
-        marked = f.config_type is not None and f.config_type.lower() in ISOLATED_ATOM_TYPES
-        if marked or (len(f.atoms) == 1 and not f.atoms.pbc.any()):
-            if len(f.atoms) != 1 or f.energy is None:
-                raise MLIPInputError("an IsolatedAtom frame must hold exactly one atom and an energy label")
+        if is_isolated_atom(f):
             e0[int(f.atoms.numbers[0])] = f.energy
         else:
             rest.append(f)

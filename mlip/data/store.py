@@ -7,13 +7,16 @@ after a ``fork`` (no shared handles or locks, unlike LMDB environments and HDF5 
 in a temporary directory and renamed into place, which is atomic on POSIX file systems: an interrupted run
 leaves no half-written shard, and a rerun skips the complete ones.
 
-Layout of ``OUT/`` (format version 2; version 1 directories, without charges and checksums, are still read)::
+Layout of ``OUT/`` (format version 3; versions 1, without charges and checksums, and 2, without a recorded data
+specification and isolated atoms, are still read, but training refuses them: :mod:`mlip.data.spec`)::
 
     settings.json            the arguments of the run that writes the directory (written first, atomically;
                              a rerun with other arguments is refused, see :mod:`mlip.data.preprocess`)
-    manifest.json            {"format": "mlip-preprocessed", "version": 2, "shards": [{"name", "n_frames",
-                              "n_atoms"}], "n_frames", "n_atoms", "sources", ..., "checksum"} (written last,
-                              atomically; "checksum" is the CRC-32 of the rest)
+    manifest.json            {"format": "mlip-preprocessed", "version": 3, "shards": [{"name", "n_frames",
+                              "n_atoms"}], "n_frames", "n_atoms", "sources", "data_spec" (the labelling, as
+                              mlip.data.spec.DataSpec.applied_when_read gives it), "isolated_atoms" ({"Z": eV}
+                              of the isolated-atom frames, which no shard holds), ..., "checksum"} (written
+                              last, atomically; "checksum" is the CRC-32 of the rest)
     shard-000000/            one directory per shard of ``shard_size`` frames
         offsets.npy          [F + 1] int64, atoms of frame f are offsets[f]:offsets[f+1]
         numbers.npy          [A] int16
@@ -30,6 +33,7 @@ Layout of ``OUT/`` (format version 2; version 1 directories, without charges and
         weight.npy           [F] float64, config weight (0 frames excluded from the loss entirely)
         meta.jsonl           one JSON object per frame: info strings (mp_id, frame_id, config_type, ...) and
                              "source", the file and frame it was read from
+        isolated.json        {"Z": eV} of isolated atoms read with these frames (only when there were any)
         checksums.json       {file: [size, CRC-32]} of every file above (written last, before the rename)
 
 Integrity: every file of a shard is checked against ``checksums.json`` the first time a process reads it, and the
@@ -74,13 +78,15 @@ __all__ = [
     "READ_VERSIONS",
     "SETTINGS",
     "CHECKSUMS",
+    "ISOLATED",
 ]
 
 FORMAT = "mlip-preprocessed"
-VERSION = 2
-READ_VERSIONS = (1, 2)
+VERSION = 3
+READ_VERSIONS = (1, 2, 3)
 SETTINGS = "settings.json"
 CHECKSUMS = "checksums.json"
+ISOLATED = "isolated.json"
 _OPTIONAL = ("charges",)  # absent in version 1 shards
 _SHARD_NAME = re.compile(r"^shard-\d{6}$")
 _META_KEYS = ("mp_id", "frame_id", "config_type", "sid", "fid")
@@ -140,14 +146,20 @@ def shard_arrays(frames: list[Frame]) -> dict[str, np.ndarray]:
 
 
 def write_shard(
-    frames: list[Frame], directory: str | Path, *, arrays: dict[str, np.ndarray] | None = None
+    frames: list[Frame],
+    directory: str | Path,
+    *,
+    arrays: dict[str, np.ndarray] | None = None,
+    isolated: dict[int, float] | None = None,
 ) -> dict:
     r"""Write ``frames`` as one shard at ``directory``: every file written and ``fsync``\ ed in a temporary
     sibling, ``checksums.json`` last, then the directory renamed into place (atomic: the shard appears complete
     or not at all).
 
-    Returns ``{"name", "n_frames", "n_atoms"}``. An existing shard is checked (:func:`verify_shard`) and left as
-    it is. ``arrays``: :func:`shard_arrays` of ``frames`` when the caller has made them already.
+    Returns ``{"name", "n_frames", "n_atoms", "isolated"}``. An existing shard is checked (:func:`verify_shard`)
+    and left as it is. ``arrays``: :func:`shard_arrays` of ``frames`` when the caller has made them already.
+    ``isolated``: ``{Z: eV}`` of the isolated atoms read with these frames (not in the shard's arrays), kept in
+    ``isolated.json``.
     """
     directory = Path(directory)
     if directory.is_dir():
@@ -170,6 +182,9 @@ def write_shard(
                 meta["source"] = f.source
             lines.append(json.dumps(meta) + "\n")
         _write_file(tmp / "meta.jsonl", lambda fh: fh.write("".join(lines).encode()))
+        iso = {str(z): float(e) for z, e in sorted((isolated or {}).items())}
+        if iso:
+            _write_file(tmp / ISOLATED, lambda fh: fh.write(json.dumps(iso).encode()))
         sums = {p.name: [p.stat().st_size, _crc32(p)] for p in sorted(tmp.iterdir())}
         _write_file(tmp / CHECKSUMS, lambda fh: fh.write(json.dumps(sums, indent=0).encode()))
         fsync_dir(tmp)
@@ -180,7 +195,7 @@ def write_shard(
         reason = "no space left on device" if err.errno == errno.ENOSPC else (err.strerror or str(err))
         raise MLIPOutputError(f"cannot write the shard {directory}: {reason}; rerun to continue") from err
     n_atoms = int(arrays["offsets"][-1])
-    return {"name": directory.name, "n_frames": len(frames), "n_atoms": n_atoms}
+    return {"name": directory.name, "n_frames": len(frames), "n_atoms": n_atoms, "isolated": iso}
 
 
 def verify_shard(directory: str | Path) -> dict:
@@ -193,6 +208,7 @@ def verify_shard(directory: str | Path) -> dict:
         "name": shard.directory.name,
         "n_frames": len(arrays["offsets"]) - 1,
         "n_atoms": int(arrays["offsets"][-1]),
+        "isolated": shard.isolated(),
     }
 
 
@@ -341,6 +357,15 @@ class _Shard:
         numbers = np.asarray(a["numbers"])
         if numbers.size and (numbers.min() < 1 or numbers.max() > 118):
             raise self._damaged("numbers.npy holds atomic numbers outside 1..118")
+
+    def isolated(self) -> dict[str, float]:
+        """``{"Z": eV}`` of the isolated atoms read with this shard's frames (empty when there were none)."""
+        if not (self.directory / ISOLATED).exists():
+            return {}
+        try:
+            return json.loads(self._checked(ISOLATED).read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise self._damaged(f"{ISOLATED} is not readable") from None
 
     def meta(self, i: int) -> dict:
         if self._meta is None:

@@ -4,7 +4,7 @@ Member ``k`` is an ordinary run in ``RUN_DIR/member_k`` with ``train.seed = seed
 differ; the data split, set by ``data.seed``, is shared, so every member is validated on the same frames). When all
 members are done, ``RUN_DIR/committee.pt`` (:mod:`mlip.models.committee`) holds them, and ``RUN_DIR/metrics.json``
 holds each member's metrics and those of the committee: the members' mean, and the Pearson and Spearman
-correlations between the predicted spread and the actual error (:func:`mlip.training.eval_cli.score_committee`)
+correlations between the predicted spread and the actual error (:func:`mlip.training.scoring.score_committee`)
 on the validation and test frames.
 
 Interrupted, ``--resume`` continues: finished members (with ``model.pt``) are kept, a member with a checkpoint
@@ -22,7 +22,12 @@ from mlip.fileio import DirectoryLock, check_output_dir, write_json_atomic
 from mlip.models import load_model
 from mlip.models.committee import save_committee
 from mlip.training.config import RunConfig
+from mlip.training.fit import train_one
+from mlip.training.prepare import load_frames
 from mlip.training.run_dir import check_inputs_are_not_outputs
+from mlip.training.scoring import score_committee
+from mlip.training.store_data import is_preprocessed
+from mlip.training.trainer import is_primary_process
 
 __all__ = ["run_committee", "member_config", "committee_scores"]
 
@@ -35,8 +40,6 @@ def member_config(cfg: RunConfig, k: int) -> RunConfig:
 
 def run_committee(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = None) -> dict | None:
     """Train ``cfg.train.committee`` members into ``run_dir`` (module docstring); returns the metrics."""
-    from mlip.training.run import _is_primary_process, run_training
-
     run_dir = Path(run_dir)
     n = cfg.train.committee
     cfg.check_inputs_exist()
@@ -56,9 +59,9 @@ def run_committee(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = N
             continue
         has_ckpt = (member_dir / "checkpoints" / "last.ckpt").is_file()
         member_metrics.append(
-            run_training(member_config(cfg, k), member_dir, resume="last" if has_ckpt else None)
+            train_one(member_config(cfg, k), member_dir, resume="last" if has_ckpt else None)
         )
-    if not _is_primary_process():
+    if not is_primary_process():
         return None
     with DirectoryLock(run_dir, "committee"):
         models = [load_model(m / "model.pt") for m in members]
@@ -71,10 +74,6 @@ def run_committee(cfg: RunConfig, run_dir: str | Path, *, resume: str | None = N
 def committee_scores(cfg: RunConfig, models) -> dict:
     """Committee metrics (mean and spread-vs-error correlations) on the validation and test frames of a run read
     from files or built in; a preprocessed training directory is scored by ``mlip-eval`` instead (empty here)."""
-    from mlip.training.eval_cli import score_committee
-    from mlip.training.run import load_frames
-    from mlip.training.store_data import is_preprocessed
-
     d = cfg.data
     if is_preprocessed(d.train_file) or d.format == "preprocessed":
         return {}

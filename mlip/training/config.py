@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlip.data.readers import LabelKeys
+from mlip.data.spec import DataSpec
 from mlip.data.stress_check import StressTransform
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
 from mlip.fields import check_choice, check_fields, check_range
+from mlip.models.registry import check_model_section
 
 __all__ = ["DataConfig", "TrainConfig", "RunConfig", "parse_max_time", "DEFAULT_MODEL"]
 
@@ -120,6 +123,27 @@ class DataConfig:
                 raise MLIPInputError(
                     f"data.config_type_weights must map config_type names to weights >= 0, got {k!r}: {v!r}"
                 )
+
+    @classmethod
+    def from_dict(cls, values: dict) -> DataConfig:
+        """Validate a ``data`` section (unknown keys named)."""
+        if not isinstance(values, dict):
+            raise MLIPInputError(f"config section 'data' must be a mapping, got {values!r}")
+        return _build(cls, values, "data")
+
+    def spec(self) -> DataSpec:
+        """The data specification of this section (:class:`mlip.data.spec.DataSpec`): how every frame of the run,
+        from files or a store, in training, validation, tests and replay, is labelled."""
+        keys = LabelKeys(
+            energy_key=self.energy_key, forces_key=self.forces_key, stress_key=self.stress_key,
+            virials_key=self.virials_key, charges_key=self.charges_key,
+            fixed_tags=tuple(int(t) for t in self.fixed_tags), check_units=self.check_units,
+            stress_transform=StressTransform(self.stress_transform),
+        )  # fmt: skip
+        return DataSpec(
+            keys=keys, mptrj_energy=self.mptrj_energy, energy_references=self.energy_references,
+            system_key=self.system_key, check_stress=self.check_stress, e0_file=self.e0_file,
+        )  # fmt: skip
 
     def input_files(self) -> dict[str, str]:
         """``{"data.<key>": path}`` of every file or directory this section names."""
@@ -306,18 +330,19 @@ class RunConfig:
         )
 
     def __post_init__(self) -> None:
-        if not self.model:  # the default job's model, or the one train.init_from names
-            self.model = (
-                {"name": _file_backbone(self.train.init_from)}
-                if self.train.init_from
-                else copy.deepcopy(DEFAULT_MODEL)
-            )
-        self.model.setdefault(
-            "name", _file_backbone(self.train.init_from) if self.train.init_from else "mace"
-        )
-        from mlip.models.registry import check_model_section
-
-        check_model_section(self.model)
+        if self.train.init_from is None:
+            if not self.model:  # the default job's model
+                self.model = copy.deepcopy(DEFAULT_MODEL)
+            self.model.setdefault("name", "mace")
+            check_model_section(self.model)
+        elif "name" in self.model:
+            # a model section beside train.init_from names the keys it changes; without a name, its backbone is
+            # the file's, and the file is checked against it when the run starts (before any data is read),
+            # never here: validating a config reads no model file
+            check_model_section(self.model)
+        else:  # the keys shared by every backbone are checked by the default backbone's dataclass
+            shared = {k: v for k, v in self.model.items() if k in ("dtype", "backend")}
+            check_model_section({"name": "mace", **shared})
         if self.data.replay_file is not None and self.train.init_from is None:
             raise MLIPInputError(
                 "data.replay_file needs train.init_from: the replay head starts as the pretrained model's head"
@@ -342,17 +367,6 @@ class RunConfig:
             "data": dataclasses.asdict(self.data),
             "train": dataclasses.asdict(self.train),
         }
-
-
-def _file_backbone(path: str) -> str:
-    """The backbone name of the model file ``path`` (``"mace"`` when it cannot be read: the run then stops with the
-    file's own error before any data is read)."""
-    from mlip.models.io import read_model_file
-
-    try:
-        return str(read_model_file(path)["config"].get("name", "mace"))
-    except (MLIPInputError, MLIPFileNotFoundError):
-        return "mace"
 
 
 def _build(cls, values: dict, section: str):

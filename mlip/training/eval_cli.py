@@ -1,4 +1,4 @@
-"""``mlip-eval --model PATH [--model PATH ...] FILE... [--out metrics.json] [--energy-key K] [--forces-key K]``.
+"""``mlip-eval --model PATH [--model PATH ...] FILE... [--out metrics.json] [--config RUN.yaml | label options]``.
 
 Error metrics of a model on labelled files (:mod:`mlip.training.metrics`), one entry per file. Several ``--model``
 make a committee: the metrics are those of the members' mean, and ``"committee"`` adds how well the members' spread
@@ -8,7 +8,12 @@ predicts the error (:func:`score_committee`).
   keeps what it has scored;
 * a frame that cannot be evaluated (overlapping atoms, an element the model does not know) is reported by its
   index and left out (``n_failed``, ``failed``); frames without any label are left out too (``n_unlabelled``);
-* a label key given explicitly that no frame of a file holds is an error (a misspelt key).
+* a label key given explicitly that no frame of a file holds is an error (a misspelt key);
+* the files are labelled by one data specification (:mod:`mlip.data.spec`): ``--config RUN.yaml`` takes the
+  training config's ``data`` section (label keys, energy references, MPtrj energy, fixed tags, stress transform,
+  unit check), so a model is scored on exactly the labels it trained on; or the label options give it
+  (``--energy-key`` ..., ``--energy-references``, ``--mptrj-energy``, ``--fixed-tags``); isolated atoms are not
+  scored.
 
 Exit status: 0 when every frame of every file was scored; 1 when some frames or files could not be scored but
 others were; 2 when nothing could be scored (no labels, only isolated atoms) or for a user error.
@@ -17,106 +22,21 @@ others were; 2 when nothing could be scored (no labels, only isolated atoms) or 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from mlip.cli import add_debug_flag, console_main
-from mlip.data import LabelKeys, read_frames, split_isolated_atoms
+from mlip.data.spec import MPTRJ_ENERGIES, DataSpec
 from mlip.data.stress_check import StressTransform
 from mlip.errors import MLIPInputError
 from mlip.fileio import check_output_file, write_json_atomic
 from mlip.models.committee import load_models
+from mlip.training.config import DataConfig
+from mlip.training.scoring import score_committee, score_file
 
-__all__ = ["score_committee", "score_file", "main"]
-
-
-def _labelled(frames, name: str) -> tuple[list[tuple[int, object]], list[str]]:
-    """``(index in the file, frame)`` of the frames with any label, and the name of each for messages."""
-    labelled = [(i, f) for i, f in enumerate(frames) if f.energy is not None or f.forces is not None
-                or f.stress is not None]  # fmt: skip
-    return labelled, [f.source or f"{name}[{i}]" for i, f in labelled]
-
-
-def score_file(
-    frames, model, name: str, *, device: str, max_atoms: int
-) -> tuple[dict, list[tuple[int, str]], int]:
-    """``(metrics, failures, n_unlabelled)`` of the labelled ``frames`` of one file, predicted by
-    :func:`mlip.predict` (batched under ``max_atoms``); ``failures`` are ``(index in the file, reason)``."""
-    from mlip.inference.predict import iter_predict
-    from mlip.training.metrics import ErrorAccumulator
-
-    labelled, names = _labelled(frames, name)
-    skipped: list[tuple[int, str]] = []
-    acc = ErrorAccumulator()
-    for k, result in iter_predict(model, (f.atoms for _, f in labelled), device=device, max_atoms=max_atoms,
-                                  on_error="skip", failures=skipped, names=names):  # fmt: skip
-        acc.add_frame(labelled[k][1], result)
-    failures = [(labelled[k][0], reason) for k, reason in skipped]
-    metrics = acc.metrics() if acc.n_frames else None
-    return metrics, failures, len(frames) - len(labelled)
-
-
-def score_committee(
-    frames, models, name: str, *, device: str, max_atoms: int
-) -> tuple[dict, list[tuple[int, str]], int]:
-    """As :func:`score_file` for a committee: the metrics of the members' mean prediction, plus ``"committee"``:
-
-    * ``energy_std_error_pearson`` / ``_spearman``: over frames, the correlation of the members' energy standard
-      deviation per atom with the mean's absolute energy error per atom;
-    * ``forces_std_error_pearson`` / ``_spearman``: over atoms, the correlation of ``sqrt(Σ_xyz var F)`` with
-      ``|F_mean - F_ref|``;
-    * ``mean_energy_std_mev_per_atom``, ``mean_forces_std_mev_per_A``: the average spreads.
-
-    A frame that any member cannot evaluate is left out (and listed in ``failures``).
-    """
-    import numpy as np
-    from scipy.stats import pearsonr, spearmanr
-
-    from mlip.inference.predict import iter_predict
-    from mlip.training.metrics import ErrorAccumulator
-
-    labelled, names = _labelled(frames, name)
-    runs, skipped = [], {}
-    for model in models:
-        failures: list[tuple[int, str]] = []
-        runs.append(dict(iter_predict(model, (f.atoms for _, f in labelled), device=device, max_atoms=max_atoms,
-                                      on_error="skip", failures=failures, names=names)))  # fmt: skip
-        skipped.update(dict(failures))
-    acc = ErrorAccumulator()
-    e_std, e_err, f_std, f_err = [], [], [], []
-    for k, (_, frame) in enumerate(labelled):
-        if k in skipped:
-            continue
-        members = [run[k] for run in runs]
-        mean = {key: np.mean([m[key] for m in members], axis=0) for key in members[0] if key != "charges"}
-        acc.add_frame(frame, mean)
-        n = len(frame.atoms)
-        if frame.energy is not None:
-            e_std.append(np.std([m["energy"] for m in members]) / n)
-            e_err.append(abs(mean["energy"] - frame.energy) / n)
-        if frame.forces is not None:
-            scored = np.ones(n, dtype=bool) if frame.fixed is None else ~np.asarray(frame.fixed, dtype=bool)
-            spread = np.sqrt(np.var([m["forces"] for m in members], axis=0).sum(axis=1))
-            f_std.extend(spread[scored])
-            f_err.extend(np.linalg.norm(mean["forces"] - np.asarray(frame.forces), axis=1)[scored])
-    metrics = acc.metrics() if acc.n_frames else None
-    if metrics is not None:
-
-        def corr(fn, a, b):
-            return float(fn(a, b)[0]) if len(a) > 2 and np.ptp(a) > 0 and np.ptp(b) > 0 else None
-
-        metrics["committee"] = {
-            "members": len(models),
-            "energy_std_error_pearson": corr(pearsonr, e_std, e_err),
-            "energy_std_error_spearman": corr(spearmanr, e_std, e_err),
-            "forces_std_error_pearson": corr(pearsonr, f_std, f_err),
-            "forces_std_error_spearman": corr(spearmanr, f_std, f_err),
-            "mean_energy_std_mev_per_atom": 1e3 * float(np.mean(e_std)) if e_std else None,
-            "mean_forces_std_mev_per_A": 1e3 * float(np.mean(f_std)) if f_std else None,
-        }
-    failures = [(labelled[k][0], reason) for k, reason in sorted(skipped.items())]
-    return metrics, failures, len(frames) - len(labelled)
+__all__ = ["score_committee", "score_file", "data_spec", "main"]
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -125,16 +45,25 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--model", required=True, action="append",
                    help="model file (or committee file); give it several times for a committee (metrics of the mean, spread vs error)")  # fmt: skip
     p.add_argument("--out", default=None, help="write the metrics JSON here")
-    p.add_argument("--energy-key")
-    p.add_argument("--forces-key")
-    p.add_argument("--stress-key")
-    p.add_argument("--virials-key")
-    p.add_argument("--charges-key")
+    p.add_argument(
+        "--config", metavar="RUN.yaml",
+        help="label the files as this training config's data section does (keys, references, MPtrj energy, "
+        "fixed tags, stress transform, unit check); the label options below are then not allowed",
+    )  # fmt: skip
+    for label in _LABELS:
+        p.add_argument(f"--{label}-key")
     p.add_argument("--no-unit-check", action="store_true", help="accept labels of implausible magnitude")
     p.add_argument(
-        "--stress-transform", choices=[t.value for t in StressTransform], default="none",
+        "--stress-transform", choices=[t.value for t in StressTransform], default=None,
         help="fix every stress label as it is read, as data.stress_transform does in training (e.g. swap_xz_yz)",
     )  # fmt: skip
+    p.add_argument("--mptrj-energy", choices=list(MPTRJ_ENERGIES), default=None,
+                   help="MPtrj JSON energies, as data.mptrj_energy (default uncorrected)")  # fmt: skip
+    p.add_argument("--energy-references", metavar="FILE", default=None,
+                   help="subtract per-system reference energies, as data.energy_references (OC20)")  # fmt: skip
+    p.add_argument("--system-key", default=None, help="info key of each frame's system id (default sid)")
+    p.add_argument("--fixed-tags", type=int, nargs="*", default=None, metavar="TAG",
+                   help="atoms with these tags are fixed and left out of the force metrics (OC20: 0)")  # fmt: skip
     p.add_argument(
         "--max-atoms", type=int, default=4096, help="atoms evaluated at once (mlip.predict's budget)"
     )
@@ -145,6 +74,39 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     if args.max_atoms < 1:
         p.error("--max-atoms must be >= 1")
     return args
+
+
+_LABELS = ("energy", "forces", "stress", "virials", "charges")
+_SPEC_OPTIONS = (*(f"{label}_key" for label in _LABELS), "stress_transform", "mptrj_energy", "energy_references",
+                 "system_key", "fixed_tags")  # fmt: skip
+
+
+def data_spec(args: argparse.Namespace) -> DataSpec:
+    """The data specification of the command line: the ``data`` section of ``--config`` (validated, no data or
+    model file read), or the label options."""
+    given = [o for o in _SPEC_OPTIONS if getattr(args, o) is not None] + (
+        ["no_unit_check"] if args.no_unit_check else []
+    )
+    if args.config is None:
+        values = {o: getattr(args, o) for o in _SPEC_OPTIONS if getattr(args, o) is not None}
+        values["check_units"] = not args.no_unit_check
+        return DataConfig(**values).spec()
+    if given:
+        flags = ", ".join("--" + o.replace("_", "-") for o in given)
+        raise MLIPInputError(f"--config labels the files as its data section does; drop {flags}")
+    import yaml
+
+    path = Path(args.config)
+    if not path.is_file():
+        raise MLIPInputError(f"--config: no such file: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise MLIPInputError(f"--config {path}: not valid YAML ({err})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("data") or {}, dict):
+        raise MLIPInputError(f"--config {path}: expected a training config with a data section")
+    data = DataConfig.from_dict(raw.get("data") or {})
+    return dataclasses.replace(data.spec(), check_stress=False)
 
 
 @console_main("mlip-eval")
@@ -159,20 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.compile:
         for model in models:
             model.compile_network()
-    keys = LabelKeys(
-        energy_key=args.energy_key,
-        forces_key=args.forces_key,
-        stress_key=args.stress_key,
-        virials_key=args.virials_key,
-        charges_key=args.charges_key,
-        check_units=not args.no_unit_check,
-        stress_transform=StressTransform(args.stress_transform),
-    )
+    spec = data_spec(args)
+    refs = spec.references()
     results: dict = {}
     incomplete = []
     for f in args.files:
         name = Path(f).name
-        frames, _ = split_isolated_atoms(read_frames(f, keys, require_keys=True))
+        frames, _ = spec.read(f, require_keys=True, references=refs)
         score = score_file if len(models) == 1 else score_committee
         metrics, failures, unlabelled = score(
             frames,

@@ -74,7 +74,8 @@ def check_init_compatible(init: InitModel, model_section: dict) -> None:
     """Refuse a model section that describes another model than ``init``'s: another backbone (``name``), or
     any other key (``channels``, ``r_max``, ...) set to a value the file does not have, except
     :data:`OVERRIDABLE_KEYS`."""
-    name, file_name = model_section.get("name", "mace"), init.config.get("name")
+    file_name = init.config.get("name")
+    name = model_section.get("name", file_name)  # a section without a name takes the file's backbone
     if name != file_name:
         raise MLIPInputError(
             f"train.init_from: {init.path} is a {file_name!r} model, but model.name is {name!r}; fine-tuning keeps "

@@ -25,12 +25,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from mlip.data import Frame, LabelKeys
+from mlip.data import Frame
 from mlip.data.batch import collate
+from mlip.data.checks import require_known_elements
 from mlip.data.graph import frame_to_graph
-from mlip.data.readers import iter_frames
+from mlip.data.readers import LabelKeys, is_isolated_atom
 from mlip.data.sources import iter_atoms
+from mlip.data.spec import DataSpec
 from mlip.data.store import PreprocessedDataset, read_manifest
+from mlip.data.store_stats import store_elements
 from mlip.errors import MLIPInputError
 
 __all__ = ["FrameGraphs", "sample_indices", "load_replay", "replay_loader"]
@@ -59,41 +62,38 @@ def sample_indices(n: int, *, fraction: float, max_frames: int | None, seed: int
     return np.sort(np.random.default_rng(seed).choice(n, size=min(k, n), replace=False))
 
 
-def load_replay(d, keys: LabelKeys, r_max: float, atomic_numbers: list[int]) -> Dataset:
+def load_replay(d, spec: DataSpec | LabelKeys, r_max: float, atomic_numbers: list[int]) -> Dataset:
     """The replay sample of DataConfig ``d`` (``replay_file``, ``replay_fraction``, ``replay_max_frames``,
-    ``seed``) as a dataset of graphs; elements outside ``atomic_numbers`` (the model's) are refused."""
+    ``seed``) as a dataset of graphs; a file is labelled by ``spec`` (the run's data specification), isolated
+    atoms left out as in training (:func:`mlip.data.readers.is_isolated_atom`); elements outside
+    ``atomic_numbers`` (the model's) are refused. Label keys alone stand for a spec with those keys."""
+    spec = DataSpec(keys=spec) if isinstance(spec, LabelKeys) else spec
     path = Path(d.replay_file)
     if path.is_dir():
         n = int(read_manifest(path)["n_frames"])
         idx = sample_indices(n, fraction=d.replay_fraction, max_frames=d.replay_max_frames, seed=d.seed)
         ds = PreprocessedDataset(path, r_max, indices=idx, name="replay")
-        from mlip.data.store_stats import store_elements
-
         elements = set(store_elements(PreprocessedDataset(path, r_max)))
     else:
         n = sum(1 for _ in iter_atoms(path))
         if n == 0:
             raise MLIPInputError(f"data.replay_file {path} holds no frames")
         keep = set(sample_indices(n, fraction=d.replay_fraction, max_frames=d.replay_max_frames, seed=d.seed))
-        frames = [
-            f for i, f in enumerate(iter_frames(path, keys)) if i in keep and len(f.atoms) > 1
-        ]  # isolated atoms carry E0s, not replay targets
+        frames = [  # isolated atoms carry E0s, not replay targets
+            f for i, f in enumerate(spec.iter_frames(path)) if i in keep and not is_isolated_atom(f)
+        ]
         if not frames:
-            raise MLIPInputError(
-                f"data.replay_file {path}: the sample holds no structure of two or more atoms"
-            )
+            raise MLIPInputError(f"data.replay_file {path}: the sample holds only isolated atoms")
         if all(f.energy is None and f.forces is None for f in frames):
             raise MLIPInputError(
                 f"data.replay_file {path}: the sampled frames have no energy or force labels"
             )
         elements = {int(z) for f in frames for z in f.atoms.numbers}
         ds = FrameGraphs(frames, r_max, name=path.name)
-    unknown = sorted(elements - set(atomic_numbers))
-    if unknown:
-        raise MLIPInputError(
-            f"data.replay_file {path} has elements {unknown} that the model (from train.init_from and the new "
-            "data) does not know"
-        )
+    require_known_elements(
+        elements, atomic_numbers, where=f"data.replay_file {path}",
+        message="{where} has elements {unknown} that the model (from train.init_from and the new data) does not know",
+    )  # fmt: skip
     return ds
 
 

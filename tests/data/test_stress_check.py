@@ -171,7 +171,11 @@ def test_preprocess_applies_and_records_the_transform(tmp_path):
 
     with pytest.raises(MLIPInputError, match="data.stress_transform is 'none' but .*--stress-transform"):
         prepare_data(config())
-    prepared = prepare_data(config(stress_transform="negate"))
+    # the labels were right as written, so negating them makes them wrong: the stress check runs on a store's
+    # training frames as on a file's (issue 34, defect 1: it was skipped for a store, and this test trained on them)
+    with pytest.raises(MLIPInputError, match="the file is right as it is: remove data.stress_transform"):
+        prepare_data(config(stress_transform="negate"))
+    prepared = prepare_data(config(stress_transform="negate", check_stress=False))
     graphs = [d[i] for d in (prepared.train, prepared.valid) for i in range(len(d))]
     stored = sorted(float(g[K.STRESS].reshape(-1)[0]) for g in graphs)
     np.testing.assert_allclose(stored, sorted(-float(f.stress[0, 0]) for f in frames), rtol=1e-5, atol=1e-8)

@@ -10,7 +10,7 @@ from ase.constraints import FixAtoms
 from ase.io import write
 from lightning.pytorch.callbacks import Callback
 
-import mlip.training.run as run
+import mlip.training.trainer as trainers
 from mlip import keys as K
 from mlip.data.preprocess import preprocess
 from mlip.training.config import RunConfig
@@ -53,7 +53,7 @@ class _Batches(Callback):
 
 def _train_and_capture(cfg, run_dir):
     spy = _Batches()
-    original = run._trainer
+    original = trainers.build_trainer
 
     def with_spy(c, d):
         trainer = original(c, d)
@@ -61,7 +61,7 @@ def _train_and_capture(cfg, run_dir):
         return trainer
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(run, "_trainer", with_spy)
+        mp.setattr(trainers, "build_trainer", with_spy)
         run_training(cfg, run_dir)
     return spy.batches
 

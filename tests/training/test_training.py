@@ -225,18 +225,18 @@ def test_a_checkpoint_is_written_every_epoch_for_resuming(tmp_path):
             if trainer.current_epoch > 0:
                 seen.append(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
 
-    import mlip.training.run as run
+    import mlip.training.trainer as trainers
 
-    original = run._trainer
+    original = trainers.build_trainer
 
     def with_spy(cfg, run_dir):
         trainer = original(cfg, run_dir)
         trainer.callbacks.append(Spy())
         return trainer
 
-    run._trainer = with_spy
+    trainers.build_trainer = with_spy
     try:
         run_training(RunConfig.from_dict({**TINY, "train": {**TINY["train"], "max_epochs": 3}}), tmp_path)
     finally:
-        run._trainer = original
+        trainers.build_trainer = original
     assert seen == [0, 1]  # at the start of epochs 1 and 2, the checkpoints of epochs 0 and 1 exist
