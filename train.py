@@ -1,11 +1,11 @@
 """Train an mlip potential. ``python train.py`` alone trains a small MACE on a built-in EMT dataset.
 
-See ``python train.py --help`` and mlip/training/cli.py.
+See ``python train.py --help`` and mlip/cli/train.py.
 """
 
 import sys
 
-from mlip.training.cli import main
+from mlip.cli.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

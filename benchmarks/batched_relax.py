@@ -8,9 +8,9 @@ Usage::
 
 ``--n`` fcc Cu-Au cells of 8 to 64 atoms (conventional cells repeated 2x1x1 up to 4x2x2; 0-50 % Au at random
 sites; a random symmetric strain of up to 3 %; rattled by 0.03-0.1 Å; seeded) are relaxed with FIRE to ``--fmax``
-(positions, and the cell with ``--relax-cell``), first all together by :func:`mlip.calculators.batch_relax.
+(positions, and the cell with ``--relax-cell``), first all together by :func:`mlip.sim.batch_relax.
 relax_many` (TorchSim, batches of up to ``--max-atoms`` atoms), then one at a time by
-:func:`mlip.calculators.relax` (ASE, the same model and settings). Prints structures/s of both, their ratio, how
+:func:`mlip.sim.relax` (ASE, the same model and settings). Prints structures/s of both, their ratio, how
 many converged, the mean steps, and the largest energy difference per atom between the two engines' minima.
 """
 
@@ -23,8 +23,8 @@ import numpy as np
 from ase.build import bulk
 
 from mlip.calculators import MLIPCalculator, relax
-from mlip.calculators.batch_relax import relax_many
-from mlip.calculators.torchsim import MLIPModel
+from mlip.sim.batch_relax import relax_many
+from mlip.sim.torchsim import MLIPModel
 
 REPEATS = [(2, 1, 1), (2, 2, 1), (3, 2, 1), (2, 2, 2), (3, 2, 2), (4, 2, 2)]  # 8, 16, 24, 32, 48, 64 atoms
 

@@ -22,9 +22,9 @@ import torch
 from ase.build import bulk
 
 from mlip import keys as K
-from mlip.calculators.export import contract_inputs, export_model
-from mlip.calculators.exported import ExportedModel
 from mlip.data import atoms_to_graph, collate
+from mlip.deploy.export import contract_inputs, export_model
+from mlip.deploy.exported import ExportedModel
 from mlip.testing.models import speed_model
 
 

@@ -1,4 +1,4 @@
-"""mlip inside LAMMPS (``fix external``, :mod:`mlip.calculators.lammps`): ``run 0`` time against the ASE calculator
+"""mlip inside LAMMPS (``fix external``, :mod:`mlip.deploy.lammps`): ``run 0`` time against the ASE calculator
 on the same structure and model, and the energy drift of an NVE run.
 
 Usage::
@@ -26,7 +26,7 @@ from ase.build import bulk
 from ase.io import write
 
 from mlip.calculators import MLIPCalculator
-from mlip.calculators.lammps import LAMMPSDriver, load_lammps
+from mlip.deploy.lammps import LAMMPSDriver, load_lammps
 from mlip.models import load_model
 from mlip.testing.models import speed_model
 

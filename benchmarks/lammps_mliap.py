@@ -24,8 +24,8 @@ from ase.build import bulk
 from ase.io import write
 
 from mlip.calculators import MLIPCalculator
-from mlip.calculators.lammps import load_lammps
-from mlip.calculators.lammps_mliap import MLIPMLIAPUnified
+from mlip.deploy.lammps import load_lammps
+from mlip.deploy.lammps_mliap import MLIPMLIAPUnified
 from mlip.models import load_model
 from mlip.testing.models import tiny_mace
 

@@ -81,7 +81,7 @@ def main() -> None:
             _run(args.mace_python, _BUILD, model, str(ROOT / "tests" / "fixtures" / "mace"))
         imported = Path(tmp) / "imported.pt"
         subprocess.run(
-            [sys.executable, "-m", "mlip.interop.mace_import_cli", model, str(imported), "--mace-python",
+            [sys.executable, "-m", "mlip.cli.import_mace", model, str(imported), "--mace-python",
              args.mace_python], check=True, capture_output=True,
         )  # fmt: skip
         peer = json.loads(

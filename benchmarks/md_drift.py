@@ -24,7 +24,7 @@ import numpy as np
 from ase.build import bulk
 from ase.io import read, write
 
-from mlip.calculators.md_cli import main as md_main
+from mlip.cli.md import main as md_main
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -86,7 +86,7 @@ def main() -> None:
 def _preprocess(src: Path, out: Path, args) -> None:
     shutil.rmtree(out, ignore_errors=True)  # a fresh conversion, timed from scratch
     t = time.perf_counter()
-    cmd = [sys.executable, "-m", "mlip.data.preprocess", str(src), str(out), "--workers", str(args.workers),
+    cmd = [sys.executable, "-m", "mlip.cli.preprocess", str(src), str(out), "--workers", str(args.workers),
            "--shard-size", str(args.shard_size)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

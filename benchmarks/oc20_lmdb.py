@@ -77,7 +77,7 @@ def _read(path: Path) -> None:
 
 def _preprocess(src: Path, out: Path, workers: int) -> None:
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "mlip.data.preprocess", str(src), str(out), "--workers", str(workers)]
+    cmd = [sys.executable, "-m", "mlip.cli.preprocess", str(src), str(out), "--workers", str(workers)]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     dt = time.perf_counter() - t

@@ -85,9 +85,9 @@ def _train_config(
 
 
 def _evaluate(model: Path, files: dict[str, Path]) -> dict:
+    from mlip.cli.eval import score_file
     from mlip.data import read_frames, split_isolated_atoms
     from mlip.models import load_model
-    from mlip.training.eval_cli import score_file
 
     m = load_model(model)
     out = {}

@@ -103,7 +103,7 @@ def test_every_python_snippet_runs(where, code, tmp_path, monkeypatch, request):
         shutil.copytree(request.getfixturevalue("quick_run"), tmp_path / "runs" / "mine")
     if "model.pt2" in code:
         assert EXPORT in page, f"{where} reads model.pt2 but its page does not show {EXPORT!r}"
-        from mlip.calculators.export_cli import main as export_main
+        from mlip.cli.export import main as export_main
 
         assert export_main(shlex.split(EXPORT)[1:]) == 0
     exec(compile(code, where, "exec"), {"__name__": "__docs__"})
@@ -143,13 +143,13 @@ COMMANDS = _commands()
 
 
 def _parser(prog: str):
-    from mlip.calculators.export_cli import _parse as export_parse
-    from mlip.calculators.md_cli import _parse as md_parse
-    from mlip.calculators.relax_cli import _parse as relax_parse
-    from mlip.data.preprocess import parser as preprocess_parser
-    from mlip.interop.mace_import_cli import _parse as import_mace_parse
-    from mlip.training.cli import parse_args
-    from mlip.training.eval_cli import _parse as eval_parse
+    from mlip.cli.eval import _parse as eval_parse
+    from mlip.cli.export import _parse as export_parse
+    from mlip.cli.import_mace import _parse as import_mace_parse
+    from mlip.cli.md import _parse as md_parse
+    from mlip.cli.preprocess import parser as preprocess_parser
+    from mlip.cli.relax import _parse as relax_parse
+    from mlip.cli.train import parse_args
 
     if prog.endswith("train.py"):
         return parse_args
@@ -165,7 +165,7 @@ def _parser(prog: str):
 
 @pytest.mark.parametrize(("where", "argv", "whole"), COMMANDS, ids=[w for w, _, _ in COMMANDS])
 def test_every_command_line_parses(where, argv, whole, capsys):
-    from mlip.training.cli import apply_override
+    from mlip.cli.train import apply_override
 
     prog, args = argv[0], argv[1:]
     parse = _parser(prog)

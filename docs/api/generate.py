@@ -47,7 +47,10 @@ def public_names(package: str, modules: list[str]) -> list[str]:
         ]
     names = []
     for name in modules:
-        names += [_data_target(name, k, [name]) for k in sorted(importlib.import_module(name).__all__)]
+        module = importlib.import_module(name)
+        if (module.__doc__ or "").startswith("The old import path of"):  # re-exports of a moved module
+            continue
+        names += [_data_target(name, k, [name]) for k in sorted(module.__all__)]
     return names
 
 

@@ -1,6 +1,6 @@
 """ASE calculator and relaxation."""
 
 from mlip.calculators.ase_calculator import MLIPCalculator
-from mlip.calculators.relax import relax
+from mlip.sim.relax import relax
 
 __all__ = ["MLIPCalculator", "relax"]

@@ -4,7 +4,7 @@ Eager calls may read tensor values on the host (input checks, per-element groupi
 the values are symbolic. Three tracers reach mlip's code:
 
 * ``torch.compile`` (Dynamo) and ``torch.export``: :func:`torch.compiler.is_compiling` is true;
-* ``make_fx`` (:mod:`torch.fx.experimental.proxy_tensor`), which :mod:`mlip.calculators.export` uses to trace the forward
+* ``make_fx`` (:mod:`torch.fx.experimental.proxy_tensor`), which :mod:`mlip.deploy.export` uses to trace the forward
   *and* the backward (forces, stress) into one graph: a proxy dispatch mode is active.
 """
 

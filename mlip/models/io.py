@@ -101,7 +101,7 @@ def load_file(path: Path):
         if _is_exported_artefact(path):
             raise MLIPInputError(
                 f"{path} is an exported artefact (mlip-export), not a model file: run it with "
-                "mlip.calculators.exported.ExportedModel or LAMMPSDriver, or give the model.pt it was exported from"
+                "mlip.deploy.exported.ExportedModel or LAMMPSDriver, or give the model.pt it was exported from"
             ) from None
         reason = " ".join(str(err).split())[:200]
         raise MLIPInputError(

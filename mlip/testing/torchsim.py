@@ -1,4 +1,4 @@
-"""Checks of a TorchSim model against an ASE calculator, for :class:`mlip.calculators.torchsim.MLIPModel`.
+"""Checks of a TorchSim model against an ASE calculator, for :class:`mlip.sim.torchsim.MLIPModel`.
 
 TorchSim's newer releases ship ``torch_sim.testing`` (``SIMSTATE_BULK_GENERATORS``,
 ``assert_model_calculator_consistency``); the newest release on our package index (0.3.0) does not. Tests use

@@ -8,8 +8,8 @@ import torch
 from ase.build import bulk, molecule
 
 from mlip.calculators.ase_calculator import MLIPCalculator
-from mlip.calculators.relax import relax
 from mlip.errors import MLIPInputError
+from mlip.sim.relax import relax
 from mlip.testing.models import tiny_mace
 
 pytest.importorskip("torch_dftd")

@@ -89,7 +89,7 @@ def test_rerun_with_other_settings_is_refused(tmp_path):
 def test_command_line(tmp_path):
     out = tmp_path / "cli"
     result = subprocess.run(
-        [sys.executable, "-m", "mlip.data.preprocess", *map(str, SOURCES), str(out), "--workers", "2",
+        [sys.executable, "-m", "mlip.cli.preprocess", *map(str, SOURCES), str(out), "--workers", "2",
          "--shard-size", "10"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip

@@ -83,15 +83,15 @@ def main() -> int:
     budget, job, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     install(budget)
     if job == "train":
-        from mlip.training.cli import main as run
+        from mlip.cli.train import main as run
     elif job == "preprocess":
-        from mlip.data.preprocess import main as run
+        from mlip.cli.preprocess import main as run
     elif job == "md":
-        from mlip.calculators.md_cli import main as run
+        from mlip.cli.md import main as run
     elif job == "relax":
-        from mlip.calculators.relax_cli import main as run
+        from mlip.cli.relax import main as run
     elif job == "export":
-        from mlip.calculators.export_cli import main as run
+        from mlip.cli.export import main as run
     elif job == "save":
         rc = _save_loop(args[0], int(args[1]))
         print(f"WROTE {_WROTE.value}", flush=True)

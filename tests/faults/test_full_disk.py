@@ -10,7 +10,7 @@ import torch
 from ase.build import bulk
 from ase.io import read, write
 
-from mlip.calculators.relax_cli import main as relax_main
+from mlip.cli.relax import main as relax_main
 from mlip.data.preprocess import preprocess
 from mlip.data.store import PreprocessedDataset, verify_shard
 from mlip.errors import MLIPOutputError
@@ -107,9 +107,9 @@ def _model_and_cells(tmp_path, n=2):
 def test_export_on_a_full_disk_keeps_the_previous_artefact(tmp_path, full_disk):
     """Issue 33 (7): torch's zip writer aborted the interpreter (SIGABRT) when the disk filled; the artefact is now
     built in memory and written through mlip's one seam (mlip-export then prints the MLIPOutputError in one line,
-    tests/test_console_errors.py)."""
-    from mlip.calculators.export import metadata, save_artefact, trace_program
-    from mlip.calculators.exported import ExportedModel
+    tests/cli/test_console_errors.py)."""
+    from mlip.deploy.export import metadata, save_artefact, trace_program
+    from mlip.deploy.exported import ExportedModel
 
     full_disk["budget"] = UNLIMITED
     torch.manual_seed(0)
@@ -128,7 +128,7 @@ def test_export_on_a_full_disk_keeps_the_previous_artefact(tmp_path, full_disk):
 @pytest.mark.parametrize("script", ["md", "relax"])
 def test_a_full_disk_at_the_lock_file_is_one_line(tmp_path, full_disk, capsys, script):
     """Issue 33 (7): mlip-md and mlip-relax ended in an OSError traceback from the lock file's write."""
-    from mlip.calculators.md_cli import main as md_main
+    from mlip.cli.md import main as md_main
 
     full_disk["budget"] = UNLIMITED
     model, src = _model_and_cells(tmp_path)
@@ -147,7 +147,7 @@ def test_a_full_disk_at_the_lock_file_is_one_line(tmp_path, full_disk, capsys, s
 def test_training_with_a_full_disk_at_the_lock_file_is_one_line(tmp_path, full_disk, capsys):
     import yaml
 
-    from mlip.training.cli import main as train_main
+    from mlip.cli.train import main as train_main
 
     full_disk["budget"] = 0
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"emt_frames": 8}, "train": {"max_epochs": 1}}))
@@ -158,7 +158,7 @@ def test_training_with_a_full_disk_at_the_lock_file_is_one_line(tmp_path, full_d
 
 
 def test_md_on_a_full_disk_continues_when_there_is_space(tmp_path, full_disk):
-    from mlip.calculators.md_cli import main as md_main
+    from mlip.cli.md import main as md_main
 
     full_disk["budget"] = UNLIMITED
     model, src = _model_and_cells(tmp_path)

@@ -210,7 +210,7 @@ def test_md_killed_mid_write_continues_with_log_and_trajectory_agreeing(tmp_path
 
     _cells(tmp_path, 1 if engine == "ase" else 2)
     args = ["in.xyz", "OUT", "--model", "model.pt", "--steps", "30", "--interval", "5", "--engine", engine]
-    from mlip.calculators.md_cli import main as md_main
+    from mlip.cli.md import main as md_main
 
     with pytest.MonkeyPatch.context() as mp:  # the uninterrupted run, in this process
         mp.chdir(tmp_path)

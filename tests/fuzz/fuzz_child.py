@@ -72,7 +72,7 @@ def read(kind: str, path: str) -> str:
 
         from ase.build import bulk
 
-        from mlip.calculators.exported import ExportedModel
+        from mlip.deploy.exported import ExportedModel
 
         art = ExportedModel(path)
         out = art.compute(bulk("Cu", "fcc", a=3.6, cubic=True))

@@ -28,9 +28,9 @@ import torch
 from ase.io import read, write
 
 import mlip
-from mlip.calculators.export import export_model
 from mlip.data.aselmdb import write_aselmdb
 from mlip.data.preprocess import preprocess
+from mlip.deploy.export import export_model
 from mlip.models import save_model
 from mlip.testing.models import tiny_mace
 from mlip.testing.oc20_lmdb import write_pyg_lmdb

@@ -134,8 +134,8 @@ def test_mlip_eval_skips_a_frame_the_model_refuses(tmp_path, capsys):
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.io import write
 
+    from mlip.cli.eval import main as eval_main
     from mlip.models import save_model
-    from mlip.training.eval_cli import main as eval_main
 
     torch.manual_seed(1)
     save_model(tiny_mace(torch.float64, long_range={"kind": "auto"}), tmp_path / "lr.pt")

@@ -234,8 +234,8 @@ def _oc20_like(tmp_path):
 
 
 def test_mlip_eval_scores_as_the_run_trained(emt_model, tmp_path):
+    from mlip.cli.eval import main
     from mlip.data.spec import DataSpec
-    from mlip.training.eval_cli import main
     from mlip.training.scoring import score_file
 
     src, refs = _oc20_like(tmp_path)
@@ -273,8 +273,8 @@ def test_mlip_eval_scores_as_the_run_trained(emt_model, tmp_path):
 
 @pytest.mark.skipif(not MPTRJ.exists(), reason="../shared/data/mptrj_sample is not available")
 def test_mlip_eval_reads_the_mptrj_energy_asked_for(tmp_path):
+    from mlip.cli.eval import main
     from mlip.data import read_mptrj_json
-    from mlip.training.eval_cli import main
 
     run_training(_config(MPTRJ, mptrj_energy="corrected", e0s="average", valid_last=2), tmp_path / "run")
     model = tmp_path / "run" / "model.pt"

@@ -9,9 +9,9 @@ from ase.calculators.emt import EMT
 from ase.io import write
 
 from mlip.calculators import MLIPCalculator
+from mlip.cli.eval import main
 from mlip.models import save_model
 from mlip.testing.models import tiny_mace
-from mlip.training.eval_cli import main
 
 
 def test_committee_metrics_are_those_of_the_mean(tmp_path, capsys):

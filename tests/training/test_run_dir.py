@@ -105,7 +105,7 @@ def test_two_trainings_into_one_run_directory(tmp_path):
     import mlip
 
     env = dict(os.environ, PYTHONPATH=str(Path(mlip.__file__).resolve().parents[1]))  # the mlip under test
-    cmd = [sys.executable, "-m", "mlip.training.cli", "--config", str(cfg), "--run-dir", str(run_dir)]
+    cmd = [sys.executable, "-m", "mlip.cli.train", "--config", str(cfg), "--run-dir", str(run_dir)]
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120

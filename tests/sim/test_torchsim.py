@@ -9,9 +9,9 @@ ts = pytest.importorskip("torch_sim", reason="the TorchSim extra (pip install 'm
 from torch_sim.models.interface import validate_model_outputs  # noqa: E402
 
 from mlip.calculators import MLIPCalculator  # noqa: E402
-from mlip.calculators.torchsim import MLIPModel  # noqa: E402
 from mlip.errors import MLIPInputError  # noqa: E402
 from mlip.models import build_model  # noqa: E402
+from mlip.sim.torchsim import MLIPModel  # noqa: E402
 from mlip.testing import torchsim as kit  # noqa: E402
 
 try:  # TorchSim's own kit where its release ships one (not 0.3.0, the newest on our index)

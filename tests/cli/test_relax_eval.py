@@ -9,10 +9,10 @@ from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
-from mlip.calculators.relax_cli import main as relax_main
+from mlip.cli.eval import main as eval_main
+from mlip.cli.relax import main as relax_main
 from mlip.models import save_model
 from mlip.testing.models import tiny_mace
-from mlip.training.eval_cli import main as eval_main
 
 
 def _model_file(tmp_path):
@@ -117,7 +117,7 @@ def test_mlip_relax_skips_a_bad_frame_and_keeps_the_others(tmp_path, capsys, eng
 
 
 def test_mlip_relax_continues_after_an_interruption(tmp_path, monkeypatch):
-    import mlip.calculators.relax_cli as cli
+    import mlip.cli.relax as cli
 
     model = _model_file(tmp_path)
     write(tmp_path / "in.xyz", _cells(4))
@@ -146,7 +146,7 @@ def test_mlip_relax_continues_after_an_interruption(tmp_path, monkeypatch):
 
 def test_batched_relax_continues_after_an_interruption(tmp_path, monkeypatch):
     pytest.importorskip("torch_sim")
-    import mlip.calculators.batch_relax as br
+    import mlip.sim.batch_relax as br
 
     model = _model_file(tmp_path)
     write(tmp_path / "in.xyz", _cells(5))
@@ -197,7 +197,7 @@ def test_mlip_relax_reads_a_directory_and_sends_slabs_through_ase(tmp_path):
 
 
 def test_mlip_relax_refuses_to_continue_another_run(tmp_path, monkeypatch, capsys):
-    import mlip.calculators.relax_cli as cli
+    import mlip.cli.relax as cli
 
     model = _model_file(tmp_path)
     write(tmp_path / "in.xyz", _cells(2))

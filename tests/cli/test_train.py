@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
+from mlip.cli.train import parse_args, raw_config
 from mlip.errors import MLIPInputError
-from mlip.training.cli import parse_args, raw_config
 from mlip.training.config import RunConfig
 
 
@@ -36,7 +36,7 @@ def test_a_malformed_override_is_refused():
 
 def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path, monkeypatch, capsys):
     """Issue 33 (noticed): after Ctrl-C, train.py exited 1 (Lightning's sys.exit) without saying how to go on."""
-    from mlip.training.cli import main
+    from mlip.cli.train import main
     from mlip.training.module import PotentialModule
 
     original, steps = PotentialModule.training_step, []

@@ -14,16 +14,16 @@ from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
-from mlip.calculators.relax_cli import main as relax_main
-from mlip.data.preprocess import main as preprocess_main
+from mlip.cli.eval import main as eval_main
+from mlip.cli.preprocess import main as preprocess_main
+from mlip.cli.relax import main as relax_main
+from mlip.cli.train import main as train_main
+from mlip.cli.train import parse_args, raw_config
 from mlip.models import save_model
 from mlip.testing.models import tiny_mace
-from mlip.training.cli import main as train_main
-from mlip.training.cli import parse_args, raw_config
 from mlip.training.config import DEFAULT_MODEL
-from mlip.training.eval_cli import main as eval_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 
 
@@ -236,12 +236,12 @@ def test_console_scripts_exit_2_with_one_line(files, tmp_path):
         [
             sys.executable,
             "-m",
-            "mlip.training.eval_cli",
+            "mlip.cli.eval",
             "--model",
             str(tmp_path / "x.pt"),
             str(files / "labelled.xyz"),
         ],
-        [sys.executable, "-m", "mlip.data.preprocess", str(tmp_path / "none.xyz"), str(tmp_path / "out")],
+        [sys.executable, "-m", "mlip.cli.preprocess", str(tmp_path / "none.xyz"), str(tmp_path / "out")],
     ]
     for cmd in runs:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
@@ -296,11 +296,11 @@ def test_an_unusable_device_is_one_line(tmp_path, capsys, device):
     AssertionError)."""
     import torch
 
-    from mlip.calculators.md_cli import main as md_main
-    from mlip.calculators.relax_cli import main as relax_main
+    from mlip.cli.eval import main as eval_main
+    from mlip.cli.md import main as md_main
+    from mlip.cli.relax import main as relax_main
     from mlip.errors import MLIPInputError
     from mlip.inference.predict import predict
-    from mlip.training.eval_cli import main as eval_main
 
     if device.startswith("cuda") and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -321,8 +321,8 @@ def test_an_unusable_device_is_one_line(tmp_path, capsys, device):
 def test_mace_python_that_cannot_run_and_an_unwritable_export_are_one_line(tmp_path, capsys):
     """Issue 33 (10): --mace-python naming a directory or a non-executable file (PermissionError), and
     mlip-export into /proc."""
-    from mlip.calculators.export_cli import main as export_main
-    from mlip.interop.mace_import_cli import main as import_main
+    from mlip.cli.export import main as export_main
+    from mlip.cli.import_mace import main as import_main
 
     m, _ = _cu_files(tmp_path)
     plain = tmp_path / "python"

@@ -6,7 +6,7 @@ import torch
 from ase.build import bulk, molecule
 from ase.io import read, write
 
-from mlip.calculators.md_cli import main as md_main
+from mlip.cli.md import main as md_main
 from mlip.models import save_model
 from mlip.testing.models import tiny_mace
 
@@ -50,7 +50,7 @@ def test_nve_conserves_energy_and_writes_frames_and_log(tmp_path, model):
 
 @pytest.mark.parametrize("engine", ["ase", "torchsim"])
 def test_nve_continues_exactly_after_an_interruption(tmp_path, model, monkeypatch, engine):
-    import mlip.calculators.md_cli as cli
+    import mlip.cli.md as cli
 
     structures = [cu(0)] if engine == "ase" else [cu(0), cu(1, a=3.72)]
     write(tmp_path / "in.xyz", structures)
@@ -155,7 +155,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, model, capsys, extra, structures
 
 def test_a_kill_between_a_frame_and_its_log_line_loses_no_log_line(tmp_path, model, monkeypatch):
     """Issue 33 (9): the resumed log had steps 0 10 30 40 while the trajectory had 0 10 20 30 40."""
-    import mlip.calculators.md_cli as cli
+    import mlip.cli.md as cli
 
     write(tmp_path / "in.xyz", cu(0))
     out = tmp_path / "md.extxyz"

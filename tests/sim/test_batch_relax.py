@@ -9,8 +9,8 @@ from ase.constraints import FixAtoms
 pytest.importorskip("torch_sim", reason="the TorchSim extra (pip install 'mlip[sim]')")
 
 from mlip.calculators import MLIPCalculator, relax  # noqa: E402
-from mlip.calculators.batch_relax import relax_many  # noqa: E402
-from mlip.calculators.torchsim import MLIPModel  # noqa: E402
+from mlip.sim.batch_relax import relax_many  # noqa: E402
+from mlip.sim.torchsim import MLIPModel  # noqa: E402
 from mlip.testing.models import tiny_mace  # noqa: E402
 
 
@@ -77,7 +77,7 @@ def test_fixed_atoms_stay_fixed_in_a_batched_relaxation(tmp_path):
     from ase.constraints import FixAtoms
     from ase.io import read, write
 
-    from mlip.calculators.relax_cli import main as relax_main
+    from mlip.cli.relax import main as relax_main
     from mlip.models import save_model
     from mlip.testing.models import tiny_mace
 
@@ -135,8 +135,8 @@ def test_a_relaxation_does_not_depend_on_its_batch(net, tmp_path, monkeypatch):
     # killed after three structures and resumed: the same minima and step counts as in one go
     from ase.io import read, write
 
-    import mlip.calculators.batch_relax as br
-    from mlip.calculators.relax_cli import main as relax_main
+    import mlip.sim.batch_relax as br
+    from mlip.cli.relax import main as relax_main
     from mlip.models import save_model
 
     save_model(net, tmp_path / "m.pt")

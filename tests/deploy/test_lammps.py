@@ -9,7 +9,7 @@ from ase.build import bulk
 from ase.io import write
 
 from mlip.calculators import MLIPCalculator
-from mlip.calculators.lammps import LAMMPSDriver, load_lammps
+from mlip.deploy.lammps import LAMMPSDriver, load_lammps
 from mlip.errors import MLIPInputError
 from mlip.testing.models import tiny_mace
 from mlip.testing.structures import cu_au_bulk
@@ -35,7 +35,7 @@ def _lammps(tmp_path, atoms, elements, units="metal"):
 
 def _rotation(atoms, lmp) -> np.ndarray:
     """``R`` with ``cell_lammps = cell_ase @ R`` (the data writer rotates a general cell to LAMMPS's form)."""
-    from mlip.calculators.lammps import lammps_cell
+    from mlip.deploy.lammps import lammps_cell
 
     rot = np.linalg.solve(atoms.cell.array, lammps_cell(lmp)[0])
     assert np.allclose(rot @ rot.T, np.eye(3), atol=1e-10)
@@ -62,7 +62,7 @@ def test_run0_matches_the_ase_calculator(tmp_path, model, source):
     atoms = cu_au_bulk()
     lmp = _lammps(tmp_path, atoms, ["Cu", "Au"])
     if source == "artefact":
-        from mlip.calculators.export import export_model
+        from mlip.deploy.export import export_model
 
         export_model(model, tmp_path / "m.pt2")
     driver = LAMMPSDriver(lmp, model if source == "module" else tmp_path / "m.pt2", elements=["Cu", "Au"])

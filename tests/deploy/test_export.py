@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from mlip.calculators.export import contract_inputs, export_model
-from mlip.calculators.export_cli import main as export_main
-from mlip.calculators.exported import ExportedModel, read_metadata
+from mlip.cli.export import main as export_main
+from mlip.deploy.export import contract_inputs, export_model
+from mlip.deploy.exported import ExportedModel, read_metadata
 from mlip.errors import MLIPInputError
 from mlip.models import convert_model, save_model
 from mlip.testing.models import tiny_facet, tiny_mace
@@ -264,7 +264,7 @@ class _Fixed:
 
 
 def _eager_outputs(model, dtype):
-    import mlip.calculators.export as export
+    import mlip.deploy.export as export
 
     inputs = contract_inputs(export._grid_sample(model.atomic_numbers, (2, 2, 3), 2.2, seed=1), model.r_max)
     return export._Program(convert_model(model, dtype=dtype, backend="torch").eval())(*inputs)
@@ -273,7 +273,7 @@ def _eager_outputs(model, dtype):
 def test_a_real_parity_failure_is_a_user_error_naming_the_output():
     """Issue 33 (13): a program that disagrees with the eager model raised RuntimeError (a traceback from
     mlip-export); it is an MLIPInputError, one line from the console script."""
-    import mlip.calculators.export as export
+    import mlip.deploy.export as export
 
     torch.manual_seed(0)
     model = tiny_mace(torch.float64, channels=4, max_ell=1, correlation=2)
@@ -287,7 +287,7 @@ def test_a_real_parity_failure_is_a_user_error_naming_the_output():
 def test_float32_parity_bound_follows_the_models_own_rounding(monkeypatch):
     """The float32 bound is max(1e-6, 2 x the eager float32-vs-float64 distance): a program exactly as far from
     the float32 model as float32 itself is from float64 passes, twice as far plus a margin fails."""
-    import mlip.calculators.export as export
+    import mlip.deploy.export as export
 
     torch.manual_seed(0)
     model = convert_model(tiny_mace(torch.float64), dtype=torch.float32)
