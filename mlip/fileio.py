@@ -32,6 +32,7 @@ from typing import IO, Any
 from mlip.errors import MLIPInputError, MLIPOutputError
 
 __all__ = [
+    "open_tmp",
     "DirectoryLock",
     "FileLock",
     "append_bytes",
@@ -57,8 +58,8 @@ def _tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def _open_tmp(path: Path, mode: str) -> IO:
-    """Open a file for writing: every write of this module goes through here (a seam for the fault-injection
+def open_tmp(path: Path, mode: str) -> IO:
+    """Open ``path`` for writing in ``mode`` (``"wb"``, ``"w"``, ``"ab"``): every file mlip writes is opened here (a seam for the fault-injection
     tests, which make it fail as a full disk does, or kill the process part-way)."""
     if mode == "ab":
         return open(path, mode, buffering=0)  # one write() is one system call: a kill cannot split it
@@ -144,7 +145,7 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     (:func:`atomic_path`). ``mode``: ``"wb"`` or ``"w"`` (text, UTF-8)."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
-    with atomic_path(path) as tmp, _open_tmp(tmp, mode) as fh:
+    with atomic_path(path) as tmp, open_tmp(tmp, mode) as fh:
         yield fh
 
 
@@ -155,7 +156,7 @@ def append_bytes(path: str | Path, data: bytes) -> None:
     readers of appended files drop an incomplete last record.)"""
     path = Path(path)
     try:
-        with _open_tmp(path, "ab") as fh:
+        with open_tmp(path, "ab") as fh:
             end = os.fstat(fh.fileno()).st_size
             try:
                 fh.write(data)

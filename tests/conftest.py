@@ -54,7 +54,7 @@ def full_disk(monkeypatch):
     import mlip.fileio as fileio
 
     state = {"budget": 100}
-    original, write_note = fileio._open_tmp, fileio._write_note
+    original, write_note = fileio.open_tmp, fileio._write_note
 
     def note(fd, data):  # the lock file's holder note draws on the same budget
         if len(data) > state["budget"]:
@@ -63,7 +63,7 @@ def full_disk(monkeypatch):
         state["budget"] -= len(data)
         write_note(fd, data)
 
-    monkeypatch.setattr(fileio, "_open_tmp", lambda path, mode: _FullDisk(original(path, mode), state))
+    monkeypatch.setattr(fileio, "open_tmp", lambda path, mode: _FullDisk(original(path, mode), state))
     monkeypatch.setattr(fileio, "_write_note", note)
     return state
 

@@ -9,6 +9,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from torch import nn
 
 from mlip import keys as K
+from mlip.calculators.dispersion import add_dispersion, d3_calculator
 from mlip.data import VerletNeighborList, atoms_to_graph, collate
 from mlip.errors import MLIPInputError
 from mlip.inference import chunked_evaluate, hessian, resolve_model
@@ -76,8 +77,6 @@ class MLIPCalculator(Calculator):
         self.members = None
         self.dispersion = None
         if dispersion is not None:
-            from mlip.calculators.dispersion import d3_calculator
-
             self.dispersion = d3_calculator(dispersion, xc, device=str(device), cutoff=dispersion_cutoff)
         if isinstance(model, (str, Path)):  # a model file, or a committee file (mlip.models.committee)
             models = load_models(model, device=device, dtype=dtype)
@@ -146,8 +145,6 @@ class MLIPCalculator(Calculator):
         else:
             self._calculate_model(properties)
         if self.dispersion is not None:
-            from mlip.calculators.dispersion import add_dispersion
-
             add_dispersion(self.results, self.atoms, self.dispersion, with_stress="stress" in self.results)
 
     def _calculate_committee(self, properties) -> None:

@@ -18,7 +18,10 @@ import sys
 from pathlib import Path
 
 from mlip.cli import add_debug_flag, console_main
-from mlip.fileio import check_output_file
+from mlip.deploy.export import export_model
+from mlip.deploy.lammps_mliap import MLIPMLIAPUnified
+from mlip.fileio import atomic_write, check_output_file
+from mlip.models import load_model
 
 __all__ = ["main"]
 
@@ -40,9 +43,6 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 @console_main("mlip-export")
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    from mlip.deploy.export import export_model
-    from mlip.models import load_model
-
     out = check_output_file(Path(args.output), what="output file", inputs=[args.model])
     model = load_model(args.model)
     if args.target == "lammps-mliap":
@@ -58,9 +58,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write_mliap(model, out: Path, dtype: str | None) -> int:
     import pickle
-
-    from mlip.deploy.lammps_mliap import MLIPMLIAPUnified
-    from mlip.fileio import atomic_write
 
     unified = MLIPMLIAPUnified(model, dtype=dtype or "float64")
     with atomic_write(out, "wb") as fh:

@@ -24,6 +24,8 @@ from pathlib import Path
 from mlip.cli import add_debug_flag, console_main
 from mlip.errors import MLIPInputError
 from mlip.fileio import check_output_file
+from mlip.interop.mace_import import model_from_export
+from mlip.models import save_model
 
 __all__ = ["EXPORTER", "main"]
 
@@ -76,9 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     if not source.is_file():
         raise MLIPInputError(f"{source}: no such file")
     out = check_output_file(Path(args.output), what="output file", inputs=[source])
-    from mlip.interop.mace_import import model_from_export
-    from mlip.models import save_model
-
     with tempfile.TemporaryDirectory(prefix="mlip-import-mace-") as tmp:
         prefix = Path(args.keep_export) if args.keep_export else Path(tmp) / "export"
         _export_with(args.mace_python, source, prefix)

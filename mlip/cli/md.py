@@ -26,9 +26,12 @@ from pathlib import Path
 
 import ase.io
 
+from mlip import keys as K
 from mlip.calculators.ase_calculator import MLIPCalculator
 from mlip.cli import add_debug_flag, console_main
 from mlip.cli.appended import read_complete_frames
+from mlip.data import atoms_to_graph
+from mlip.data.sources import iter_atoms
 from mlip.errors import MLIPInputError
 from mlip.fileio import (
     FileLock,
@@ -97,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     check_output_file(out, what="trajectory file", inputs=[src, args.model])
     for side in (out.with_name(out.name + ".log"), out.with_name(out.name + ".md.json")):
         check_output_file(side, what="output file", inputs=[src, args.model])
-    from mlip.data.sources import iter_atoms
-
     structures = list(iter_atoms(src))
     if not structures:
         raise MLIPInputError(f"{src} holds no structures")
@@ -125,9 +126,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_frames(structures, calc, src: Path) -> None:
     """Every structure is one the model can evaluate (elements, overlaps, NaN, cell), named by its index."""
-    from mlip import keys as K
-    from mlip.data import atoms_to_graph
-
     for k, atoms in enumerate(structures):
         graph = atoms_to_graph(atoms, calc.model.r_max, where=f"{src.name}[{k}]")
         try:

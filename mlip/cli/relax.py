@@ -39,6 +39,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from mlip.calculators.ase_calculator import MLIPCalculator
 from mlip.cli import add_debug_flag, console_main
 from mlip.cli.appended import append_frame, read_complete_frames
+from mlip.data.sources import iter_atoms, lmdb_kind
 from mlip.errors import MLIPError, MLIPInputError
 from mlip.fileio import (
     FileLock,
@@ -206,8 +207,6 @@ def _run(args, src: Path, out: Path, fmt: str, calc, settings: dict) -> int:
 def _read_inputs(src: Path):
     """The structures of ``src``: a file (any format :func:`mlip.data.iter_atoms` reads) or a directory of files
     (sorted by name; hidden files left out), each frame with ``info["relax_source"]`` naming its file."""
-    from mlip.data.sources import iter_atoms, lmdb_kind
-
     if not src.is_dir() or lmdb_kind(src) is not None:
         yield from iter_atoms(src)
         return

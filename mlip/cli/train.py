@@ -27,6 +27,7 @@ import yaml
 from mlip.cli import add_debug_flag, console_main
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
 from mlip.training.config import DEFAULT_MODEL, RunConfig
+from mlip.training.run import run_training
 
 _OVERRIDE = re.compile(r"^(model|data|train)\.[A-Za-z_][\w.]*=")
 
@@ -127,8 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = RunConfig.from_dict(raw_config(args))
     run_dir = Path(args.run_dir or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    from mlip.training.run import run_training
-
     metrics = run_training(cfg, run_dir, resume=args.resume)
     if metrics is not None:
         print(json.dumps(metrics, indent=2))

@@ -25,7 +25,10 @@ from pathlib import Path
 
 import ase
 
-from mlip.data.mptrj import is_mptrj_json
+from mlip.data.aselmdb import iter_aselmdb
+from mlip.data.lmdb_env import is_env_dir, iter_records, record_keys
+from mlip.data.mptrj import is_mptrj_json, read_mptrj
+from mlip.data.pyg_lmdb import iter_pyg_lmdb
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
 
 __all__ = ["iter_atoms", "lmdb_kind"]
@@ -35,8 +38,6 @@ _OC20_TRAJ = re.compile(r"^random\d+$")
 
 def lmdb_kind(path: str | Path) -> str | None:
     """``"aselmdb"``, ``"pyg"`` or ``None`` (not an LMDB source) for a file or a directory."""
-    from mlip.data.lmdb_env import is_env_dir, iter_records, record_keys
-
     path = Path(path)
     env_dir = is_env_dir(path)
     if path.is_dir() and not env_dir:
@@ -74,19 +75,13 @@ def iter_atoms(
     if not path.exists():
         raise MLIPFileNotFoundError(f"no such data file: {path}")
     if path.suffix == ".json" and is_mptrj_json(path):
-        from mlip.data.mptrj import read_mptrj
-
         yield from read_mptrj(path, energy=mptrj_energy)
         return
     kind = lmdb_kind(path)
     if kind == "aselmdb":
-        from mlip.data.aselmdb import iter_aselmdb
-
         yield from iter_aselmdb(path)
         return
     if kind == "pyg":
-        from mlip.data.pyg_lmdb import iter_pyg_lmdb
-
         yield from iter_pyg_lmdb(path)
         return
     if path.is_dir():

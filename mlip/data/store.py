@@ -105,7 +105,7 @@ def _crc32(path: Path) -> int:
 
 
 def _write_file(path: Path, write) -> None:
-    with fileio._open_tmp(path, "wb") as fh:  # mlip's one file-writing seam (see mlip.fileio)
+    with fileio.open_tmp(path, "wb") as fh:  # mlip's one file-writing seam (see mlip.fileio)
         write(fh)
         fh.flush()
         os.fsync(fh.fileno())

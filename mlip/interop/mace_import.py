@@ -44,6 +44,7 @@ from mlip.errors import MLIPInputError
 from mlip.kernels import Irrep, Irreps
 from mlip.models.config import MACEConfig
 from mlip.models.mace import MACE
+from mlip.nn import pair
 
 __all__ = ["read_export", "model_from_export"]
 
@@ -196,8 +197,6 @@ class _Loader:
 
     def _check_pair_constants(self) -> None:
         """ZBL's and Agnesi's constants are mlip's fixed ones (mace-torch's defaults): refuse other values."""
-        from mlip.nn import pair
-
         expected = {}
         if self.desc.get("pair_repulsion"):
             expected |= {"pair_repulsion_fn.c": pair._ZBL_C, "pair_repulsion_fn.a_prefactor": pair._ZBL_A[0],

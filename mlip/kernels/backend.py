@@ -7,6 +7,8 @@ from functools import cache
 
 import torch
 
+from mlip.kernels.native import native_available
+
 __all__ = ["Backend", "auto_choice", "resolve", "cueq_available", "cueq_cuda_available"]
 
 
@@ -54,8 +56,6 @@ def resolve(backend: Backend, device: torch.device) -> Backend:
     """The concrete backend ``AUTO`` stands for on ``device`` (other backends unchanged)."""
     if Backend(backend) is not Backend.AUTO:
         return Backend(backend)
-    from mlip.kernels.native import native_available
-
     native = device.type == "cpu" and native_available()
     return auto_choice(device, native=native, cueq=device.type == "cuda" and cueq_cuda_available())
 

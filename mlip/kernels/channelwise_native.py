@@ -23,7 +23,7 @@ import ctypes
 import torch
 from torch import nn
 
-from mlip.kernels.channelwise import ChannelwiseTPDescriptor, split_groups
+from mlip.kernels.channelwise_descriptor import ChannelwiseTPDescriptor, split_groups
 from mlip.kernels.native import entry, load_library
 from mlip.kernels.tracing import is_tracing
 

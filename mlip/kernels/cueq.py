@@ -15,8 +15,8 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from mlip.kernels.channelwise import ChannelwiseTPDescriptor, split_groups
-from mlip.kernels.symmetric_contraction import SymmetricContractionDescriptor
+from mlip.kernels.channelwise_descriptor import ChannelwiseTPDescriptor, split_groups
+from mlip.kernels.symmetric_descriptor import SymmetricContractionDescriptor
 from mlip.kernels.tracing import is_tracing
 
 __all__ = [

@@ -30,7 +30,7 @@ from mlip.kernels.gaunt_fft import (
     sh_to_fourier,
     spectrum_to_sh,
 )
-from mlip.kernels.product import EdgeProductDescriptor, ProductKind
+from mlip.kernels.product_descriptor import EdgeProductDescriptor, ProductKind
 from mlip.kernels.vector_grid import tangent_gradients
 
 __all__ = ["degree_blocks", "GauntEdgeProduct", "CPEdgeProduct", "cp_coupling"]

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from mlip.kernels.gaunt import orthonormal_sh
-from mlip.kernels.gaunt_grid import _check
+from mlip.kernels.gaunt_grid import check_sphere_inputs
 
 __all__ = [
     "GauntFFTTP",
@@ -117,7 +117,7 @@ class GauntFFTTP(nn.Module):
         )  # [2K, d_out]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        _check(x, y, self.lmax1, self.lmax2)
+        check_sphere_inputs(x, y, self.lmax1, self.lmax2)
         fx = samples(torch.matmul(x.transpose(1, 2), self.sh2f1.to(x.dtype)), self.size)
         fy = samples(torch.matmul(y.transpose(1, 2), self.sh2f2.to(y.dtype)), self.size)
         return spectrum_to_sh(fx * fy, self.f2sh.to(x.dtype))

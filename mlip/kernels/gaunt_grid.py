@@ -22,10 +22,12 @@ from torch import nn
 from mlip.kernels.cg import clebsch_gordan
 from mlip.kernels.gaunt import SphereGrid, degree_index, gaunt_alpha, orthonormal_sh
 
-__all__ = ["gaunt_product_reference", "GauntGridTP", "DegreeWeights"]
+__all__ = ["gaunt_product_reference", "GauntGridTP", "DegreeWeights", "check_sphere_inputs"]
 
 
-def _check(x: torch.Tensor, y: torch.Tensor, lmax1: int, lmax2: int) -> None:
+def check_sphere_inputs(x: torch.Tensor, y: torch.Tensor, lmax1: int, lmax2: int) -> None:
+    """Refuse inputs of the sphere-function products that are not ``x [B, (lmax1+1)^2, C]`` and
+    ``y [B, (lmax2+1)^2, C]`` (a one-line ``ValueError`` naming the expected shape)."""
     if x.dim() != 3 or x.shape[1] != (lmax1 + 1) ** 2:
         raise ValueError(f"x must be [B, {(lmax1 + 1) ** 2}, C] for lmax1={lmax1}, got {tuple(x.shape)}")
     if y.shape != (x.shape[0], (lmax2 + 1) ** 2, x.shape[2]):
@@ -39,7 +41,7 @@ def gaunt_product_reference(
 ) -> torch.Tensor:
     """The CG channel-wise product restricted to even paths with Gaunt path weights ``α(l1, l2, l3)``,
     path by path (slow; the float64 ground truth)."""
-    _check(x, y, lmax1, lmax2)
+    check_sphere_inputs(x, y, lmax1, lmax2)
     out = x.new_zeros(x.shape[0], (lmax_out + 1) ** 2, x.shape[2])
     for l1 in range(lmax1 + 1):
         for l2 in range(lmax2 + 1):
@@ -77,7 +79,7 @@ class GauntGridTP(nn.Module):
         self.register_buffer("from_grid", project.contiguous(), persistent=False)  # [G, d_out]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        _check(x, y, self.lmax1, self.lmax2)
+        check_sphere_inputs(x, y, self.lmax1, self.lmax2)
         fx = torch.einsum("dg,bdc->bgc", self.to_grid1.to(x.dtype), x)
         fy = torch.einsum("dg,bdc->bgc", self.to_grid2.to(y.dtype), y)
         return torch.einsum("gd,bgc->bdc", self.from_grid.to(x.dtype), fx * fy)

@@ -14,57 +14,19 @@ Weights are initialised ``randn / n_basis`` per ``(ν, L)`` block, like mace-tor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from mlip.kernels.backend import Backend, auto_choice, cueq_cuda_available
-from mlip.kernels.cached import cached_property
 from mlip.kernels.constants import load_constant
+from mlip.kernels.cueq import SymmetricContractionCueq
 from mlip.kernels.element_groups import apply_by_element, pick_element, use_grouped
-from mlip.kernels.irreps import Irreps
-from mlip.kernels.symmetric_basis import SymmetricBasis, monomials, symmetric_basis
+from mlip.kernels.native import native_available
+from mlip.kernels.symmetric_basis import monomials
+from mlip.kernels.symmetric_descriptor import SymmetricContractionDescriptor
+from mlip.kernels.symmetric_native import NativeTables, contract_native
 
 __all__ = ["SymmetricContractionDescriptor", "SymmetricContraction"]
-
-
-@dataclass(frozen=True)
-class SymmetricContractionDescriptor:
-    """``Sym^{1..correlation}(irreps_in) -> irreps_out``, channel-wise, element-dependent weights."""
-
-    irreps_in: Irreps
-    irreps_out: Irreps
-    correlation: int
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.correlation <= 4:
-            raise ValueError(f"correlation must be in 1..4, got {self.correlation}")
-
-    @cached_property
-    def bases(self) -> tuple[SymmetricBasis, ...]:
-        """One basis per ``(ν, L)``, ordered ``for ν: for L in irreps_out`` (the weight order)."""
-        return tuple(
-            symmetric_basis(self.irreps_in, nu, ir)
-            for nu in range(1, self.correlation + 1)
-            for ir in self.irreps_out
-        )
-
-    @cached_property
-    def weight_offsets(self) -> tuple[int, ...]:
-        out = [0]
-        for b in self.bases:
-            out.append(out[-1] + b.num_basis)
-        return tuple(out)
-
-    @property
-    def num_weights(self) -> int:
-        """Weights per element and channel."""
-        return self.weight_offsets[-1]
-
-    def output_slice(self, k: int) -> slice:
-        """Slice of ``irreps_out`` written by basis ``k``."""
-        return self.irreps_out.slices()[k % len(self.irreps_out)]
 
 
 def _needed_monomials(descriptor: SymmetricContractionDescriptor) -> list[torch.Tensor]:
@@ -144,17 +106,10 @@ class SymmetricContraction(nn.Module):
             u_sel = b.U.index_select(1, needed[b.degree - 1]).to(dtype)
             self.register_buffer(f"U_needed{k}", u_sel, persistent=False)
         self._native = None
-        if self.backend in (Backend.NATIVE, Backend.AUTO):
-            from mlip.kernels.native import native_available
-
-            if self.backend is Backend.NATIVE or native_available():
-                from mlip.kernels.symmetric_native import NativeTables
-
-                self._native = NativeTables(self)
+        if self.backend is Backend.NATIVE or (self.backend is Backend.AUTO and native_available()):
+            self._native = NativeTables(self)
         self._cueq = None
         if self.backend is Backend.CUEQUIVARIANCE or (self.backend is Backend.AUTO and cueq_cuda_available()):
-            from mlip.kernels.cueq import SymmetricContractionCueq
-
             self._cueq = SymmetricContractionCueq(descriptor, channels=channels)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -183,8 +138,6 @@ class SymmetricContraction(nn.Module):
         if backend is Backend.REFERENCE:
             return self._forward_reference(a, species)
         if backend is Backend.NATIVE:
-            from mlip.kernels.symmetric_native import contract_native
-
             return contract_native(self._native, a, species, self.weight)
         return self._forward_torch(a, species)
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mlip.kernels.gaunt import SphereGrid, orthonormal_sh
-from mlip.kernels.gaunt_grid import _check
+from mlip.kernels.gaunt_grid import check_sphere_inputs
 
 __all__ = ["tangent_gradients", "VectorGridTP"]
 
@@ -65,7 +65,7 @@ class VectorGridTP(nn.Module):
         self.register_buffer("from_grid", project, persistent=False)  # [G, d_out]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        _check(x, y, self.lmax1, self.lmax2)
+        check_sphere_inputs(x, y, self.lmax1, self.lmax2)
         vx = torch.einsum("gdk,bdc->bkgc", self.grad1.to(x.dtype), x)  # [B, 2, G, C]
         vy = torch.einsum("gdk,bdc->bkgc", self.grad2.to(y.dtype), y)
         pseudo = vx[:, 0] * vy[:, 1] - vx[:, 1] * vy[:, 0]  # (∇f_x × ∇f_y)·r̂, [B, G, C]

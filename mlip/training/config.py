@@ -18,6 +18,7 @@ from mlip.data.spec import DataSpec
 from mlip.data.stress_check import StressTransform
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
 from mlip.fields import check_choice, check_fields, check_range
+from mlip.models.adapters import AdapterConfig
 from mlip.models.registry import check_model_section
 
 __all__ = ["DataConfig", "TrainConfig", "RunConfig", "parse_max_time", "DEFAULT_MODEL"]
@@ -255,8 +256,6 @@ class TrainConfig:
                     f"train.lr_groups must map name patterns to learning rates > 0, got {k!r}: {v!r}"
                 )
         if self.adapter is not None:
-            from mlip.models.adapters import AdapterConfig
-
             AdapterConfig.from_dict(self.adapter)
         if self.adapter is not None and self.init_from is None:
             raise MLIPInputError(

@@ -16,6 +16,7 @@ from mlip.models import convert_model, save_model
 from mlip.models.adapters import has_adapters, merge_adapters
 from mlip.models.heads import model_with_head
 from mlip.training.config import RunConfig
+from mlip.training.e0_refit import energy_normal_equations
 from mlip.training.metrics import evaluate
 from mlip.training.module import PotentialModule
 from mlip.training.plots import parity_plot
@@ -41,8 +42,6 @@ def _refit_loaders(data: PreparedData, cfg: RunConfig):
 def refit_e0s_at_end(module: PotentialModule, data: PreparedData, cfg: RunConfig) -> dict:
     """Re-fit the exported model's E0s on the training frames; report training and validation energy RMSE
     (meV/atom) before and after (:mod:`mlip.training.e0_refit`)."""
-    from mlip.training.e0_refit import energy_normal_equations
-
     train_loader, valid_loader = _refit_loaders(data, cfg)
     model = module.model
     before = model.atomic_energies.detach().cpu().clone()

@@ -22,6 +22,7 @@ from mlip.data.graph import check_config_types_present, weight_by_config_type
 from mlip.data.statistics import accumulate, label_statistics
 from mlip.data.store import shard_arrays
 from mlip.data.stress_check import require_consistent_stress
+from mlip.datasets.nacl import generate_nacl_dataset
 from mlip.errors import MLIPInputError
 from mlip.training.config import RunConfig
 from mlip.training.finetune import InitModel, init_model_config, new_element_e0s
@@ -58,8 +59,6 @@ def load_frames(cfg) -> tuple[list[Frame], list[Frame], dict[str, list[Frame]], 
     ``e0_file``) of a DataConfig ``cfg``, labelled by ``cfg.spec()``; isolated atoms are taken out of every set."""
     spec = cfg.spec()
     if cfg.train_file is None and cfg.builtin == "tosi_fumi_nacl":
-        from mlip.datasets.nacl import generate_nacl_dataset
-
         frames = generate_nacl_dataset(cfg.nacl_frames, seed=cfg.seed)
         tests = {
             f"nacl_{kind}": generate_nacl_dataset(

@@ -1,7 +1,7 @@
 """Run one of mlip's jobs in this process and kill it, like ``kill -9``, part-way through a write.
 
 ``python crash.py BUDGET JOB ARGS...``: every byte mlip writes (models, checkpoints, metrics, plots, logs,
-manifests, shards and partial outputs all go through ``mlip.fileio._open_tmp``) is counted, in
+manifests, shards and partial outputs all go through ``mlip.fileio.open_tmp``) is counted, in
 this process and the worker processes it forks (the counter lives in shared memory); the write that crosses
 ``BUDGET`` bytes writes only up to the budget, flushes, and then the whole process group gets SIGKILL (the job's
 worker processes die with it, as on a node failure). ``BUDGET`` < 0 never kills: the job runs to
@@ -60,8 +60,8 @@ def install(budget: int) -> None:
     import mlip.fileio as fileio
 
     _BUDGET.value = budget
-    open_tmp = fileio._open_tmp  # every file mlip writes is opened here
-    fileio._open_tmp = lambda path, mode: _Dying(open_tmp(path, mode))
+    open_tmp = fileio.open_tmp  # every file mlip writes is opened here
+    fileio.open_tmp = lambda path, mode: _Dying(open_tmp(path, mode))
 
 
 def _save_loop(path: str, n: int) -> int:

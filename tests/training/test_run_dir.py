@@ -83,13 +83,13 @@ def test_checkpoints_are_staged_in_their_own_directory(tmp_path, monkeypatch):
     import mlip.fileio as fileio
 
     staged = []
-    original = fileio._open_tmp
+    original = fileio.open_tmp
 
     def spy(path, mode):
         staged.append(Path(path))
         return original(path, mode)
 
-    monkeypatch.setattr(fileio, "_open_tmp", spy)
+    monkeypatch.setattr(fileio, "open_tmp", spy)
     run_training(_cfg(max_epochs=1), tmp_path)
     ckpts = [p for p in staged if p.name.startswith(".last.ckpt")]
     assert ckpts, staged
