@@ -33,6 +33,8 @@ from mlip.errors import MLIPInputError, MLIPOutputError
 
 __all__ = [
     "open_tmp",
+    "claim_run_record",
+    "settings_differences",
     "DirectoryLock",
     "FileLock",
     "append_bytes",
@@ -362,3 +364,48 @@ class DirectoryLock(FileLock):
     def __init__(self, directory: str | Path, purpose: str) -> None:
         super().__init__(Path(directory) / ".lock", directory, purpose)
         self.directory = Path(directory)
+
+
+def settings_differences(previous: Any, settings: dict, *, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The keys of ``settings`` whose value ``previous`` (a run's recorded settings, or anything unreadable)
+    does not have, keys in ``ignore`` left out, sorted: what a refusal to continue another run names."""
+    before = previous if isinstance(previous, dict) else {}
+    keys = (set(settings) | set(before)) - set(ignore)
+    return sorted(k for k in keys if not isinstance(previous, dict) or before.get(k) != settings.get(k))
+
+
+def claim_run_record(
+    record: str | Path,
+    settings: dict,
+    *,
+    outputs: tuple | list,
+    holder: str,
+    advice: str,
+    ignore: tuple[str, ...] = (),
+) -> bool:
+    """The one rule by which a rerun continues an interrupted run, or refuses: ``record`` (a JSON file beside the
+    outputs) holds the settings of the run that wrote them.
+
+    * no ``record``: a new run, unless one of ``outputs`` exists (the remains of a run that cannot be checked,
+      refused); ``settings`` are written to ``record`` atomically and ``False`` is returned;
+    * a ``record`` with the same settings (keys in ``ignore`` left out): ``True``, continue;
+    * other settings: :class:`~mlip.errors.MLIPInputError` naming ``holder`` (what holds the other run's work),
+      the settings that differ and ``advice`` (how to finish it, or what to delete).
+    """
+    record = Path(record)
+    if not record.is_file():
+        found = [Path(p) for p in outputs if Path(p).exists()]
+        if found:
+            raise MLIPInputError(
+                f"found {found[0]} without its {record.name}; delete it or choose another output"
+            )
+        write_json_atomic(record, settings)
+        return False
+    try:
+        previous = json.loads(record.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        previous = None
+    changed = settings_differences(previous, settings, ignore=ignore)
+    if changed:
+        raise MLIPInputError(f"{holder} holds another run (different {', '.join(changed)}); {advice}")
+    return True

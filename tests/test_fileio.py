@@ -131,3 +131,21 @@ def test_file_identity_ignores_the_spelling_of_a_path_but_not_an_edit(tmp_path, 
     d.mkdir()
     (d / "a").write_text("x")
     assert file_identity(d)["files"][0][:2] == ["a", 1]
+
+
+def test_a_run_record_continues_the_same_run_and_refuses_another(tmp_path):
+    from mlip.fileio import claim_run_record
+
+    record, out = tmp_path / "run.json", tmp_path / "out.xyz"
+    settings = {"model": "a.pt", "steps": 10, "fmax": 0.01}
+    opts = {"outputs": [out], "holder": str(out), "advice": "delete it"}
+    assert claim_run_record(record, settings, **opts) is False  # a new run: the record is written
+    assert json.loads(record.read_text()) == settings
+    out.write_text("partial")
+    assert claim_run_record(record, settings, **opts) is True
+    assert claim_run_record(record, {**settings, "steps": 20}, ignore=("steps",), **opts) is True
+    with pytest.raises(MLIPInputError, match=r"holds another run \(different fmax, model\); delete it"):
+        claim_run_record(record, {**settings, "fmax": 0.02, "model": "b.pt"}, **opts)
+    record.unlink()
+    with pytest.raises(MLIPInputError, match="without its run.json"):
+        claim_run_record(record, settings, **opts)

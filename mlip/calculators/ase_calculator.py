@@ -10,7 +10,8 @@ from torch import nn
 
 from mlip import keys as K
 from mlip.calculators.dispersion import add_dispersion, d3_calculator
-from mlip.data import VerletNeighborList, atoms_to_graph, collate
+from mlip.data import VerletNeighborList, atoms_to_graph
+from mlip.data.batch import batch_on
 from mlip.errors import MLIPInputError
 from mlip.inference import chunked_evaluate, hessian, resolve_model
 from mlip.models import parse_device
@@ -171,7 +172,7 @@ class MLIPCalculator(Calculator):
         graph = atoms_to_graph(
             self.atoms, self.model.r_max, where="calculator input", neighbors=self.neighbors
         )
-        batch = {k: v.to(self.device) for k, v in collate([graph]).items()}
+        batch = batch_on([graph], self.device)
         want_stress = "stress" in properties and bool(self.atoms.pbc.any()) and self.atoms.cell.volume > 1e-12
         out = self.model(batch, compute_forces=True, compute_stress=want_stress)
         energy = float(out[K.ENERGY][0].item())

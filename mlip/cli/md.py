@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -38,8 +37,8 @@ from mlip.fileio import (
     append_bytes,
     atomic_write,
     check_output_file,
+    claim_run_record,
     file_identity,
-    write_json_atomic,
 )
 from mlip.sim.md import Ensemble, MDSettings, Thermostat
 from mlip.sim.md_run import make_run
@@ -180,25 +179,14 @@ def _log_line(info: dict) -> str:
 def _resume(out: Path, record: dict, structures: list) -> int:
     """The step to continue from (0 for a new run); the structures are set to that step's frames."""
     sidecar, log = out.with_name(out.name + ".md.json"), out.with_name(out.name + ".log")
-    if not sidecar.is_file():
-        if out.exists() or log.exists():
-            raise MLIPInputError(f"{out} exists without its {sidecar.name}; delete it or choose another OUT")
-        write_json_atomic(sidecar, record)
+    # --steps may grow (a finished run is extended), so it is not compared (sidecars of older mlip hold it)
+    resumed = claim_run_record(
+        sidecar, record, outputs=[out, log], holder=str(out), ignore=("steps",),
+        advice=f"rerun with the same input, model and options to continue it, or delete {out}, {log.name} and "
+        f"{sidecar.name}",
+    )  # fmt: skip
+    if not resumed:
         return 0
-    try:
-        previous = json.loads(sidecar.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        previous = None
-    if isinstance(previous, dict):
-        previous.pop(
-            "steps", None
-        )  # --steps may grow: a finished run is extended (sidecars of older mlip had it)
-    if previous != record:
-        changed = sorted(k for k in record if not isinstance(previous, dict) or previous.get(k) != record[k])
-        raise MLIPInputError(
-            f"{out} holds another run (different {', '.join(changed) or 'settings'}); rerun with the same input, "
-            f"model and options to continue it, or delete {out}, {log.name} and {sidecar.name}"
-        )
     frames = read_complete_frames(out)
     n = len(structures)
     groups = len(frames) // n

@@ -9,9 +9,8 @@ import time
 
 from mlip.cli import add_debug_flag, console_main
 from mlip.data.preprocess import preprocess
-from mlip.data.readers import LabelKeys
-from mlip.data.spec import DataSpec
 from mlip.data.stress_check import StressTransform
+from mlip.training.config import DataConfig
 
 __all__ = ["main", "parser"]
 
@@ -55,12 +54,13 @@ def parser() -> argparse.ArgumentParser:
 @console_main("mlip-preprocess")
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    keys = LabelKeys(
-        energy_key=args.energy_key, forces_key=args.forces_key, stress_key=args.stress_key,
-        virials_key=args.virials_key, charges_key=args.charges_key, fixed_tags=tuple(args.fixed_tags),
-        check_units=not args.no_unit_check, stress_transform=StressTransform(args.stress_transform),
-    )  # fmt: skip
-    spec = DataSpec(keys=keys, mptrj_energy=args.mptrj_energy, energy_references=args.energy_references)
+    labels = ("energy", "forces", "stress", "virials", "charges")
+    spec = DataConfig(  # the data specification a training config's data section would give
+        **{f"{label}_key": getattr(args, f"{label}_key") for label in labels},
+        fixed_tags=list(args.fixed_tags), check_units=not args.no_unit_check,
+        stress_transform=args.stress_transform, mptrj_energy=args.mptrj_energy,
+        energy_references=args.energy_references,
+    ).spec()  # fmt: skip
     start = time.perf_counter()
     manifest = preprocess(
         args.sources,

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -39,15 +38,15 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from mlip.calculators.ase_calculator import MLIPCalculator
 from mlip.cli import add_debug_flag, console_main
 from mlip.cli.appended import append_frame, read_complete_frames
-from mlip.data.sources import iter_atoms, lmdb_kind
+from mlip.data.sources import iter_atoms, sources
 from mlip.errors import MLIPError, MLIPInputError
 from mlip.fileio import (
     FileLock,
     atomic_path,
     atomic_write,
     check_output_file,
+    claim_run_record,
     file_identity,
-    write_json_atomic,
 )
 from mlip.sim.relax import relax
 
@@ -74,25 +73,12 @@ def _partial_paths(out: Path) -> tuple[Path, Path]:
 def _resume_state(out: Path, settings: dict) -> list[ase.Atoms]:
     """The structures an interrupted run with the same settings finished; refuse a partial file of another run."""
     partial, sidecar = _partial_paths(out)
-    if not sidecar.is_file():
-        if partial.exists():
-            raise MLIPInputError(
-                f"found {partial} without its {sidecar.name}; delete it or choose another OUT"
-            )
-        write_json_atomic(sidecar, settings)
+    resumed = claim_run_record(
+        sidecar, settings, outputs=[partial], holder=str(partial),
+        advice=f"rerun with the same input, model and options to finish it, or delete {partial} and {sidecar}",
+    )  # fmt: skip
+    if not resumed:
         return []
-    try:
-        previous = json.loads(sidecar.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        previous = None
-    if previous != settings:
-        changed = sorted(
-            k for k in settings if not isinstance(previous, dict) or previous.get(k) != settings[k]
-        )
-        raise MLIPInputError(
-            f"{partial} holds structures of another run (different {', '.join(changed) or 'settings'}); rerun "
-            f"with the same input, model and options to finish it, or delete {partial} and {sidecar}"
-        )
     done = read_complete_frames(partial)
     with atomic_write(partial, "wb") as fh:  # rewritten without a torn tail, if any
         buf = io.StringIO()
@@ -207,7 +193,9 @@ def _run(args, src: Path, out: Path, fmt: str, calc, settings: dict) -> int:
 def _read_inputs(src: Path):
     """The structures of ``src``: a file (any format :func:`mlip.data.iter_atoms` reads) or a directory of files
     (sorted by name; hidden files left out), each frame with ``info["relax_source"]`` naming its file."""
-    if not src.is_dir() or lmdb_kind(src) is not None:
+    if not src.is_dir() or any(
+        source.detect(src) for source in sources()
+    ):  # one source: a file or an LMDB set
         yield from iter_atoms(src)
         return
     files = sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith("."))

@@ -6,7 +6,7 @@ import torch
 
 from mlip import keys as K
 
-__all__ = ["collate", "to_device"]
+__all__ = ["collate", "to_device", "batch_on"]
 
 
 def collate(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -33,3 +33,9 @@ def collate(graphs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
 def to_device(batch: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
     """Move every tensor of ``batch`` to ``device`` (dtypes unchanged)."""
     return {k: v.to(device) for k, v in batch.items()}
+
+
+def batch_on(graphs: list[dict[str, torch.Tensor]], device: torch.device | str) -> dict[str, torch.Tensor]:
+    """:func:`collate` the ``graphs`` and move the batch to ``device``: the one way every consumer of a model
+    (training, :mod:`mlip.inference`, the calculators, simulation engines and drivers) builds its input."""
+    return to_device(collate(graphs), device)

@@ -1,12 +1,12 @@
 """Any supported source -> the sharded format of :mod:`mlip.data.store` (the library of ``mlip-preprocess SRC...
 OUT [--workers N] [--shard-size F]``, whose command line is :mod:`mlip.cli.preprocess`).
 
-Sources are streamed by :func:`mlip.data.sources.iter_atoms` (MPtrj JSON, fairchem ``aselmdb``, legacy OC20
-LMDB, ASE databases and every ``ase.io`` format; files or directories of LMDB files) and cut into shards of
+Sources are read through their frame source (:mod:`mlip.data.sources`: MPtrj JSON, fairchem ``aselmdb``, legacy
+OC20 LMDB, ASE databases and every ``ase.io`` format; files or directories of LMDB files) and cut into shards of
 ``shard_size`` frames in file order, each source (each LMDB file) starting a new shard. ``workers`` processes write
-the shards, at most ``2 * workers`` in flight, so memory is bounded by a few shards whatever the source's size.
-LMDB files allow random access, so their workers also read and convert their own records; other sources are read
-by the main process. Every frame passes :mod:`mlip.data.checks` (real elements, finite labels, plausible
+the shards, at most ``2 * workers`` in flight, so memory is bounded by a few shards whatever the source's size. A
+source with random access (the LMDB kinds) is read by the workers themselves, each its own records, through the
+same source; other sources are read by the main process. Every frame passes :mod:`mlip.data.checks` (real elements, finite labels, plausible
 magnitudes unless ``--no-unit-check``) before its shard is written: a shard at a time in the worker, vectorised,
 or frame by frame as read when reference energies are subtracted (the bound holds for total energies).
 
@@ -29,14 +29,11 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from mlip.data.aselmdb import iter_aselmdb
 from mlip.data.checks import check_frame, check_frames
 from mlip.data.graph import Frame
-from mlip.data.lmdb_env import lmdb_files, record_keys
-from mlip.data.pyg_lmdb import iter_pyg_lmdb
 from mlip.data.readers import LabelKeys, labelled_frame, split_isolated_atoms
 from mlip.data.references import EnergyReferences
-from mlip.data.sources import lmdb_kind
+from mlip.data.sources import source_named, source_of
 from mlip.data.spec import DataSpec
 from mlip.data.store import (
     FORMAT,
@@ -49,7 +46,13 @@ from mlip.data.store import (
     write_shard,
 )
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError, MLIPOutputError
-from mlip.fileio import DirectoryLock, check_output_dir, file_identity, write_json_atomic
+from mlip.fileio import (
+    DirectoryLock,
+    check_output_dir,
+    file_identity,
+    settings_differences,
+    write_json_atomic,
+)
 
 __all__ = ["preprocess", "run_settings", "claim_directory"]
 
@@ -66,19 +69,22 @@ def _init_worker(spec: DataSpec, references: EnergyReferences | None) -> None:
 def _plan(
     sources: list[str | Path], shard_size: int, spec: DataSpec, refs: EnergyReferences | None
 ) -> Iterator[tuple]:
-    """The shards to write, in order. An LMDB source (random access) becomes ``("lmdb", kind, file, keys)``
-    tasks of ``shard_size`` records that a worker reads and converts itself, so reading scales with the workers;
-    any other source is streamed here and cut into ``("frames", [Frame, ...])`` tasks. Each source starts a new
-    shard."""
+    """The shards to write, in order. A source with random access (:attr:`FrameSource.random_access`: the LMDB
+    kinds) becomes ``("records", source name, file, keys)`` tasks of ``shard_size`` records that a worker reads
+    through the same source and converts itself, so reading scales with the workers; any other source is streamed
+    here and cut into ``("frames", [Frame, ...])`` tasks. Each source starts a new shard."""
     for src in sources:
-        kind = lmdb_kind(src)
-        if kind is None:
+        source = source_of(src)
+        if not source.random_access:
             frames = spec.iter_frames(src, references=refs, check=_checked_here(refs))
             yield from (("frames", chunk) for chunk in _chunks(frames, shard_size))
             continue
-        for file in lmdb_files(src, ".aselmdb" if kind == "aselmdb" else ".lmdb"):
-            rec = record_keys(file)
-            yield from (("lmdb", kind, file, rec[i : i + shard_size]) for i in range(0, len(rec), shard_size))
+        for file in source.files(Path(src)):
+            rec = source.records(file)
+            yield from (
+                ("records", source.name, file, rec[i : i + shard_size])
+                for i in range(0, len(rec), shard_size)
+            )
 
 
 def _checked_here(refs: EnergyReferences | None) -> bool:
@@ -103,10 +109,9 @@ def _write_task(task: tuple, directory: Path, context: dict | None = None) -> di
     if task[0] == "frames":
         frames = task[1]
     else:
-        _, kind, file, rec = task
-        read = iter_aselmdb if kind == "aselmdb" else iter_pyg_lmdb
+        _, name, file, rec = task
         frames = []
-        for atoms in read(file, rec):
+        for atoms in source_named(name).read(file, rec):
             where = f"{file.name}[{atoms.info.get('sid', '?')}/{atoms.info.get('fid', len(frames))}]"
             frames.append(labelled_frame(atoms, keys, refs, where=where, check=_checked_here(refs)))
     if not _checked_here(refs):
@@ -166,10 +171,9 @@ def _flat(recorded: dict) -> dict:
 
 
 def _differences(old: dict, new: dict) -> list[str]:
+    """The settings that differ (:func:`mlip.fileio.settings_differences`), a changed source named by its path."""
     out = []
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) == new.get(key):
-            continue
+    for key in settings_differences(old, new):
         if key == "sources":
             before = [s.get("path") for s in old.get(key) or []]
             after = [s.get("path") for s in new.get(key) or []]

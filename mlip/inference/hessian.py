@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from mlip import keys as K
-from mlip.data import atoms_to_graph, collate
+from mlip.data import atoms_to_graph
+from mlip.data.batch import batch_on
 from mlip.errors import MLIPInputError
 from mlip.inference.loader import resolve_model
 
@@ -44,7 +45,7 @@ def hessian(
     net = resolve_model(model, device=device, dtype=dtype)
     graph = atoms_to_graph(atoms, net.r_max, where="hessian input")
     net.species.check(graph[K.ATOMIC_NUMBERS])
-    batch = {k: v.to(device) for k, v in collate([graph]).items()}
+    batch = batch_on([graph], device)
     positions = batch[K.POSITIONS].detach().clone().requires_grad_(True)
     batch[K.POSITIONS] = positions
     # compute_forces=False: the energy stays a function of our own leaf ``positions``; we differentiate twice.

@@ -26,6 +26,7 @@ from torch import nn
 
 from mlip import keys as K
 from mlip.data import atoms_to_graph
+from mlip.data.sources import iter_atoms
 from mlip.errors import MLIPError, MLIPInputError
 from mlip.inference.batching import batched_outputs
 from mlip.inference.loader import resolve_model
@@ -58,7 +59,7 @@ class PredictionError(MLIPInputError):
 
 def predict(
     model: nn.Module | str | Path,
-    frames: Iterable[ase.Atoms],
+    frames: Iterable[ase.Atoms] | str | Path,
     *,
     device: str = "cpu",
     dtype: str | None = None,
@@ -72,7 +73,8 @@ def predict(
     Args:
         model: an mlip model file or ``nn.Module`` (used as it is when it has ``dtype`` and lives on ``device``,
             else a converted copy; see :class:`~mlip.calculators.ase_calculator.MLIPCalculator`).
-        frames: ``ase.Atoms``, a list or an iterator.
+        frames: ``ase.Atoms``, a list or an iterator; or a data file or directory, streamed through its frame
+            source (:func:`mlip.data.sources.iter_atoms`: any format the readers take).
         device, dtype: where and in which dtype the network runs (``None``: the model's).
         max_atoms, max_edges: the budget of one batch (``None``: no edge budget).
         on_error: ``"raise"`` or ``"skip"``.
@@ -102,6 +104,8 @@ def iter_predict(
     messages instead of ``frame <index>``)."""
     if on_error not in ("raise", "skip"):
         raise MLIPInputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if isinstance(frames, (str, Path)):
+        frames = iter_atoms(frames)
     if max_atoms < 1 or (max_edges is not None and max_edges < 1):
         raise MLIPInputError(f"max_atoms and max_edges must be >= 1, got {max_atoms}, {max_edges}")
     net = resolve_model(model, device=device, dtype=dtype)

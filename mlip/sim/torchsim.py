@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from mlip import keys as K
-from mlip.data import atoms_to_graph, collate
+from mlip.data import atoms_to_graph
+from mlip.data.batch import batch_on
 from mlip.errors import MLIPError, MLIPInputError
 from mlip.inference.loader import resolve_model
 from mlip.models.config import parse_device
@@ -114,7 +115,7 @@ class MLIPModel(ModelInterface):
                 reason = " ".join(str(err).split()).removeprefix(f"{where}: ")
                 raise StateSystemError(index, reason) from None
             graphs.append(graph)
-        batch = {k: v.to(self._device) for k, v in collate(graphs).items()}
+        batch = batch_on(graphs, self._device)
         periodic = all(bool(a.pbc.any()) and a.cell.volume > 1e-12 for a in atoms_list)
         want_stress = self._compute_stress and periodic
         out = self.model(batch, compute_forces=self._compute_forces, compute_stress=want_stress)

@@ -16,7 +16,8 @@ import ase
 import numpy as np
 
 from mlip import keys as K
-from mlip.data import atoms_to_graph, collate
+from mlip.data import atoms_to_graph
+from mlip.data.batch import batch_on
 
 __all__ = [
     "predict",
@@ -36,8 +37,7 @@ __all__ = [
 def predict(model, atoms_list: list[ase.Atoms], *, stress: bool = False) -> list[dict[str, np.ndarray]]:
     """Energy, forces (and stress) of each structure, as float64 numpy arrays, from one batched call."""
     device = next(model.parameters()).device
-    batch = collate([atoms_to_graph(a, model.r_max) for a in atoms_list])
-    batch = {k: v.to(device) for k, v in batch.items()}
+    batch = batch_on([atoms_to_graph(a, model.r_max) for a in atoms_list], device)
     out = model(batch, compute_forces=True, compute_stress=stress)
     result, start = [], 0
     for g, a in enumerate(atoms_list):

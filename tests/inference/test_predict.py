@@ -152,3 +152,22 @@ def test_mlip_eval_skips_a_frame_the_model_refuses(tmp_path, capsys):
     metrics = json.loads((tmp_path / "m.json").read_text())["x.extxyz"]
     assert metrics["failed"] == [2]
     assert metrics["n_frames"] == 3
+
+
+def test_a_data_file_is_predicted_through_its_frame_source(tmp_path):
+    from ase.io import write
+
+    from mlip.data import generate_emt_dataset
+    from mlip.inference.predict import predict
+    from mlip.testing.models import tiny_mace
+
+    model = tiny_mace()
+    atoms = [f.atoms for f in generate_emt_dataset(3, seed=2)]
+    write(tmp_path / "set.extxyz", atoms)
+    from ase.io import read
+
+    from_file = predict(model, tmp_path / "set.extxyz").results
+    from_atoms = predict(model, read(tmp_path / "set.extxyz", ":")).results  # extxyz rounds the positions
+    assert len(from_file) == 3
+    for a, b in zip(from_file, from_atoms):
+        assert a["energy"] == b["energy"]
