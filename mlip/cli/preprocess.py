@@ -9,8 +9,8 @@ import time
 
 from mlip.cli import add_debug_flag, console_main
 from mlip.data.preprocess import preprocess
+from mlip.data.spec import DataSpec
 from mlip.data.stress_check import StressTransform
-from mlip.training.config import DataConfig
 
 __all__ = ["main", "parser"]
 
@@ -55,12 +55,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     labels = ("energy", "forces", "stress", "virials", "charges")
-    spec = DataConfig(  # the data specification a training config's data section would give
+    spec = DataSpec.from_options(  # the data specification a training config's data section would give
         **{f"{label}_key": getattr(args, f"{label}_key") for label in labels},
-        fixed_tags=list(args.fixed_tags), check_units=not args.no_unit_check,
-        stress_transform=args.stress_transform, mptrj_energy=args.mptrj_energy,
-        energy_references=args.energy_references,
-    ).spec()  # fmt: skip
+        fixed_tags=args.fixed_tags, check_units=not args.no_unit_check, stress_transform=args.stress_transform,
+        mptrj_energy=args.mptrj_energy, energy_references=args.energy_references,
+    )  # fmt: skip
     start = time.perf_counter()
     manifest = preprocess(
         args.sources,

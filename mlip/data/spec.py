@@ -65,6 +65,35 @@ class DataSpec:
         if not isinstance(self.keys, LabelKeys):
             raise MLIPInputError(f"DataSpec.keys must be a LabelKeys, got {type(self.keys).__name__}")
 
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        energy_key: str | None = None,
+        forces_key: str | None = None,
+        stress_key: str | None = None,
+        virials_key: str | None = None,
+        charges_key: str | None = None,
+        fixed_tags=(),
+        check_units: bool = True,
+        stress_transform: str = "none",
+        mptrj_energy: str = "uncorrected",
+        energy_references: str | None = None,
+        system_key: str = "sid",
+        check_stress: bool = True,
+        e0_file: str | None = None,
+    ) -> DataSpec:
+        """The spec of the flat options a training config's ``data`` section and the command lines use (the one
+        place label keys are assembled; names as :class:`mlip.training.config.DataConfig`'s)."""
+        keys = LabelKeys(
+            energy_key=energy_key, forces_key=forces_key, stress_key=stress_key, virials_key=virials_key,
+            charges_key=charges_key, fixed_tags=tuple(int(t) for t in fixed_tags), check_units=check_units,
+            stress_transform=StressTransform(stress_transform),
+        )  # fmt: skip
+        refs = None if energy_references is None else str(energy_references)
+        return cls(keys=keys, mptrj_energy=mptrj_energy, energy_references=refs, system_key=system_key,
+                   check_stress=check_stress, e0_file=e0_file)  # fmt: skip
+
     def references(self) -> EnergyReferences | None:
         """The reference energies, read from ``energy_references`` (None when not set)."""
         if self.energy_references is None:

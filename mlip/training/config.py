@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlip.data.readers import LabelKeys
 from mlip.data.spec import DataSpec
 from mlip.data.stress_check import StressTransform
 from mlip.errors import MLIPFileNotFoundError, MLIPInputError
@@ -135,16 +134,9 @@ class DataConfig:
     def spec(self) -> DataSpec:
         """The data specification of this section (:class:`mlip.data.spec.DataSpec`): how every frame of the run,
         from files or a store, in training, validation, tests and replay, is labelled."""
-        keys = LabelKeys(
-            energy_key=self.energy_key, forces_key=self.forces_key, stress_key=self.stress_key,
-            virials_key=self.virials_key, charges_key=self.charges_key,
-            fixed_tags=tuple(int(t) for t in self.fixed_tags), check_units=self.check_units,
-            stress_transform=StressTransform(self.stress_transform),
-        )  # fmt: skip
-        return DataSpec(
-            keys=keys, mptrj_energy=self.mptrj_energy, energy_references=self.energy_references,
-            system_key=self.system_key, check_stress=self.check_stress, e0_file=self.e0_file,
-        )  # fmt: skip
+        names = ("energy_key", "forces_key", "stress_key", "virials_key", "charges_key", "fixed_tags", "check_units",
+                 "stress_transform", "mptrj_energy", "energy_references", "system_key", "check_stress", "e0_file")  # fmt: skip
+        return DataSpec.from_options(**{name: getattr(self, name) for name in names})
 
     def input_files(self) -> dict[str, str]:
         """``{"data.<key>": path}`` of every file or directory this section names."""
