@@ -164,3 +164,12 @@ def test_a_model_error_stops_the_run(tmp_path, model, capfd):
     with pytest.raises(RuntimeError, match="injected failure"):
         driver.command("run 10")
     assert lmp.extract_global("ntimestep") == 6  # setup at 4, step 5, step 6 fails
+
+
+def test_a_committee_file_is_refused_not_cut_to_its_first_member(tmp_path):
+    from mlip.models.committee import save_committee
+
+    save_committee([tiny_mace(), tiny_mace()], tmp_path / "committee.pt")
+    lmp = _lammps(tmp_path, cu_au_bulk(), ["Cu", "Au"])
+    with pytest.raises(MLIPInputError, match="is a committee of 2 models"):
+        LAMMPSDriver(lmp, tmp_path / "committee.pt", elements=["Cu", "Au"])
