@@ -56,6 +56,7 @@ __all__ = [
     "LR_KGRID",
     "LR_KVALID",
     "LR_FREE_PAIRS",
+    "LR_SLAB_HEIGHT",
     "NODE_KEYS",
     "GRAPH_KEYS",
     "EDGE_KEYS",
@@ -121,6 +122,9 @@ LR_KVALID: Final[str] = "lr_kvalid"
 """[n_graphs, K] bool. Which rows of ``LR_KGRID`` are real (false on the padding and for free structures)."""
 LR_FREE_PAIRS: Final[str] = "lr_free_pairs"
 """[2, P] int64. Every ordered pair (sender j, receiver i), i != j, within each free structure summed directly."""
+LR_SLAB_HEIGHT: Final[str] = "lr_slab_height"
+"""[n_graphs] float64, Å. Each slab's padded height along its plane normal (its thickness plus the vacuum gap of
+mlip.longrange.slab); 0 for bulk cells and free structures."""
 
 NODE_KEYS: Final[frozenset[str]] = frozenset({POSITIONS, ATOMIC_NUMBERS, FORCES, CHARGES, FORCES_MASK})
 """Keys concatenated along atoms when batching."""

@@ -54,6 +54,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         p.add_argument(f"--{label}-key")
     p.add_argument("--no-unit-check", action="store_true", help="accept labels of implausible magnitude")
     p.add_argument(
+        "--pbc", nargs=3, choices=["T", "F"], default=None, metavar="T|F",
+        help="give every frame this periodicity, as data.pbc (T T F: OC20's frames as slabs)",
+    )  # fmt: skip
+    p.add_argument(
         "--stress-transform", choices=[t.value for t in StressTransform], default=None,
         help="fix every stress label as it is read, as data.stress_transform does in training (e.g. swap_xz_yz)",
     )  # fmt: skip
@@ -78,7 +82,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 _LABELS = ("energy", "forces", "stress", "virials", "charges")
 _SPEC_OPTIONS = (*(f"{label}_key" for label in _LABELS), "stress_transform", "mptrj_energy", "energy_references",
-                 "system_key", "fixed_tags")  # fmt: skip
+                 "system_key", "fixed_tags", "pbc")  # fmt: skip
 
 
 def data_spec(args: argparse.Namespace) -> DataSpec:
@@ -89,6 +93,8 @@ def data_spec(args: argparse.Namespace) -> DataSpec:
     )
     if args.config is None:
         values = {o: getattr(args, o) for o in _SPEC_OPTIONS if getattr(args, o) is not None}
+        if "pbc" in values:
+            values["pbc"] = [flag == "T" for flag in values["pbc"]]
         values["check_units"] = not args.no_unit_check
         return DataConfig(**values).spec()
     if given:

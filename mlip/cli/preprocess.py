@@ -40,6 +40,10 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{label}-key", default=None, help=f"info/arrays key of the {label} labels")
     p.add_argument("--no-unit-check", action="store_true", help="accept labels of implausible magnitude")
     p.add_argument(
+        "--pbc", nargs=3, choices=["T", "F"], default=None, metavar="T|F",
+        help="give every frame this periodicity (T T F: OC20's frames as slabs, for long-range models)",
+    )  # fmt: skip
+    p.add_argument(
         "--stress-transform", choices=[t.value for t in StressTransform], default="none",
         help="fix every stress label as it is read (mlip.data.stress_check; e.g. swap_xz_yz)",
     )  # fmt: skip
@@ -59,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         **{f"{label}_key": getattr(args, f"{label}_key") for label in labels},
         fixed_tags=args.fixed_tags, check_units=not args.no_unit_check, stress_transform=args.stress_transform,
         mptrj_energy=args.mptrj_energy, energy_references=args.energy_references,
+        pbc=None if args.pbc is None else [flag == "T" for flag in args.pbc],
     )  # fmt: skip
     start = time.perf_counter()
     manifest = preprocess(

@@ -64,7 +64,9 @@ class LabelKeys:
 
     ``check_units`` refuses labels outside the bounds of :mod:`mlip.data.units` (stress in kBar, energies in
     kcal/mol, ...). ``stress_transform`` fixes every stress label as it is read
-    (:class:`mlip.data.stress_check.StressTransform`)."""
+    (:class:`mlip.data.stress_check.StressTransform`). ``pbc``, when given, is the periodicity every frame is given
+    as it is read, e.g. ``(True, True, False)`` for slabs stored periodic in all three directions with vacuum
+    (OC20's frames), so that a long-range model sums them as slabs."""
 
     energy_key: str | None = None
     forces_key: str | None = None
@@ -76,6 +78,7 @@ class LabelKeys:
     fixed_tags: tuple[int, ...] = ()
     check_units: bool = True
     stress_transform: StressTransform = StressTransform.NONE
+    pbc: tuple[bool, bool, bool] | None = None
 
     def given(self) -> dict[str, str]:
         """``{"energy": key, ...}`` of the label keys set explicitly (stress for ``virials_key`` too)."""
@@ -210,7 +213,8 @@ def atoms_to_frame(
     if not (math.isfinite(weight) and weight >= 0):
         raise MLIPInputError(f"{where}: info[{keys.weight_key!r}] must be a finite weight >= 0, got {weight}")
     fixed = fixed_atoms(atoms, tuple(keys.fixed_tags))
-    bare = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    pbc = atoms.pbc if keys.pbc is None else np.asarray(keys.pbc, dtype=bool)
+    bare = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=pbc)
     if "charge" in atoms.info:
         bare.info["charge"] = _scalar(atoms.info["charge"], where, "net charge (info['charge'])")
     n = len(atoms)

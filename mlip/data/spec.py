@@ -82,6 +82,7 @@ class DataSpec:
         system_key: str = "sid",
         check_stress: bool = True,
         e0_file: str | None = None,
+        pbc=None,
     ) -> DataSpec:
         """The spec of the flat options a training config's ``data`` section and the command lines use (the one
         place label keys are assembled; names as :class:`mlip.training.config.DataConfig`'s)."""
@@ -89,6 +90,7 @@ class DataSpec:
             energy_key=energy_key, forces_key=forces_key, stress_key=stress_key, virials_key=virials_key,
             charges_key=charges_key, fixed_tags=tuple(int(t) for t in fixed_tags), check_units=check_units,
             stress_transform=StressTransform(stress_transform),
+            pbc=None if pbc is None else _pbc(pbc),
         )  # fmt: skip
         refs = None if energy_references is None else str(energy_references)
         return cls(keys=keys, mptrj_energy=mptrj_energy, energy_references=refs, system_key=system_key,
@@ -140,8 +142,10 @@ class DataSpec:
     def applied_when_read(self) -> dict:
         """The part of the spec applied as frames are read, as JSON-ready data: what a store's manifest records
         (``data_spec``) and what training from that store must match."""
-        keys = {k: v for k, v in dataclasses.asdict(self.keys).items() if k not in ("fixed_tags",)}
+        keys = {k: v for k, v in dataclasses.asdict(self.keys).items() if k not in ("fixed_tags", "pbc")}
         keys["stress_transform"] = StressTransform(self.keys.stress_transform).value
+        if self.keys.pbc is not None:  # recorded only when set, so stores written before it still match
+            keys["pbc"] = [bool(x) for x in self.keys.pbc]
         return {
             "label_keys": keys,
             "fixed_tags": [int(t) for t in self.keys.fixed_tags],
@@ -179,3 +183,11 @@ def _refuse(path, name: str, mine, theirs) -> None:
         f"{name} is {mine!r} but {path} was written with {theirs!r}; it is applied by mlip-preprocess ({flag}), "
         "so rerun it into a new directory or change the config"
     )
+
+
+def _pbc(value) -> tuple[bool, bool, bool]:
+    """Three periodicity flags (``true``/``false``), or a clear error."""
+    flags = list(value) if isinstance(value, (list, tuple)) else None
+    if flags is None or len(flags) != 3 or not all(isinstance(x, bool) for x in flags):
+        raise MLIPInputError(f"pbc must be three true/false flags, e.g. [true, true, false], got {value!r}")
+    return (flags[0], flags[1], flags[2])

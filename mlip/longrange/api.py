@@ -7,12 +7,13 @@ Methods:
 ``direct``
     ``φ_i = k_e Σ_{j≠i} q_j/r_ij``, O(N²), exact; free structures only.
 ``ewald``
-    :mod:`mlip.longrange.ewald`; periodic cells (all three directions).
+    :mod:`mlip.longrange.ewald`; periodic cells (all three directions), and slabs (two periodic directions) by
+    :mod:`mlip.longrange.slab` (3D Ewald in a padded cell with the Yeh–Berkowitz correction).
 ``chebyshev_tucker``
     Free structures: the erfc short-range sum within ``r_c = σ√(ln 1/ε)`` plus the smooth part ``φ_L`` from
     :mod:`mlip.longrange.chebyshev_tucker`, minus the self term ``2 q_i/(σ√π)``.
 ``auto``
-    ``ewald`` for a periodic cell; ``direct`` for a free structure of at most :data:`AUTO_DIRECT_MAX_ATOMS` atoms,
+    ``ewald`` for a periodic cell or a slab; ``direct`` for a free structure of at most :data:`AUTO_DIRECT_MAX_ATOMS` atoms,
     ``chebyshev_tucker`` above.
 
 A charged periodic cell is neutralised by a uniform background (see :mod:`mlip.longrange.ewald`); a charged free
@@ -32,6 +33,7 @@ from mlip.longrange.chebyshev_tucker import chebyshev_tucker_potential
 from mlip.longrange.constants import K_E
 from mlip.longrange.direct import coulomb_potential_direct
 from mlip.longrange.ewald import ewald_potential
+from mlip.longrange.slab import slab_potential
 from mlip.longrange.validation import check_system
 
 __all__ = [
@@ -110,7 +112,8 @@ def electrostatic_potential(
         positions: ``[N, 3]`` Å.
         charges: ``[N]`` e.
         cell: ``[3, 3]`` Å, lattice vectors as rows; ``None`` (or ``pbc`` all false) for a free structure.
-        pbc: ``[3]`` bool; all true by default when a cell is given. Mixed periodicity is rejected.
+        pbc: ``[3]`` bool; all true by default when a cell is given. Two periodic directions make a slab; one
+            (a wire) is rejected.
         method: ``"direct"``, ``"ewald"``, ``"chebyshev_tucker"`` or ``"auto"`` (module docstring).
         sigma: range-separation width in Å (Ewald and Chebyshev–Tucker); chosen automatically if ``None``.
         accuracy: requested relative accuracy, in (0, 1).
@@ -123,6 +126,8 @@ def electrostatic_potential(
     if sigma is not None and not sigma > 0:
         raise ValueError(f"sigma must be positive (Å), got {sigma}")
     resolved = _resolve(method, cell, positions.shape[0])
+    if resolved is Method.EWALD and not bool(pbc.all()):
+        return K_E * slab_potential(positions, charges, cell, pbc, sigma=sigma, accuracy=accuracy)
     if resolved is Method.EWALD:
         return K_E * ewald_potential(positions, charges, cell, sigma=sigma, accuracy=accuracy)
     if resolved is Method.DIRECT:

@@ -22,7 +22,7 @@ def check_system(
         pbc: ``[3]`` bool, or ``None`` (all periodic when a cell is given, none otherwise).
 
     Raises:
-        ValueError: wrong shapes, non-finite values, mixed periodicity, a singular cell.
+        ValueError: wrong shapes, non-finite values, one periodic direction (a wire), a singular cell.
         TypeError: integer positions or charges, or mismatched dtypes.
     """
     if positions.ndim != 2 or positions.shape[1] != 3:
@@ -45,10 +45,10 @@ def check_system(
         pbc = torch.as_tensor(pbc, dtype=torch.bool, device=positions.device)
         if pbc.shape != (3,):
             raise ValueError(f"pbc must have shape (3,), got {tuple(pbc.shape)}")
-        if pbc.any() and not pbc.all():
+        if int(pbc.sum()) == 1:
             raise ValueError(
-                f"mixed periodicity pbc={pbc.tolist()} is not supported: Ewald needs a cell periodic in all three "
-                "directions; for a slab, pad the vacuum direction and make it periodic"
+                f"mixed periodicity pbc={pbc.tolist()} (a wire) is not supported: the Coulomb sums take free "
+                "structures, slabs (two periodic directions) and bulk cells"
             )
     if cell is None:
         if pbc is not None and pbc.all():

@@ -257,8 +257,9 @@ class EdgePotential(nn.Module):
         large_free: tuple[int, ...] = ()
         if self.charge_head is not None:
             plan, large_free = plan_long_range(
-                batch[K.CELL], batch[K.PBC], batch[K.BATCH], r_max=self.r_max, config=self.config.long_range
-            )
+                batch[K.CELL], batch[K.PBC], batch[K.BATCH], r_max=self.r_max, config=self.config.long_range,
+                positions=batch[K.POSITIONS], total_charge=batch.get(K.TOTAL_CHARGE),
+            )  # fmt: skip
             if large_free and self._compiled_network is not None:
                 raise MLIPInputError(
                     f"structures {list(large_free)} are free and larger than the compiled long-range term sums "

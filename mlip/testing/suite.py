@@ -27,8 +27,8 @@ __all__ = ["ModelPhysicsSuite", "EQUIVARIANCE_TOL_F64", "FD_TOL_F64", "EQUIVARIA
 class ModelPhysicsSuite:
     """Physics checks in float64 (tight) and float32 (loose). Models must support H, C, O, Cu and Au.
 
-    Set ``mixed_pbc = False`` for a model that rejects structures periodic in only some directions (a model with
-    a long-range term); its slab checks then check that rejection (a ``ValueError`` naming the periodicity) instead
+    Set ``mixed_pbc = False`` for a model that rejects structures periodic in only some directions; its slab checks
+    then check that rejection (a ``ValueError`` naming the periodicity) instead
     of the symmetry, and the free molecule still runs.
     """
 

@@ -57,6 +57,10 @@ class DataConfig:
     better; ``stress_transform`` (``none``, ``swap_xz_yz``, ``swap_xy_xz``, ``swap_xy_yz``, ``negate``) applies
     such a fix to every stress label of every file as it is read.
 
+    ``pbc`` (three true/false flags) gives every frame that periodicity as it is read: ``[true, true, false]`` makes
+    OC20's frames (periodic in all three directions, vacuum above the slab) slabs, which a long-range model sums
+    in two periodic directions (:mod:`mlip.longrange.slab`); a preprocessed directory records it.
+
     Multihead replay (:mod:`mlip.training.replay`, needs ``train.init_from``): ``replay_file`` (a file or an
     ``mlip-preprocess`` directory of the pretraining data) trains the pretraining head beside the new data's;
     ``replay_fraction`` of its frames (at most ``replay_max_frames``) are sampled once, and every step adds one
@@ -100,9 +104,14 @@ class DataConfig:
     replay_fraction: float = 1.0
     replay_max_frames: int | None = None
     replay_batch_size: int | None = None
+    pbc: list[bool] | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, "data")
+        if self.pbc is not None and len(self.pbc) != 3:
+            raise MLIPInputError(
+                f"data.pbc must be three true/false flags, e.g. [true, true, false], got {self.pbc}"
+            )
         check_range(self, "data", "replay_fraction", low=0.0, high=1.0, low_open=True)
         for name in ("replay_max_frames", "replay_batch_size"):
             check_range(self, "data", name, low=1)
@@ -135,7 +144,8 @@ class DataConfig:
         """The data specification of this section (:class:`mlip.data.spec.DataSpec`): how every frame of the run,
         from files or a store, in training, validation, tests and replay, is labelled."""
         names = ("energy_key", "forces_key", "stress_key", "virials_key", "charges_key", "fixed_tags", "check_units",
-                 "stress_transform", "mptrj_energy", "energy_references", "system_key", "check_stress", "e0_file")  # fmt: skip
+                 "stress_transform", "mptrj_energy", "energy_references", "system_key", "check_stress", "e0_file",
+                 "pbc")  # fmt: skip
         return DataSpec.from_options(**{name: getattr(self, name) for name in names})
 
     def input_files(self) -> dict[str, str]:

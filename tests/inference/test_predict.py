@@ -116,18 +116,25 @@ def test_a_frame_the_model_refuses_is_skipped_by_its_input_index(max_atoms):
     message named the index inside the batch ("structure 0") instead of the input index (2)."""
     torch.manual_seed(1)
     lr = tiny_mace(torch.float64, long_range={"kind": "auto"}).eval()
-    frames = [methanol_like(), cu_au_bulk(), cu_slab(), methanol_like(seed=1)]
+    frames = [methanol_like(), cu_au_bulk(), _wire(), methanol_like(seed=1)]  # a wire: long range refuses it
     out = predict(lr, frames, on_error="skip", max_atoms=max_atoms)
     assert [i for i, _ in out.failures] == [2]
-    assert "pbc=[True, True, False]" in out.failures[0][1]
+    assert "pbc=[True, False, False]" in out.failures[0][1]
     assert out.results[2] is None
     for i in (0, 1, 3):
         alone = predict(lr, [frames[i]])[0]
         assert out.results[i]["energy"] == pytest.approx(alone["energy"], rel=1e-10)
         np.testing.assert_allclose(out.results[i]["forces"], alone["forces"], atol=1e-10)
-    with pytest.raises(PredictionError, match=r"^frame 2: it has pbc=\[True, True, False\]") as err:
+    with pytest.raises(PredictionError, match=r"^frame 2: it has pbc=\[True, False, False\]") as err:
         predict(lr, frames, max_atoms=max_atoms)
     assert err.value.results[0] is not None  # what came before is kept
+
+
+def _wire():
+    """A structure periodic in one direction: the long-range term refuses it (slabs and bulk it takes)."""
+    wire = cu_slab()
+    wire.pbc = (True, False, False)
+    return wire
 
 
 def test_mlip_eval_skips_a_frame_the_model_refuses(tmp_path, capsys):
@@ -139,7 +146,7 @@ def test_mlip_eval_skips_a_frame_the_model_refuses(tmp_path, capsys):
 
     torch.manual_seed(1)
     save_model(tiny_mace(torch.float64, long_range={"kind": "auto"}), tmp_path / "lr.pt")
-    frames = [methanol_like(), cu_au_bulk(), cu_slab(), methanol_like(seed=1)]
+    frames = [methanol_like(), cu_au_bulk(), _wire(), methanol_like(seed=1)]
     for a in frames:
         a.calc = SinglePointCalculator(a, energy=-1.0, forces=np.zeros((len(a), 3)))
     write(tmp_path / "x.extxyz", frames)

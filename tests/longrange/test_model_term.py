@@ -8,22 +8,19 @@ import torch
 from mlip import keys as K
 from mlip.data import atoms_to_graph, collate
 from mlip.longrange import K_E
+from mlip.longrange.layer import coulomb_node_energies
 from mlip.testing.models import tiny_facet, tiny_mace
 from mlip.testing.suite import ModelPhysicsSuite
 
 LONG_RANGE = {"kind": "auto", "accuracy": 1e-10}
 
 
-class TestMACELongRangePhysics(ModelPhysicsSuite):
-    mixed_pbc = False
-
+class TestMACELongRangePhysics(ModelPhysicsSuite):  # slabs included (their symmetry checks run)
     def make_model(self, dtype):
         return tiny_mace(dtype, long_range=LONG_RANGE)
 
 
 class TestFacetLongRangePhysics(ModelPhysicsSuite):
-    mixed_pbc = False
-
     def make_model(self, dtype):
         return tiny_facet(dtype, long_range=LONG_RANGE, grid_resolution=32)
 
@@ -57,13 +54,54 @@ def test_separated_ions_interact_beyond_the_cutoff_as_point_charges():
     torch.testing.assert_close(f[1], K_E * q[0] * q[1] / 12.0**2, rtol=1e-10, atol=1e-12)
 
 
-def test_mixed_periodicity_is_rejected_with_a_clear_message():
+def test_a_wire_and_a_charged_slab_are_rejected_with_a_clear_message():
     model = tiny_mace(torch.float64, long_range=LONG_RANGE)
+    wire = ase.Atoms(
+        "CuAu", positions=[[0, 0, 0], [1.5, 1.5, 1.5]], cell=np.eye(3) * 3.6, pbc=(True, False, False)
+    )
+    with pytest.raises(ValueError, match="not wires"):
+        _predict(model, [wire])
     slab = ase.Atoms(
         "CuAu", positions=[[0, 0, 0], [1.5, 1.5, 1.5]], cell=np.eye(3) * 3.6, pbc=(True, True, False)
     )
-    with pytest.raises(ValueError, match="full or no periodicity"):
+    slab.info["charge"] = 1.0
+    with pytest.raises(ValueError, match="neutral slabs only"):
         _predict(model, [slab])
+
+
+def test_a_slab_in_a_model_is_the_2d_sum_of_its_charges(monkeypatch):
+    """The model's Coulomb energy of a slab (padded to at least r_max, its own edges as the real-space pairs, its
+    σ) equals the public slab sum of the charges it predicts (another padding and σ), whatever vacuum the
+    structure was given."""
+    from ase.build import fcc111
+
+    import mlip.models.base as base
+    from mlip.longrange import coulomb_energy
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(coulomb_node_energies(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(base, "coulomb_node_energies", spy)
+    torch.manual_seed(0)
+    model = tiny_mace(torch.float64, long_range=LONG_RANGE)
+    slab = fcc111("Cu", size=(2, 2, 3), vacuum=6.0, periodic=True)
+    slab.pbc = (True, True, False)
+    slab.numbers[[1, 6]] = 79
+    slab.rattle(0.05, seed=1)
+    taller = slab.copy()
+    taller.cell[2] *= 3.0
+    out, batch = _predict(model, [slab, taller])
+    per_atom = seen[0]
+    for b in range(2):
+        sel = batch[K.BATCH] == b
+        pos, q = batch[K.POSITIONS][sel], out[K.CHARGES][sel].detach()
+        expected = coulomb_energy(pos, q, batch[K.CELL][b], batch[K.PBC][b], accuracy=1e-12)
+        got = per_atom[sel].sum().detach()
+        assert abs(float(expected)) > 1e-4
+        torch.testing.assert_close(got, expected, rtol=1e-8, atol=0)
 
 
 def test_long_range_config_round_trips_and_validates():

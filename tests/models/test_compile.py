@@ -121,15 +121,16 @@ LONG_RANGE = {"kind": "auto", "accuracy": 1e-8}
 
 
 def _long_range_structures():
-    """A free molecule, a periodic cell and a charged periodic cell (the term needs full or no periodicity)."""
+    """A free molecule, a periodic cell, a charged periodic cell and a slab (summed in its padded cell)."""
     charged = cu_au_bulk(seed=2)
     charged.info["charge"] = 1.0
-    return [methanol_like(), cu_au_bulk(repeat=2), charged]
+    return [methanol_like(), cu_au_bulk(repeat=2), charged, cu_slab(seed=5)]
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_compiled_long_range_matches_eager(name):
-    """The Coulomb term inside the graph: Ewald with the model's own edges as real-space pairs, the direct sum.
+    """The Coulomb term inside the graph: Ewald with the model's own edges as real-space pairs (slabs padded, with
+    the Yeh–Berkowitz correction), the direct sum.
     (``aot_eager`` to keep CI short: Inductor on MACE with this term took 140 s on a CI core; it passed by hand.)"""
     make = lambda dtype: BACKBONES[name](dtype, long_range=LONG_RANGE)  # noqa: E731
     _check_parity(make, torch.float64, "aot_eager", structures=_long_range_structures)

@@ -1,6 +1,8 @@
 """Training a long-range model end to end on the built-in NaCl data: charges in metrics, model file, calculator."""
 
 import json
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,3 +60,38 @@ def test_model_file_gives_the_calculator_charges(trained):
     ion.get_potential_energy()
     np.testing.assert_allclose(ion.get_charges(), [1.0], atol=1e-12)
     assert torch.isfinite(torch.as_tensor(atoms.get_forces())).all()
+
+
+OC20_SAMPLE = (
+    Path(__file__).resolve().parents[3]
+    / "shared"
+    / "data"
+    / "oc20_s2ef_sample"
+    / "oc20_traj_subsample.extxyz"
+)
+
+
+@pytest.mark.skipif(not OC20_SAMPLE.exists(), reason="../shared/data/oc20_s2ef_sample is not available")
+def test_a_long_range_model_trains_on_oc20_slabs(tmp_path):
+    """OC20's frames are stored periodic in three directions with vacuum; ``data.pbc: [true, true, false]`` reads
+    them as slabs, which the long-range term sums in two periodic directions (Yeh–Berkowitz)."""
+    import ase.io
+
+    from mlip.models import load_model
+    from mlip.testing.models import tiny_run_config
+
+    frames = ase.io.read(OC20_SAMPLE, ":24")
+    ase.io.write(tmp_path / "oc20.extxyz", frames)
+    raw = tiny_run_config(train_file=str(tmp_path / "oc20.extxyz"), pbc=[True, True, False], valid_last=4,
+                          batch_size=4, e0s="average")  # fmt: skip
+    raw["model"]["long_range"] = {"kind": "auto", "accuracy": 1e-6}
+    metrics = run_training(RunConfig.from_dict(raw), tmp_path / "run")
+    assert metrics["valid"]["n_frames"] == 4
+    assert math.isfinite(metrics["valid"]["energy_rmse_mev_per_atom"])
+    model = load_model(tmp_path / "run" / "model.pt")
+    slab = frames[0].copy()
+    slab.pbc = (True, True, False)
+    from mlip import predict
+
+    out = predict(model, [slab]).results[0]
+    assert abs(float(out["charges"].sum())) < 1e-9
