@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
+from test_docs import _resolve  # tests/ is on sys.path (pytest's prepend import mode)
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [
@@ -96,19 +97,6 @@ OLD_DOC_NAMES = [
     "mlip.training.losses",
     "mlip.training.stage_two",
 ]
-
-
-def _resolve(name: str):
-    parts = name.split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ModuleNotFoundError:
-            continue
-        for attr in parts[i:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise ModuleNotFoundError(name)
 
 
 def _imported_names() -> list[str]:

@@ -20,12 +20,22 @@ from collections.abc import Callable
 
 from mlip.errors import MLIPError
 
-__all__ = ["add_debug_flag", "console_main"]
+__all__ = ["add_debug_flag", "add_pbc_flag", "console_main", "pbc_flags"]
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:
     """Add ``--debug`` (handled by :func:`console_main`) so that it shows in ``--help``."""
     parser.add_argument("--debug", action="store_true", help="show the full traceback of any error")
+
+
+def add_pbc_flag(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--pbc T|F T|F T|F`` (the ``data.pbc`` of a training config); :func:`pbc_flags` reads it."""
+    parser.add_argument("--pbc", nargs=3, choices=["T", "F"], default=None, metavar="T|F", help=help)
+
+
+def pbc_flags(values: list[str] | None) -> list[bool] | None:
+    """``--pbc``'s three ``T``/``F`` as booleans (``None`` when not given)."""
+    return None if values is None else [flag == "T" for flag in values]
 
 
 def _one_line(text: str) -> str:

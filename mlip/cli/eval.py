@@ -27,7 +27,7 @@ import json
 import sys
 from pathlib import Path
 
-from mlip.cli import add_debug_flag, console_main
+from mlip.cli.console import add_debug_flag, add_pbc_flag, console_main, pbc_flags
 from mlip.data.spec import MPTRJ_ENERGIES, DataSpec
 from mlip.data.stress_check import StressTransform
 from mlip.errors import MLIPInputError
@@ -53,10 +53,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     for label in _LABELS:
         p.add_argument(f"--{label}-key")
     p.add_argument("--no-unit-check", action="store_true", help="accept labels of implausible magnitude")
-    p.add_argument(
-        "--pbc", nargs=3, choices=["T", "F"], default=None, metavar="T|F",
-        help="give every frame this periodicity, as data.pbc (T T F: OC20's frames as slabs)",
-    )  # fmt: skip
+    add_pbc_flag(p, "give every frame this periodicity, as data.pbc (T T F: OC20's frames as slabs)")
     p.add_argument(
         "--stress-transform", choices=[t.value for t in StressTransform], default=None,
         help="fix every stress label as it is read, as data.stress_transform does in training (e.g. swap_xz_yz)",
@@ -94,7 +91,7 @@ def data_spec(args: argparse.Namespace) -> DataSpec:
     if args.config is None:
         values = {o: getattr(args, o) for o in _SPEC_OPTIONS if getattr(args, o) is not None}
         if "pbc" in values:
-            values["pbc"] = [flag == "T" for flag in values["pbc"]]
+            values["pbc"] = pbc_flags(values["pbc"])
         values["check_units"] = not args.no_unit_check
         return DataConfig(**values).spec()
     if given:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from mlip.cli import add_debug_flag, console_main
+from mlip.cli.console import add_debug_flag, add_pbc_flag, console_main, pbc_flags
 from mlip.data.preprocess import preprocess
 from mlip.data.spec import DataSpec
 from mlip.data.stress_check import StressTransform
@@ -39,10 +39,9 @@ def parser() -> argparse.ArgumentParser:
     for label in ("energy", "forces", "stress", "virials", "charges"):
         p.add_argument(f"--{label}-key", default=None, help=f"info/arrays key of the {label} labels")
     p.add_argument("--no-unit-check", action="store_true", help="accept labels of implausible magnitude")
-    p.add_argument(
-        "--pbc", nargs=3, choices=["T", "F"], default=None, metavar="T|F",
-        help="give every frame this periodicity (T T F: OC20's frames as slabs, for long-range models)",
-    )  # fmt: skip
+    add_pbc_flag(
+        p, "give every frame this periodicity (T T F: OC20's frames as slabs, for long-range models)"
+    )
     p.add_argument(
         "--stress-transform", choices=[t.value for t in StressTransform], default="none",
         help="fix every stress label as it is read (mlip.data.stress_check; e.g. swap_xz_yz)",
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         **{f"{label}_key": getattr(args, f"{label}_key") for label in labels},
         fixed_tags=args.fixed_tags, check_units=not args.no_unit_check, stress_transform=args.stress_transform,
         mptrj_energy=args.mptrj_energy, energy_references=args.energy_references,
-        pbc=None if args.pbc is None else [flag == "T" for flag in args.pbc],
+        pbc=pbc_flags(args.pbc),
     )  # fmt: skip
     start = time.perf_counter()
     manifest = preprocess(

@@ -179,24 +179,20 @@ register_source(
         iterate=lambda p, *, mptrj_energy="uncorrected", **_: read_mptrj(p, energy=mptrj_energy),
     )
 )
-register_source(
-    FrameSource(
-        name="aselmdb",
-        detect=lambda p: lmdb_kind(p) == "aselmdb",
-        iterate=lambda p, **_: iter_aselmdb(p),
-        files=lambda p: lmdb_files(p, ".aselmdb"),
+
+
+def _lmdb_source(name: str, kind: str, suffix: str, reader) -> FrameSource:
+    """An LMDB kind (:func:`lmdb_kind` ``kind``, files ``*<suffix>``): random access by record keys."""
+    return FrameSource(
+        name=name,
+        detect=lambda p: lmdb_kind(p) == kind,
+        iterate=lambda p, **_: reader(p),
+        files=lambda p: lmdb_files(p, suffix),
         records=record_keys,
-        read=iter_aselmdb,
+        read=reader,
     )
-)
-register_source(
-    FrameSource(
-        name="pyg_lmdb",
-        detect=lambda p: lmdb_kind(p) == "pyg",
-        iterate=lambda p, **_: iter_pyg_lmdb(p),
-        files=lambda p: lmdb_files(p, ".lmdb"),
-        records=record_keys,
-        read=iter_pyg_lmdb,
-    )
-)
+
+
+register_source(_lmdb_source("aselmdb", "aselmdb", ".aselmdb", iter_aselmdb))
+register_source(_lmdb_source("pyg_lmdb", "pyg", ".lmdb", iter_pyg_lmdb))
 register_source(FrameSource(name="ase", detect=lambda p: p.is_file(), iterate=_iter_ase))
